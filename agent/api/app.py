@@ -1,0 +1,43 @@
+"""create_app(agent): the FastAPI application serving the receiver and the local API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from agent import __version__
+from agent.api import health, otlp, traces
+from agent.api.guard import GuardMiddleware
+
+if TYPE_CHECKING:
+    from agent.runner import Agent
+
+
+def create_app(agent: Agent) -> FastAPI:
+    """The one ASGI app; the server binds it to the OTLP and API ports.
+
+    The lifespan starts the agent's threads and closes the agent on shutdown, after the
+    server has stopped accepting and finished in-flight requests.
+    """
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        agent.start()
+        try:
+            yield
+        finally:
+            agent.close()
+
+    app = FastAPI(title="Strata agent", version=__version__, lifespan=lifespan)
+    for module in (health, otlp, traces):
+        app.include_router(module.build_router(agent))
+    app.add_middleware(
+        GuardMiddleware,
+        token=agent.settings.api_token,
+        otlp_ports=agent.otlp_ports,
+        api_ports=agent.api_ports,
+    )
+    return app

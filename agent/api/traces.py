@@ -1,0 +1,77 @@
+"""GET /api/v1/traces (search) and /api/v1/traces/{trace_id} (span tree)."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, HTTPException, Query
+
+from agent.api.render import parse_time, rfc3339
+from agent.store import list_traces, trace_spans
+
+if TYPE_CHECKING:
+    from agent.runner import Agent
+
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def span_tree(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Nest spans under their parents; spans whose parent is absent become roots."""
+    by_id = {s["span_id"]: {**s, "children": []} for s in spans}
+    roots: list[dict[str, Any]] = []
+    for node in by_id.values():
+        parent = by_id.get(node["parent_span_id"] or "")
+        (parent["children"] if parent is not None else roots).append(node)
+    return roots
+
+
+def render_span(span: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in span.items() if k not in ("start_ns", "end_ns", "children")}
+    out["start_time"] = rfc3339(span["start_ns"])
+    out["end_time"] = rfc3339(span["end_ns"])
+    out["duration_ms"] = span["duration_ns"] / 1e6
+    out["children"] = [render_span(c) for c in span.get("children", [])]
+    return out
+
+
+def build_router(agent: Agent) -> APIRouter:
+    router = APIRouter(tags=["traces"])
+
+    @router.get("/api/v1/traces")
+    def traces(
+        service: str | None = None,
+        model: str | None = None,
+        status: str | None = Query(None, pattern="^(ok|error|unset)$"),
+        min_duration_ms: float | None = Query(None, ge=0),
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = Query(100, ge=1, le=1000),
+    ) -> dict[str, Any]:
+        rows = list_traces(
+            agent.store.cursor(),
+            service=service,
+            model=model,
+            status=status,
+            min_duration_ns=None if min_duration_ms is None else int(min_duration_ms * 1e6),
+            since_ns=parse_time(since, "since"),
+            until_ns=parse_time(until, "until"),
+            limit=limit,
+        )
+        for row in rows:
+            row["start_time"] = rfc3339(row.pop("start_ns"))
+            row["duration_ms"] = row.pop("duration_ns") / 1e6
+        return {"traces": rows}
+
+    @router.get("/api/v1/traces/{trace_id}")
+    def trace(trace_id: str) -> dict[str, Any]:
+        if not _TRACE_ID.fullmatch(trace_id):
+            raise HTTPException(400, "trace_id must be 32 lowercase hex characters")
+        spans = trace_spans(agent.store.cursor(), trace_id)
+        if not spans:
+            raise HTTPException(404, f"trace {trace_id} not found")
+        spans = agent.correlate(spans)
+        return {"trace_id": trace_id, "span_count": len(spans),
+                "spans": [render_span(s) for s in span_tree(spans)]}
+
+    return router

@@ -1,0 +1,296 @@
+"""Settings: one frozen object, resolved flag > env (``STRATA_*``) > file > default.
+
+Every scalar key of ``strata.toml`` has an environment variable: keys of ``[agent]`` map to
+``STRATA_<KEY>`` (``STRATA_OTLP_PORT``), keys of other tables to ``STRATA_<TABLE>_<KEY>``
+(``STRATA_CARBON_PUE``). Array tables (``[[scrape]]``, ``[[webhook]]``, ``[[budget]]``) come
+from the file only. An invalid value raises ``ConfigError`` naming the setting.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from agent.errors import ConfigError
+
+ENV_PREFIX = "STRATA_"
+SCRAPE_PROFILES = (
+    "vllm", "tgi", "triton", "llamacpp", "ollama", "weaviate", "milvus", "qdrant", "prometheus",
+)
+_SIZE_UNITS = {
+    "": 1, "B": 1, "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "KB": 1000, "MB": 1000**2,
+    "GB": 1000**3,
+}
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration_s(value: object, name: str) -> float:
+    """Parse ``"15s"``, ``"500ms"``, ``"2h"`` or a number of seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", str(value))
+    if not match or float(match.group(1)) <= 0:
+        msg = f"{name} must be a positive duration like '15s' or '500ms', got {value!r}"
+        raise ConfigError(msg)
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"]
+
+
+def parse_size_bytes(value: object, name: str) -> int:
+    """Parse ``"512MiB"``, ``"20MB"`` or a number of bytes."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = re.fullmatch(r"\s*(\d+)\s*([KMG]i?B|B)?\s*", str(value), flags=re.IGNORECASE)
+    if not match or int(match.group(1)) <= 0:
+        msg = f"{name} must be a positive size like '512MiB', got {value!r}"
+        raise ConfigError(msg)
+    return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").upper()]
+
+
+def _port(value: object, name: str) -> int:
+    try:
+        port = int(str(value))
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:  # 0 = pick a free port (tests, demo)
+        msg = f"{name} must be an integer in 0..65535, got {value!r}"
+        raise ConfigError(msg)
+    return port
+
+
+def _bool(value: object, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    msg = f"{name} must be true or false, got {value!r}"
+    raise ConfigError(msg)
+
+
+def _positive_float(value: object, name: str) -> float:
+    try:
+        number = float(str(value))
+    except ValueError:
+        number = -1.0
+    if number <= 0:
+        msg = f"{name} must be a positive number, got {value!r}"
+        raise ConfigError(msg)
+    return number
+
+
+def _positive_int(value: object, name: str) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = -1
+    if number <= 0:
+        msg = f"{name} must be a positive integer, got {value!r}"
+        raise ConfigError(msg)
+    return number
+
+
+def _text(value: object, name: str) -> str:
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class ScrapeTarget:
+    name: str
+    url: str
+    profile: str = "prometheus"
+    interval_s: float = 15.0
+    timeout_s: float = 10.0
+    body_limit_bytes: int = 32 * 1024**2
+    sample_limit: int = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    url: str
+    format: str = "json"  # "json" | "slack"
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    group_by: str  # attribute, e.g. "team"
+    value: str  # e.g. "search"
+    usd_per_month: float
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the agent reads from flags, environment and ``strata.toml``."""
+
+    host: str = "127.0.0.1"
+    otlp_port: int = 4318
+    api_port: int = 8321
+    db: str = "strata.duckdb"
+    api_token: str | None = None
+    insecure_allow_unauthenticated: bool = False
+    capture_content: bool = False
+    max_body_bytes: int = 20 * 1024**2
+    max_queue_spans: int = 200_000
+    retention_days: float = 30.0
+    analyze_interval_s: float = 60.0
+    gpu_enabled: bool = True
+    gpu_interval_s: float = 5.0
+    host_enabled: bool = True
+    forward_endpoint: str | None = None
+    forward_queue_dir: str | None = None
+    forward_max_queue_bytes: int = 512 * 1024**2
+    carbon_pue: float = 1.2
+    carbon_grid_gco2e_per_kwh: float = 400.0
+    pricing_file: str | None = None
+    gpu_hour_usd: float = 2.5
+    scrape: tuple[ScrapeTarget, ...] = ()
+    webhooks: tuple[Webhook, ...] = ()
+    budgets: tuple[Budget, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+# (file table, file key) -> (Settings field, parser). The env var is derived from the pair.
+_SCALARS: dict[tuple[str, str], tuple[str, Callable[[object, str], Any]]] = {
+    ("agent", "host"): ("host", _text),
+    ("agent", "otlp_port"): ("otlp_port", _port),
+    ("agent", "api_port"): ("api_port", _port),
+    ("agent", "db"): ("db", _text),
+    ("agent", "api_token"): ("api_token", _text),
+    ("agent", "insecure_allow_unauthenticated"): ("insecure_allow_unauthenticated", _bool),
+    ("agent", "capture_content"): ("capture_content", _bool),
+    ("agent", "max_body"): ("max_body_bytes", parse_size_bytes),
+    ("agent", "max_queue_spans"): ("max_queue_spans", _positive_int),
+    ("agent", "retention_days"): ("retention_days", _positive_float),
+    ("agent", "analyze_interval"): ("analyze_interval_s", parse_duration_s),
+    ("gpu", "enabled"): ("gpu_enabled", _bool),
+    ("gpu", "interval"): ("gpu_interval_s", parse_duration_s),
+    ("host", "enabled"): ("host_enabled", _bool),
+    ("forward", "endpoint"): ("forward_endpoint", _text),
+    ("forward", "queue_dir"): ("forward_queue_dir", _text),
+    ("forward", "max_queue_bytes"): ("forward_max_queue_bytes", parse_size_bytes),
+    ("carbon", "pue"): ("carbon_pue", _positive_float),
+    ("carbon", "grid_gco2e_per_kwh"): ("carbon_grid_gco2e_per_kwh", _positive_float),
+    ("pricing", "file"): ("pricing_file", _text),
+    ("pricing", "gpu_hour_usd"): ("gpu_hour_usd", _positive_float),
+}
+
+
+def env_var(table: str, key: str) -> str:
+    """The environment variable for a file key: ``[agent] db`` -> ``STRATA_DB``."""
+    suffix = key if table == "agent" else f"{table}_{key}"
+    return ENV_PREFIX + suffix.upper()
+
+
+def documented_keys() -> list[tuple[str, str, str, object]]:
+    """(table, key, env var, default) for every scalar setting, for the config reference."""
+    defaults = {f.name: f.default for f in fields(Settings)}
+    return [(t, k, env_var(t, k), defaults[name]) for (t, k), (name, _) in _SCALARS.items()]
+
+
+def load(
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Resolve settings: ``overrides`` (CLI flags, None = unset) > env > file > defaults.
+
+    Raises:
+        ConfigError: unreadable file, unknown profile, or an invalid value (named).
+    """
+    doc = _read_file(Path(path)) if path else {}
+    values: dict[str, Any] = {}
+    for (table, key), (name, parse) in _SCALARS.items():
+        section = doc.get(table, {})
+        if key in section:
+            values[name] = parse(section[key], f"[{table}] {key}")
+    environ = environ if environ is not None else {}
+    for (table, key), (name, parse) in _SCALARS.items():
+        var = env_var(table, key)
+        if var in environ:
+            values[name] = parse(environ[var], var)
+    settings = replace(
+        Settings(),
+        **values,
+        scrape=tuple(_scrape_target(t, i) for i, t in enumerate(doc.get("scrape", []))),
+        webhooks=tuple(_webhook(w, i) for i, w in enumerate(doc.get("webhook", []))),
+        budgets=tuple(_budget(b, i) for i, b in enumerate(doc.get("budget", []))),
+    )
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    for name in flags:
+        if name not in {f.name for f in fields(Settings)}:
+            msg = f"unknown setting {name!r}"
+            raise ConfigError(msg)
+    if "otlp_port" in flags:
+        flags["otlp_port"] = _port(flags["otlp_port"], "--otlp-port")
+    if "api_port" in flags:
+        flags["api_port"] = _port(flags["api_port"], "--api-port")
+    return replace(settings, **flags)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        msg = f"config file {path} does not exist"
+        raise ConfigError(msg) from None
+    except tomllib.TOMLDecodeError as exc:
+        msg = f"config file {path} is not valid TOML: {exc}"
+        raise ConfigError(msg) from None
+
+
+def _scrape_target(table: Mapping[str, Any], index: int) -> ScrapeTarget:
+    where = f"[[scrape]] #{index + 1}"
+    for key in ("name", "url"):
+        if key not in table:
+            msg = f"{where} needs a {key!r}"
+            raise ConfigError(msg)
+    profile = str(table.get("profile", "prometheus"))
+    if profile not in SCRAPE_PROFILES:
+        msg = f"{where} profile must be one of {', '.join(SCRAPE_PROFILES)}, got {profile!r}"
+        raise ConfigError(msg)
+    url = str(table["url"])
+    if not url.startswith(("http://", "https://")):
+        msg = f"{where} url must start with http:// or https://, got {url!r}"
+        raise ConfigError(msg)
+    interval = parse_duration_s(table.get("interval", "15s"), f"{where} interval")
+    timeout = parse_duration_s(table.get("timeout", min(10.0, interval)), f"{where} timeout")
+    if timeout > interval:
+        msg = f"{where} timeout ({timeout}s) must not exceed interval ({interval}s)"
+        raise ConfigError(msg)
+    return ScrapeTarget(
+        name=str(table["name"]),
+        url=url,
+        profile=profile,
+        interval_s=interval,
+        timeout_s=timeout,
+        body_limit_bytes=parse_size_bytes(table.get("body_limit", "32MiB"), f"{where} body_limit"),
+        sample_limit=_positive_int(table.get("sample_limit", 50_000), f"{where} sample_limit"),
+    )
+
+
+def _webhook(table: Mapping[str, Any], index: int) -> Webhook:
+    where = f"[[webhook]] #{index + 1}"
+    if "url" not in table:
+        msg = f"{where} needs a 'url'"
+        raise ConfigError(msg)
+    fmt = str(table.get("format", "json"))
+    if fmt not in {"json", "slack"}:
+        msg = f"{where} format must be 'json' or 'slack', got {fmt!r}"
+        raise ConfigError(msg)
+    return Webhook(url=str(table["url"]), format=fmt)
+
+
+def _budget(table: Mapping[str, Any], index: int) -> Budget:
+    where = f"[[budget]] #{index + 1}"
+    for key in ("group_by", "value", "usd_per_month"):
+        if key not in table:
+            msg = f"{where} needs a {key!r}"
+            raise ConfigError(msg)
+    usd = _positive_float(table["usd_per_month"], f"{where} usd_per_month")
+    return Budget(group_by=str(table["group_by"]), value=str(table["value"]), usd_per_month=usd)

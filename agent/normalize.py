@@ -1,0 +1,171 @@
+"""Normalisation at ingest: one canonical form for spans and metric samples.
+
+Pure functions. Spans get their GenAI attributes mapped to the current OTel names (the
+deprecated, OpenInference and Traceloop keys in ``agent.semconv.ALIASES``), promoted columns,
+a layer, and prompt/response content replaced by its length and a salted SHA-256 unless
+content capture is on. Metrics get a layer and canonical name from ``agent.metric_names``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agent import semconv
+from agent.metric_names import classify_metric
+from agent.model import AttributeValue, Layer, Sample
+
+MAX_ATTRIBUTES = 128
+MAX_VALUE_CHARS = 64 * 1024
+CAPTURED_CONTENT_CHARS = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class IngestPolicy:
+    """How ingest treats attributes: content capture, salt for content hashes, limits."""
+
+    salt: str
+    capture_content: bool = False
+    max_attributes: int = MAX_ATTRIBUTES
+    max_value_chars: int = MAX_VALUE_CHARS
+
+
+@dataclass(frozen=True, slots=True)
+class PromotedFields:
+    operation: str | None
+    provider: str | None
+    request_model: str | None
+    response_model: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_read_tokens: int | None
+    reasoning_tokens: int | None
+    error_type: str | None
+    layer: Layer
+
+
+def redact(value: AttributeValue, salt: str) -> str:
+    """Replace content by its length and a salted hash, so equal prompts stay comparable."""
+    text = value if isinstance(value, str) else repr(value)
+    digest = hashlib.sha256((salt + text).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"[redacted len={len(text)} sha256={digest}]"
+
+
+def clean_attributes(
+    attributes: Mapping[str, AttributeValue], policy: IngestPolicy
+) -> tuple[dict[str, AttributeValue], int]:
+    """Canonical keys, content redacted (or truncated when captured), limits applied.
+
+    Returns the cleaned map and how many attributes were dropped by the count limit.
+    """
+    out: dict[str, AttributeValue] = {}
+    dropped = 0
+    aliases = semconv.ALIASES
+    for original, value in attributes.items():
+        key = aliases.get(original, original)
+        if key != original and key in attributes:
+            continue  # the canonical key is present too; it wins
+        if semconv.is_content_key(key, value):
+            if not policy.capture_content:
+                value = redact(value, policy.salt)
+            elif isinstance(value, str) and len(value) > CAPTURED_CONTENT_CHARS:
+                value = value[:CAPTURED_CONTENT_CHARS]
+        elif isinstance(value, str) and len(value) > policy.max_value_chars:
+            value = value[: policy.max_value_chars]
+        if key not in out and len(out) >= policy.max_attributes:
+            dropped += 1
+            continue
+        out[key] = value
+    return out, dropped
+
+
+def _int(value: AttributeValue) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _str(value: AttributeValue) -> str | None:
+    if value is None or isinstance(value, list | dict):
+        return None
+    return str(value)
+
+
+def span_layer(attributes: Mapping[str, AttributeValue], kind: str, operation: str | None) -> Layer:
+    """The layer a span belongs to, from its GenAI operation, DB system or span kind."""
+    if operation in semconv.MODEL_OPERATIONS:
+        # A server-side model span (vLLM, TGI tracing) is the serving layer.
+        return Layer.SERVING if kind == "server" else Layer.MODEL
+    if operation in semconv.ORCHESTRATION_OPERATIONS:
+        return Layer.ORCHESTRATION
+    if operation in semconv.DATA_OPERATIONS:
+        return Layer.DATA
+    system = attributes.get(semconv.DB_SYSTEM)
+    if isinstance(system, str) and system.lower() in semconv.VECTOR_DB_SYSTEMS:
+        return Layer.DATA
+    return Layer.ORCHESTRATION
+
+
+def promote(attributes: Mapping[str, AttributeValue], kind: str) -> PromotedFields:
+    """Read the promoted columns from canonical attributes."""
+    operation = _str(attributes.get(semconv.OPERATION))
+    if operation is None:
+        for key in semconv.SPAN_KIND_KEYS:
+            span_kind = attributes.get(key)
+            if isinstance(span_kind, str) and span_kind in semconv.SPAN_KIND_OPERATIONS:
+                operation = semconv.SPAN_KIND_OPERATIONS[span_kind]
+                break
+    return PromotedFields(
+        operation=operation,
+        provider=_str(attributes.get(semconv.PROVIDER)),
+        request_model=_str(attributes.get(semconv.REQUEST_MODEL)),
+        response_model=_str(attributes.get(semconv.RESPONSE_MODEL)),
+        input_tokens=_int(attributes.get(semconv.INPUT_TOKENS)),
+        output_tokens=_int(attributes.get(semconv.OUTPUT_TOKENS)),
+        cache_read_tokens=_int(attributes.get(semconv.CACHE_READ_TOKENS)),
+        reasoning_tokens=_int(attributes.get(semconv.REASONING_TOKENS)),
+        error_type=_str(attributes.get(semconv.ERROR_TYPE)),
+        layer=span_layer(attributes, kind, operation),
+    )
+
+
+def metric_sample(
+    name: str,
+    value: float,
+    unit: str,
+    time_unix_nano: int,
+    labels: Mapping[str, str],
+    resource: Mapping[str, Any],
+) -> Sample:
+    """A pushed metric point as a Sample: layer and canonical name by metric name.
+
+    Unknown names are kept as received in the layer their resource suggests (model layer for
+    application metrics), so nothing pushed is lost.
+    """
+    info = classify_metric(name)
+    host = labels.get("Hostname") or _str(resource.get(semconv.HOST_NAME))
+    device = labels.get("UUID") or labels.get("gpu_uuid") or labels.get("gpu")
+    service = _str(resource.get(semconv.SERVICE_NAME))
+    if info is None:
+        return Sample(name, value, unit or "1", Layer.MODEL, time_unix_nano, labels,
+                      None, host, device, service)
+    return Sample(
+        name,
+        value * info.scale,
+        info.target_unit,
+        info.layer,
+        time_unix_nano,
+        labels,
+        info.canonical,
+        host,
+        device,
+        service,
+    )

@@ -1,0 +1,88 @@
+"""Agent: the sidecar's lifecycle. Owns the store, the writer, collectors and analysis.
+
+``poll_once(now_ns)`` and ``analyze_once(now_ns)`` are public and deterministic; the
+background threads only call them on a schedule, and tests call them directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from agent.api.otlp import ReceiverStats
+from agent.config import Settings
+from agent.model import Sample
+from agent.normalize import IngestPolicy
+from agent.otlp_codec import DecodeResult
+from agent.store import DuckDBStore
+from agent.writer import BatchWriter
+
+logger = logging.getLogger(__name__)
+
+
+class Agent:
+    """One sidecar: store + writer + collectors + analysis, started and closed together.
+
+    Args:
+        settings: resolved configuration.
+        clock: nanosecond wall clock (tests pass a fixed one).
+    """
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], int] = time.time_ns) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.store = DuckDBStore(settings.db)
+        self.policy = IngestPolicy(salt=self.store.salt, capture_content=settings.capture_content)
+        self.writer = BatchWriter(self.store, max_queue_items=settings.max_queue_spans,
+                                  clock=clock)
+        self.receiver_stats = ReceiverStats()
+        self.otlp_ports: set[int] = set()
+        self.api_ports: set[int] = set()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._started = False
+        self._closed = False
+        logger.info("prompt capture: %s", "ON" if settings.capture_content else "OFF")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self.writer.start()
+
+    def close(self) -> None:
+        """Stop threads, commit what is queued, checkpoint. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        for thread in reversed(self._threads):
+            thread.join(timeout=10)
+        self.writer.close()
+        self.store.close()
+
+    def __enter__(self) -> Agent:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- hooks used by the API ---------------------------------------------------------------
+
+    def after_commit(self, result: DecodeResult) -> None:
+        """Called by the receiver after a request's records are committed."""
+
+    def correlate(self, spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Attach the layer samples overlapping each span (issue 5); identity until then."""
+        return spans
+
+    def write_samples(self, samples: Sequence[Sample]) -> None:
+        """Collectors' sink: samples go through the same writer as OTLP metrics."""
+        if samples:
+            self.writer.write(samples=samples)

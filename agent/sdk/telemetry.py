@@ -1,0 +1,207 @@
+"""The instrumentation kit: tracer, GenAI histograms, content policy, and one LLM call's span.
+
+Instrumentations reach the active kit through :data:`ACTIVE`; when no ``init()`` is in
+force (``ACTIVE.telemetry is None``) every patched method is a plain pass-through.
+
+Everything here is on the hot path of the app's LLM calls: attribute dicts are built
+once per call and set in one ``set_attributes`` call, metric attribute dicts are cached,
+and no method raises (failures are logged at debug level and dropped).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.metrics import Histogram, MeterProvider
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
+from opentelemetry.util.types import AttributeValue
+
+from agent.sdk import attributes as A
+from agent.sdk.content import ContentPolicy
+from agent.sdk.scope import live_run
+
+logger = logging.getLogger(__name__)
+
+_MAX_CACHED_METRIC_ATTRS = 1024
+_SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY  # noqa: SLF001 - the OTel-wide switch
+
+
+def _metric_attrs_key(
+    provider: str, operation: str, request_model: str | None, response_model: str | None,
+    error_type: str | None,
+) -> tuple[str, str, str | None, str | None, str | None]:
+    return (provider, operation, request_model, response_model, error_type)
+
+
+class Telemetry:
+    """What the instrumentations need from one ``init()``.
+
+    Thread-safe: the tracer and histograms are; the metric-attribute cache tolerates
+    races (worst case an entry is built twice).
+    """
+
+    __slots__ = ("_attr_cache", "_duration", "_token_usage", "_ttfc", "content", "tracer")
+
+    def __init__(
+        self, tracer_provider: TracerProvider, meter_provider: MeterProvider, content: ContentPolicy
+    ) -> None:
+        from agent import __version__
+
+        self.tracer: Tracer = tracer_provider.get_tracer("strata.sdk", __version__)
+        meter = meter_provider.get_meter("strata.sdk", __version__)
+        self._token_usage: Histogram = meter.create_histogram(
+            A.METRIC_TOKEN_USAGE, unit="{token}",
+            description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=A.TOKEN_BUCKETS,
+        )
+        self._duration: Histogram = meter.create_histogram(
+            A.METRIC_DURATION, unit="s", description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=A.DURATION_BUCKETS_S,
+        )
+        self._ttfc: Histogram = meter.create_histogram(
+            A.METRIC_TIME_TO_FIRST_CHUNK, unit="s",
+            description="Time to receive the first chunk of a streamed response.",
+            explicit_bucket_boundaries_advisory=A.DURATION_BUCKETS_S,
+        )
+        self.content = content
+        self._attr_cache: dict[tuple[Any, ...], tuple[dict[str, Any], ...]] = {}
+
+    def _metric_attrs(self, key: tuple[Any, ...]) -> tuple[dict[str, Any], ...]:
+        cached = self._attr_cache.get(key)
+        if cached is not None:
+            return cached
+        provider, operation, request_model, response_model, error_type = key
+        base: dict[str, Any] = {A.PROVIDER: provider, A.OPERATION: operation}
+        if request_model is not None:
+            base[A.REQUEST_MODEL] = request_model
+        if response_model is not None:
+            base[A.RESPONSE_MODEL] = response_model
+        duration = dict(base)
+        if error_type is not None:
+            duration[A.ERROR_TYPE] = error_type
+        entry = (duration, {**base, A.TOKEN_TYPE: "input"}, {**base, A.TOKEN_TYPE: "output"})
+        if len(self._attr_cache) >= _MAX_CACHED_METRIC_ATTRS:
+            self._attr_cache.clear()
+        self._attr_cache[key] = entry
+        return entry
+
+    def record(
+        self, key: tuple[Any, ...], duration_s: float, input_tokens: int | None,
+        output_tokens: int | None, ttfc_s: float | None = None,
+    ) -> None:
+        """Record the GenAI client metrics of one finished call (absent counts are skipped)."""
+        duration, inp, out = self._metric_attrs(key)
+        self._duration.record(duration_s, duration)
+        if input_tokens is not None:
+            self._token_usage.record(input_tokens, inp)
+        if output_tokens is not None:
+            self._token_usage.record(output_tokens, out)
+        if ttfc_s is not None:
+            self._ttfc.record(ttfc_s, duration)
+
+
+class _Active:
+    """Holder of the kit of the current ``init()``; None when the SDK is not initialised."""
+
+    __slots__ = ("telemetry",)
+
+    def __init__(self) -> None:
+        self.telemetry: Telemetry | None = None
+
+
+ACTIVE = _Active()
+
+
+def suppressed() -> bool:
+    """True inside ``suppress_instrumentation`` (e.g. the exporters' own HTTP calls)."""
+    return bool(otel_context.get_value(_SUPPRESS_KEY))
+
+
+class LLMCall:
+    """The span and metrics of one LLM request, from ``create()`` to the last chunk.
+
+    ``finish``/``fail`` are idempotent and never raise. When a LangChain LLM run is in
+    progress the call fills in that run's span (one span per model call) instead of
+    opening a child, and leaves ending it to the LangChain handler.
+    """
+
+    __slots__ = ("_token", "done", "key", "owns_span", "span", "start", "tel")
+
+    def __init__(
+        self, tel: Telemetry, name: str, attrs: dict[str, AttributeValue],
+        provider: str, operation: str, request_model: str | None,
+    ) -> None:
+        self.tel = tel
+        self.key = (provider, operation, request_model, None, None)
+        self.done = False
+        run = live_run()
+        if run is not None and run.is_llm and not run.enriched:
+            run.enriched = True
+            self.span: Span = run.span
+            self.owns_span = False
+            self.span.set_attributes(attrs)
+            self._token: object | None = None
+        else:
+            self.span = tel.tracer.start_span(
+                name, context=run.context if run is not None else None,
+                kind=SpanKind.CLIENT, attributes=attrs,
+            )
+            self.owns_span = True
+            self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        self.start = time.perf_counter()
+
+    def detach(self) -> None:
+        """Make the caller's context current again (after the client method returned)."""
+        token = self._token
+        if token is not None:
+            self._token = None
+            otel_context.detach(token)  # type: ignore[arg-type]
+
+    def finish(
+        self, attrs: Mapping[str, AttributeValue], response_model: str | None,
+        input_tokens: int | None, output_tokens: int | None, ttfc_s: float | None = None,
+    ) -> None:
+        """Set the response attributes, record the metrics and end the span."""
+        if self.done:
+            return
+        self.done = True
+        try:
+            duration = time.perf_counter() - self.start
+            span = self.span
+            if attrs:
+                span.set_attributes(attrs)
+            provider, operation, request_model, _, _ = self.key
+            self.tel.record(
+                (provider, operation, request_model, response_model, None),
+                duration, input_tokens, output_tokens, ttfc_s,
+            )
+            if self.owns_span:
+                span.end()
+        except Exception:  # noqa: BLE001 - instrumentation must never reach user code
+            logger.debug("finishing an LLM span failed", exc_info=True)
+
+    def fail(self, exc: BaseException) -> None:
+        """Record *exc* (error.type, status, exception event), the duration, and end."""
+        if self.done:
+            return
+        self.done = True
+        try:
+            duration = time.perf_counter() - self.start
+            error_type = type(exc).__qualname__
+            span = self.span
+            span.set_attribute(A.ERROR_TYPE, error_type)
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{error_type}: {exc}"))
+            provider, operation, request_model, _, _ = self.key
+            self.tel.record(
+                (provider, operation, request_model, None, error_type), duration, None, None
+            )
+            if self.owns_span:
+                span.end()
+        except Exception:  # noqa: BLE001 - instrumentation must never reach user code
+            logger.debug("recording an LLM error failed", exc_info=True)

@@ -1,0 +1,1 @@
+"""Analytics: correlation, attribution, detection and incidents over stored telemetry."""

@@ -1,0 +1,301 @@
+"""PrometheusScrapeCollector: GET a /metrics endpoint, parse it, return Samples.
+
+Scrape limits follow Prometheus and RELIABILITY.md C1-C6: a total timeout, a body cap applied
+to the *decompressed* bytes while streaming (a gzip bomb is cut off after ``body_limit_bytes``
+of output), and ``sample_limit`` / ``label_limit`` / ``label_value_length_limit``, each of
+which fails the whole scrape. Parsing uses prometheus_client's text parser (OpenMetrics when
+the target answers with that content type). Raw samples keep their names, labels and values as
+received; the profile adds derived samples (rates, p50/p95, per-shard counts).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import zlib
+from collections.abc import Iterable, Sequence
+from urllib.parse import urlsplit
+
+import httpx
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as parse_openmetrics,
+)
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+from prometheus_client.samples import Timestamp
+
+from agent.errors import CollectError
+from agent.metric_names import MetricInfo, classify_metric
+from agent.model import Sample
+from collectors.profiles import DeriveState, Profile, derive, get_profile, unavailable_signals
+
+__all__ = [
+    "DEFAULT_BODY_LIMIT_BYTES",
+    "DEFAULT_LABEL_LIMIT",
+    "DEFAULT_LABEL_VALUE_LENGTH_LIMIT",
+    "DEFAULT_SAMPLE_LIMIT",
+    "DEFAULT_TIMEOUT_S",
+    "PrometheusScrapeCollector",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_BODY_LIMIT_BYTES = 32 * 1024 * 1024
+DEFAULT_SAMPLE_LIMIT = 50_000
+DEFAULT_LABEL_LIMIT = 64
+DEFAULT_LABEL_VALUE_LENGTH_LIMIT = 2048
+_ACCEPT = (
+    "text/plain;version=0.0.4;q=0.9,application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.1"
+)
+_CHUNK = 64 * 1024
+
+
+class PrometheusScrapeCollector:
+    """Scrapes one Prometheus target with a product profile.
+
+    Blocking; meant to run in the scheduler's worker thread. Not thread-safe for concurrent
+    ``collect`` calls on the same instance (the scheduler never does that).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        profile: Profile | str = "prometheus",
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        body_limit_bytes: int = DEFAULT_BODY_LIMIT_BYTES,
+        sample_limit: int = DEFAULT_SAMPLE_LIMIT,
+        label_limit: int = DEFAULT_LABEL_LIMIT,
+        label_value_length_limit: int = DEFAULT_LABEL_VALUE_LENGTH_LIMIT,
+        client: httpx.Client | None = None,
+        host: str | None = None,
+    ) -> None:
+        """Create the collector; opens no connection yet.
+
+        Args:
+            name: stable target name (``vllm-a``); the collector's name is ``scrape:<name>``
+                and raw samples carry it as ``service``.
+            url: the /metrics URL.
+            profile: a profile or its name (``vllm``, ``milvus``, ``prometheus`` ...).
+            timeout_s: total time for connect + headers + body.
+            body_limit_bytes: cap on the decompressed body.
+            sample_limit: more samples than this fail the scrape (0 = no limit).
+            label_limit: more labels on one sample fail the scrape (0 = no limit).
+            label_value_length_limit: a longer label value fails the scrape (0 = no limit).
+            client: an httpx client to reuse (the caller closes it); else one is owned.
+            host: the host the target runs on; default: the URL's host.
+        """
+        self.name = f"scrape:{name}"
+        self.target = name
+        self.url = url
+        self.profile = get_profile(profile) if isinstance(profile, str) else profile
+        self.timeout_s = timeout_s
+        self.body_limit_bytes = body_limit_bytes
+        self.sample_limit = sample_limit
+        self.label_limit = label_limit
+        self.label_value_length_limit = label_value_length_limit
+        self.host = host or urlsplit(url).hostname
+        self._owns_client = client is None
+        self._client = client if client is not None else httpx.Client(follow_redirects=False)
+        self._state = DeriveState()
+        self._info_cache: dict[str, MetricInfo | None] = {}
+        self.unavailable: dict[str, str] = {}
+        self._closed = False
+
+    def collect(self, now_ns: int) -> Sequence[Sample]:
+        """Scrape once: raw samples plus the profile's derived samples.
+
+        Raises:
+            CollectError: connection failed, timeout, non-200, body over the cap, undecodable
+                or unparsable body, or a limit exceeded. Nothing from that scrape is returned.
+        """
+        body, content_type = self._fetch()
+        raw = self._parse(body, content_type, now_ns)
+        by_name: dict[str, list[Sample]] = {}
+        for s in raw:
+            by_name.setdefault(s.name, []).append(s)
+        template = Sample(
+            name="",
+            value=0.0,
+            unit="1",
+            layer=self.profile.layer,
+            time_unix_nano=now_ns,
+            host=self.host,
+            device=self.target,
+            service=self.target,
+        )
+        derived = derive(self.profile, by_name, self._state, now_ns, template)
+        self._note_unavailable(by_name)
+        return [*raw, *derived]
+
+    def close(self) -> None:
+        """Close the owned HTTP client. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            if self._owns_client:
+                self._client.close()
+
+    # -- fetching --------------------------------------------------------------------------
+
+    def _fetch(self) -> tuple[bytes, str]:
+        deadline = time.monotonic() + self.timeout_s
+        headers = {"Accept": _ACCEPT, "Accept-Encoding": "gzip, deflate"}
+        timeout = httpx.Timeout(self.timeout_s)
+        try:
+            with self._client.stream("GET", self.url, headers=headers, timeout=timeout) as resp:
+                if resp.status_code != httpx.codes.OK:
+                    raise CollectError(self.target, f"HTTP {resp.status_code}")
+                encoding = resp.headers.get("content-encoding", "identity").strip().lower()
+                body = self._read_capped(resp.iter_raw(_CHUNK), encoding, deadline)
+                return body, resp.headers.get("content-type", "")
+        except httpx.TimeoutException as exc:
+            msg = f"timed out after {self.timeout_s}s ({type(exc).__name__})"
+            raise CollectError(self.target, msg) from exc
+        except httpx.HTTPError as exc:
+            raise CollectError(self.target, f"{type(exc).__name__}: {exc}") from exc
+
+    def _read_capped(self, chunks: Iterable[bytes], encoding: str, deadline: float) -> bytes:
+        limit = self.body_limit_bytes
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            inflate: _Inflater | None = _Inflater(self.target, limit)
+        elif encoding in ("identity", ""):
+            inflate = None
+        else:
+            raise CollectError(self.target, f"unsupported Content-Encoding {encoding!r}")
+        parts: list[bytes] = []
+        size = 0
+        for chunk in chunks:
+            if time.monotonic() > deadline:
+                raise CollectError(self.target, f"timed out after {self.timeout_s}s (body)")
+            data = chunk if inflate is None else inflate.feed(chunk)
+            size += len(data)
+            if size > limit:
+                msg = f"body exceeds body_limit of {limit} bytes after decompression"
+                raise CollectError(self.target, msg)
+            parts.append(data)
+        if inflate is not None:
+            inflate.finish()
+        return b"".join(parts)
+
+    # -- parsing ---------------------------------------------------------------------------
+
+    def _parse(self, body: bytes, content_type: str, now_ns: int) -> list[Sample]:
+        ctype = content_type.split(";", 1)[0].strip().lower()
+        if ctype in ("text/html", "application/json", "application/xml"):
+            raise CollectError(self.target, f"not an exposition (Content-Type {ctype})")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CollectError(self.target, f"body is not UTF-8 at byte {exc.start}") from exc
+        parser = parse_openmetrics if ctype == "application/openmetrics-text" else parse_text
+        try:
+            return self._samples(parser(text), now_ns)
+        except CollectError:
+            raise
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            msg = f"unparsable exposition: {type(exc).__name__}: {str(exc)[:200]}"
+            raise CollectError(self.target, msg) from exc
+
+    def _samples(self, families: Iterable[Metric], now_ns: int) -> list[Sample]:
+        out: list[Sample] = []
+        seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+        sample_limit, label_limit = self.sample_limit, self.label_limit
+        value_limit = self.label_value_length_limit
+        device_labels = self.profile.device_labels
+        for family in families:
+            for s in family.samples:
+                labels = s.labels
+                if label_limit and len(labels) > label_limit:
+                    msg = f"{s.name} has {len(labels)} labels, over label_limit {label_limit}"
+                    raise CollectError(self.target, msg)
+                if value_limit and any(len(v) > value_limit for v in labels.values()):
+                    msg = f"{s.name} has a label value over label_value_length_limit {value_limit}"
+                    raise CollectError(self.target, msg)
+                key = (s.name, tuple(labels.items()))
+                if key in seen:
+                    continue  # duplicate series: first one wins, as Prometheus keeps one
+                seen.add(key)
+                if sample_limit and len(seen) > sample_limit:
+                    msg = f"more than sample_limit {sample_limit} samples"
+                    raise CollectError(self.target, msg)
+                if math.isnan(s.value):
+                    continue  # NaN carries no reading (empty summary); absent, not a value
+                info = self._classify(s.name)
+                device = next((labels[n] for n in device_labels if labels.get(n)), self.target)
+                out.append(
+                    Sample(
+                        name=s.name,
+                        value=float(s.value),
+                        unit=info.unit if info else "1",
+                        layer=info.layer if info else self.profile.layer,
+                        time_unix_nano=now_ns
+                        if s.timestamp is None
+                        else _timestamp_ns(s.timestamp),
+                        attributes=labels,
+                        canonical=info.canonical if info else None,
+                        host=self.host,
+                        device=device,
+                        service=self.target,
+                    )
+                )
+        return out
+
+    def _classify(self, name: str) -> MetricInfo | None:
+        try:
+            return self._info_cache[name]
+        except KeyError:
+            info = self._info_cache[name] = classify_metric(name)
+            return info
+
+    def _note_unavailable(self, by_name: dict[str, list[Sample]]) -> None:
+        missing = unavailable_signals(self.profile, by_name)
+        for signal in missing.keys() - self.unavailable.keys():
+            logger.info("%s: signal %s unavailable: %s", self.name, signal, missing[signal])
+        self.unavailable = missing
+
+
+def _timestamp_ns(ts: object) -> int:
+    """Exposition timestamp (text parser: float seconds; OpenMetrics: Timestamp) to ns."""
+    if isinstance(ts, Timestamp):
+        return ts.sec * 1_000_000_000 + ts.nsec
+    return int(float(ts) * 1e9)  # type: ignore[arg-type]
+
+
+class _Inflater:
+    """Streaming gzip/zlib decompression that never produces more than ``limit + 1`` bytes."""
+
+    def __init__(self, target: str, limit: int) -> None:
+        self._target = target
+        self._limit = limit
+        self._produced = 0
+        self._d = zlib.decompressobj(wbits=47)  # 32 + 15: auto-detect gzip or zlib header
+        self._pending = False  # a member has started and not yet ended
+
+    def feed(self, data: bytes) -> bytes:
+        out: list[bytes] = []
+        while data:
+            room = self._limit + 1 - self._produced
+            if room <= 0:
+                break
+            try:
+                chunk = self._d.decompress(data, room)
+            except zlib.error as exc:
+                raise CollectError(self._target, f"corrupt compressed body: {exc}") from exc
+            self._pending = True
+            self._produced += len(chunk)
+            out.append(chunk)
+            data = self._d.unconsumed_tail
+            if self._d.eof:
+                # Concatenated gzip members: go on with a fresh decompressor.
+                data = self._d.unused_data + data
+                self._d = zlib.decompressobj(wbits=47)
+                self._pending = False
+        return b"".join(out)
+
+    def finish(self) -> None:
+        """Raise if the compressed stream ended inside a member (truncated body)."""
+        if self._pending and self._produced <= self._limit:
+            raise CollectError(self._target, "truncated compressed body")
