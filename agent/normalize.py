@@ -16,6 +16,7 @@ from typing import Any
 from agent import semconv
 from agent.metric_names import classify_metric
 from agent.model import AttributeValue, Layer, Sample
+from agent.semconv import CONTENT_HEURISTIC_MIN_BYTES
 
 MAX_ATTRIBUTES = 128
 MAX_VALUE_CHARS = 64 * 1024
@@ -53,6 +54,21 @@ def redact(value: AttributeValue, salt: str) -> str:
     return f"[redacted len={len(text)} sha256={digest}]"
 
 
+_KEY_CACHE_LIMIT = 10_000
+_key_cache: dict[str, tuple[str, bool]] = {}
+
+
+def _classify_key(key: str) -> tuple[str, bool]:
+    """(canonical key, is a content key), memoised: the same few keys repeat on every span."""
+    known = _key_cache.get(key)
+    if known is None:
+        canonical = semconv.ALIASES.get(key, key)
+        known = (canonical, semconv.is_content_key(canonical, None))
+        if len(_key_cache) < _KEY_CACHE_LIMIT:  # bounded: keys can be attacker-chosen
+            _key_cache[key] = known
+    return known
+
+
 def clean_attributes(
     attributes: Mapping[str, AttributeValue], policy: IngestPolicy
 ) -> tuple[dict[str, AttributeValue], int]:
@@ -62,19 +78,21 @@ def clean_attributes(
     """
     out: dict[str, AttributeValue] = {}
     dropped = 0
-    aliases = semconv.ALIASES
+    max_chars = policy.max_value_chars
     for original, value in attributes.items():
-        key = aliases.get(original, original)
+        key, is_content = _classify_key(original)
         if key != original and key in attributes:
             continue  # the canonical key is present too; it wins
-        if semconv.is_content_key(key, value):
+        if isinstance(value, str) and len(value) > CONTENT_HEURISTIC_MIN_BYTES:
+            is_content = is_content or semconv.is_content_key(key, value)
+            if len(value) > max_chars and not is_content:
+                value = value[:max_chars]
+        if is_content:
             if not policy.capture_content:
                 value = redact(value, policy.salt)
             elif isinstance(value, str) and len(value) > CAPTURED_CONTENT_CHARS:
                 value = value[:CAPTURED_CONTENT_CHARS]
-        elif isinstance(value, str) and len(value) > policy.max_value_chars:
-            value = value[: policy.max_value_chars]
-        if key not in out and len(out) >= policy.max_attributes:
+        if len(out) >= policy.max_attributes and key not in out:
             dropped += 1
             continue
         out[key] = value

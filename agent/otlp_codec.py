@@ -81,18 +81,14 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
 
 def any_value(value: AnyValue, depth: int = 0) -> AttributeValue:
     """An OTLP AnyValue as a plain Python value (bytes as hex)."""
-    if depth > MAX_ANY_VALUE_DEPTH:
-        msg = f"attribute nesting deeper than {MAX_ANY_VALUE_DEPTH}"
-        raise DecodeError(msg)
     which = value.WhichOneof("value")
     if which == "string_value":
         return value.string_value
-    if which == "int_value":
-        return value.int_value
-    if which == "double_value":
-        return value.double_value
-    if which == "bool_value":
-        return value.bool_value
+    if which in _SCALAR_FIELDS:
+        return getattr(value, which)  # type: ignore[no-any-return]
+    if depth >= MAX_ANY_VALUE_DEPTH:
+        msg = f"attribute nesting deeper than {MAX_ANY_VALUE_DEPTH}"
+        raise DecodeError(msg)
     if which == "array_value":
         return [any_value(v, depth + 1) for v in value.array_value.values]
     if which == "kvlist_value":
@@ -100,6 +96,9 @@ def any_value(value: AnyValue, depth: int = 0) -> AttributeValue:
     if which == "bytes_value":
         return value.bytes_value.hex()
     return None
+
+
+_SCALAR_FIELDS = frozenset({"int_value", "double_value", "bool_value"})
 
 
 def attributes_of(kvs: Any) -> dict[str, AttributeValue]:

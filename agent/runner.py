@@ -14,13 +14,17 @@ from typing import Any
 
 from agent.api.otlp import ReceiverStats
 from agent.config import Settings
-from agent.model import Sample
+from agent.model import Sample, SpanRecord
 from agent.normalize import IngestPolicy
 from agent.otlp_codec import DecodeResult
-from agent.store import DuckDBStore
+from agent.store import CostColumns, DuckDBStore
 from agent.writer import BatchWriter
+from analytics.attribution import gpu_keys_of, span_cost
+from analytics.pricing import PriceTable
 
 logger = logging.getLogger(__name__)
+
+_UNPRICED: CostColumns = (None, None, None, None, None)
 
 
 class Agent:
@@ -36,8 +40,9 @@ class Agent:
         self.clock = clock
         self.store = DuckDBStore(settings.db)
         self.policy = IngestPolicy(salt=self.store.salt, capture_content=settings.capture_content)
+        self.prices = PriceTable.load(settings.pricing_file)
         self.writer = BatchWriter(self.store, max_queue_items=settings.max_queue_spans,
-                                  clock=clock)
+                                  price=self.price_at_ingest, clock=clock)
         self.receiver_stats = ReceiverStats()
         self.otlp_ports: set[int] = set()
         self.api_ports: set[int] = set()
@@ -46,6 +51,24 @@ class Agent:
         self._started = False
         self._closed = False
         logger.info("prompt capture: %s", "ON" if settings.capture_content else "OFF")
+
+    def price_at_ingest(self, spans: Sequence[SpanRecord]) -> list[CostColumns]:
+        """Token cost and estimated energy of hosted-API spans, known as soon as they arrive.
+
+        Spans that ran on a local GPU are left unpriced here: their GPU-time cost and measured
+        energy need the GPU's samples and are filled in by analysis.
+        """
+        columns: list[CostColumns] = []
+        settings = self.settings
+        for span in spans:
+            if span.model is None or gpu_keys_of(span):
+                columns.append(_UNPRICED)
+                continue
+            cost = span_cost(span, prices=self.prices, pue=settings.carbon_pue,
+                             grid_gco2e_per_kwh=settings.carbon_grid_gco2e_per_kwh)
+            columns.append((cost.usd, cost.usd_source, cost.energy_wh, cost.energy_source,
+                            cost.co2e_g))
+        return columns
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -53,10 +53,17 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def spans_to_arrow(spans: Sequence[SpanRecord], received_ns: int) -> pa.Table:
-    """Columnar form of *spans*; costs and energy are filled in later by analysis."""
+CostColumns = tuple[float | None, str | None, float | None, str | None, float | None]
+"""(cost_usd, cost_source, energy_wh, energy_source, co2e_g) of one span."""
+
+
+def spans_to_arrow(
+    spans: Sequence[SpanRecord], received_ns: int, costs: Sequence[CostColumns] | None = None
+) -> pa.Table:
+    """Columnar form of *spans*; *costs* (one per span) when priced at ingest."""
     n = len(spans)
     nulls: list[Any] = [None] * n
+    cost_columns: list[Any] = list(zip(*costs, strict=True)) if costs else [nulls] * 5
     dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
     columns: dict[str, list[Any]] = {
         "trace_id": [s.trace_id for s in spans],
@@ -82,11 +89,11 @@ def spans_to_arrow(spans: Sequence[SpanRecord], received_ns: int) -> pa.Table:
         "error_type": [s.error_type for s in spans],
         "host": [s.host for s in spans],
         "team": [s.team for s in spans],
-        "cost_usd": nulls,
-        "cost_source": nulls,
-        "energy_wh": nulls,
-        "energy_source": nulls,
-        "co2e_g": nulls,
+        "cost_usd": cost_columns[0],
+        "cost_source": cost_columns[1],
+        "energy_wh": cost_columns[2],
+        "energy_source": cost_columns[3],
+        "co2e_g": cost_columns[4],
         "attributes": [dumps(s.attributes) for s in spans],
         "resource": _dump_shared([s.resource for s in spans], dumps),
         "received_ns": [received_ns] * n,
@@ -223,10 +230,11 @@ class DuckDBStore:
         deployments: Sequence[Deployment] = (),
         *,
         received_ns: int | None = None,
+        costs: Sequence[CostColumns] | None = None,
     ) -> None:
         """Insert everything in one transaction; returns after COMMIT (durable in the WAL)."""
         received_ns = received_ns if received_ns is not None else time.time_ns()
-        span_table = spans_to_arrow(spans, received_ns) if spans else None
+        span_table = spans_to_arrow(spans, received_ns, costs) if spans else None
         sample_table = samples_to_arrow(samples, received_ns) if samples else None
         with self._write_lock:
             cur = self.cursor()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from agent.changes import ChangeTracker
 from agent.errors import BackpressureError
 from agent.model import Deployment, Sample, SpanRecord
-from agent.store import DuckDBStore
+from agent.store import CostColumns, DuckDBStore
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +54,9 @@ class BatchWriter:
         max_queue_items: spans + samples allowed to wait; beyond it ``submit`` raises
             ``BackpressureError`` (the receiver answers 503 with Retry-After).
         max_batch_items: the most records written in one transaction.
-        on_commit: called on the writer thread after each commit with what was written
-            (change detection output included); it must not block.
+        on_commit: called on the writer thread after each commit with what was written;
+            it must not block.
+        price: cost/energy columns for a batch of spans, computed before the insert.
     """
 
     def __init__(
@@ -65,12 +66,14 @@ class BatchWriter:
         max_queue_items: int = 200_000,
         max_batch_items: int = 50_000,
         on_commit: Callable[[Sequence[SpanRecord], Sequence[Sample]], None] | None = None,
+        price: Callable[[Sequence[SpanRecord]], Sequence[CostColumns]] | None = None,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self._store = store
         self._max_queue = max_queue_items
         self._max_batch = max_batch_items
         self._on_commit = on_commit
+        self._price = price
         self._clock = clock
         self._queue: list[_Pending] = []
         self._queued_items = 0
@@ -149,8 +152,9 @@ class BatchWriter:
         started = time.perf_counter()
         try:
             detected = self.changes.observe(spans)
+            costs = self._price(spans) if self._price is not None and spans else None
             self._store.write_batch(spans, samples, [*deployments, *detected],
-                                    received_ns=self._clock())
+                                    received_ns=self._clock(), costs=costs)
         except Exception as exc:
             self.stats.failed_commits += 1
             logger.exception("commit of %d records failed", len(spans) + len(samples))

@@ -1,1 +1,5 @@
-"""Analytics: correlation, attribution, detection and incidents over stored telemetry."""
+"""Strata analytics: detectors and scoring over stored samples and spans."""
+
+from analytics.scorer import AnomalyScorer
+
+__all__ = ["AnomalyScorer"]

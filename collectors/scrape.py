@@ -14,7 +14,7 @@ import logging
 import math
 import time
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import httpx
@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_SAMPLE_LIMIT",
     "DEFAULT_TIMEOUT_S",
     "PrometheusScrapeCollector",
+    "fetch_body",
 ]
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,6 @@ DEFAULT_LABEL_VALUE_LENGTH_LIMIT = 2048
 _ACCEPT = (
     "text/plain;version=0.0.4;q=0.9,application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.1"
 )
-_CHUNK = 64 * 1024
 
 
 class PrometheusScrapeCollector:
@@ -141,44 +141,14 @@ class PrometheusScrapeCollector:
     # -- fetching --------------------------------------------------------------------------
 
     def _fetch(self) -> tuple[bytes, str]:
-        deadline = time.monotonic() + self.timeout_s
-        headers = {"Accept": _ACCEPT, "Accept-Encoding": "gzip, deflate"}
-        timeout = httpx.Timeout(self.timeout_s)
-        try:
-            with self._client.stream("GET", self.url, headers=headers, timeout=timeout) as resp:
-                if resp.status_code != httpx.codes.OK:
-                    raise CollectError(self.target, f"HTTP {resp.status_code}")
-                encoding = resp.headers.get("content-encoding", "identity").strip().lower()
-                body = self._read_capped(resp.iter_raw(_CHUNK), encoding, deadline)
-                return body, resp.headers.get("content-type", "")
-        except httpx.TimeoutException as exc:
-            msg = f"timed out after {self.timeout_s}s ({type(exc).__name__})"
-            raise CollectError(self.target, msg) from exc
-        except httpx.HTTPError as exc:
-            raise CollectError(self.target, f"{type(exc).__name__}: {exc}") from exc
-
-    def _read_capped(self, chunks: Iterable[bytes], encoding: str, deadline: float) -> bytes:
-        limit = self.body_limit_bytes
-        if encoding in ("gzip", "x-gzip", "deflate"):
-            inflate: _Inflater | None = _Inflater(self.target, limit)
-        elif encoding in ("identity", ""):
-            inflate = None
-        else:
-            raise CollectError(self.target, f"unsupported Content-Encoding {encoding!r}")
-        parts: list[bytes] = []
-        size = 0
-        for chunk in chunks:
-            if time.monotonic() > deadline:
-                raise CollectError(self.target, f"timed out after {self.timeout_s}s (body)")
-            data = chunk if inflate is None else inflate.feed(chunk)
-            size += len(data)
-            if size > limit:
-                msg = f"body exceeds body_limit of {limit} bytes after decompression"
-                raise CollectError(self.target, msg)
-            parts.append(data)
-        if inflate is not None:
-            inflate.finish()
-        return b"".join(parts)
+        return fetch_body(
+            self._client,
+            self.url,
+            target=self.target,
+            timeout_s=self.timeout_s,
+            body_limit_bytes=self.body_limit_bytes,
+            headers={"Accept": _ACCEPT},
+        )
 
     # -- parsing ---------------------------------------------------------------------------
 
@@ -257,11 +227,82 @@ class PrometheusScrapeCollector:
         self.unavailable = missing
 
 
+def fetch_body(
+    client: httpx.Client,
+    url: str,
+    *,
+    target: str,
+    timeout_s: float,
+    body_limit_bytes: int,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[bytes, str]:
+    """GET *url*; return the decompressed body and its Content-Type.
+
+    The body is streamed and inflated here (gzip or deflate) so that at most
+    ``body_limit_bytes + 1`` decompressed bytes are ever produced; the total time is bounded by
+    ``timeout_s`` (each network wait by the same value, and the clock is checked per chunk).
+
+    Raises:
+        CollectError: connection failure, timeout, non-200 status, unsupported encoding, a body
+            over the limit, or a corrupt or truncated compressed body.
+    """
+    deadline = time.monotonic() + timeout_s
+    all_headers = {"Accept-Encoding": "gzip, deflate", **(headers or {})}
+    try:
+        with client.stream(
+            "GET", url, headers=all_headers, timeout=httpx.Timeout(timeout_s)
+        ) as resp:
+            if resp.status_code != httpx.codes.OK:
+                raise CollectError(target, f"HTTP {resp.status_code}")
+            encoding = resp.headers.get("content-encoding", "identity").strip().lower()
+            body = _read_capped(
+                resp.iter_raw(), encoding, deadline, target, timeout_s, body_limit_bytes
+            )
+            return body, resp.headers.get("content-type", "")
+    except httpx.TimeoutException as exc:
+        msg = f"timed out after {timeout_s}s ({type(exc).__name__})"
+        raise CollectError(target, msg) from exc
+    except httpx.HTTPError as exc:
+        raise CollectError(target, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _read_capped(
+    chunks: Iterable[bytes],
+    encoding: str,
+    deadline: float,
+    target: str,
+    timeout_s: float,
+    limit: int,
+) -> bytes:
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        inflate: _Inflater | None = _Inflater(target, limit)
+    elif encoding in ("identity", ""):
+        inflate = None
+    else:
+        raise CollectError(target, f"unsupported Content-Encoding {encoding!r}")
+    parts: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        if time.monotonic() > deadline:
+            raise CollectError(target, f"timed out after {timeout_s}s (reading the body)")
+        data = chunk if inflate is None else inflate.feed(chunk)
+        size += len(data)
+        if size > limit:
+            msg = f"body exceeds body_limit of {limit} bytes after decompression"
+            raise CollectError(target, msg)
+        parts.append(data)
+    if inflate is not None:
+        inflate.finish()
+    return b"".join(parts)
+
+
 def _timestamp_ns(ts: object) -> int:
     """Exposition timestamp (text parser: float seconds; OpenMetrics: Timestamp) to ns."""
     if isinstance(ts, Timestamp):
         return ts.sec * 1_000_000_000 + ts.nsec
-    return int(float(ts) * 1e9)  # type: ignore[arg-type]
+    # The text format carries integer milliseconds; the parser hands them over as float
+    # seconds, so round back to the millisecond instead of keeping float noise.
+    return round(float(ts) * 1000) * 1_000_000  # type: ignore[arg-type]
 
 
 class _Inflater:

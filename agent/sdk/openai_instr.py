@@ -224,7 +224,9 @@ class _ChatStream:
             self.usage = item.usage
 
     def result(self) -> tuple[dict[str, AttributeValue], str | None, int | None, int | None]:
-        attrs: dict[str, AttributeValue] = {A.FINISH_REASONS: self.reasons}
+        attrs: dict[str, AttributeValue] = {}
+        if self.reasons:
+            attrs[A.FINISH_REASONS] = self.reasons
         if self.model is not None:
             attrs[A.RESPONSE_MODEL] = self.model
         if self.id is not None:

@@ -158,6 +158,7 @@ _ERROR_TYPES = {429: "rate_limit_error", 500: "api_error"}
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     server: LLMServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
@@ -239,6 +240,9 @@ class LLMServer(ThreadingHTTPServer):
         self.chunk_delay_s = chunk_delay_s
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self._thread: threading.Thread | None = None
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that hang up mid-response (benchmark workers exiting) are not errors."""
 
     @property
     def url(self) -> str:

@@ -1,0 +1,233 @@
+"""OTLP/HTTP ingest benchmark: committed-and-queryable spans/s, request latency, agent RSS.
+
+Starts a real `strata agent` on a temporary DuckDB, then a separate load process posts
+gzip'd protobuf batches of realistic GenAI spans over a few keep-alive connections for a
+fixed time. Reports acked spans/s, p50/p99 request latency, the agent's peak RSS, and checks
+that every acked span is queryable through the API afterwards. With ``--phoenix`` it sends
+the same payloads to Arize Phoenix (its default SQLite store) as the peer.
+
+    .venv/bin/python benchmarks/ingest.py --seconds 30 --connections 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import multiprocessing as mp
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.otlp_factory import make_span, trace_request  # noqa: E402
+
+SPANS_PER_BATCH = 512
+MODELS = ("gpt-4o", "gpt-4o-mini", "claude-sonnet-4-5", "llama-3.1-70b")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def realistic_batch(rng: random.Random, start_ns: int) -> bytes:
+    """512 spans as ~170 RAG traces: workflow root, retrieval, and an LLM call with content.
+
+    The LLM span carries a 2 KiB prompt and a 512 B completion (redacted at ingest unless
+    content capture is on), token counts and models; the others ~10 short attributes.
+    """
+    spans = []
+    while len(spans) < SPANS_PER_BATCH:
+        trace_id, root_id = os.urandom(16), os.urandom(8)
+        t0 = start_ns + rng.randrange(0, 60_000_000_000)
+        model = rng.choice(MODELS)
+        common = {f"app.attr{i}": "v" * 40 for i in range(6)}
+        spans.append(make_span(trace_id=trace_id, span_id=root_id, name="invoke_workflow rag",
+                               start_ns=t0, duration_ns=1_800_000_000, attributes={
+                                   **common, "gen_ai.operation.name": "invoke_workflow",
+                                   "user.id": f"u{rng.randrange(1000)}"}))
+        spans.append(make_span(trace_id=trace_id, parent_span_id=root_id, name="retrieval docs",
+                               start_ns=t0 + 10_000_000, duration_ns=60_000_000, attributes={
+                                   **common, "gen_ai.operation.name": "retrieval",
+                                   "db.system.name": "milvus", "db.collection.name": "docs"}))
+        spans.append(make_span(trace_id=trace_id, parent_span_id=root_id, name=f"chat {model}",
+                               start_ns=t0 + 80_000_000,
+                               duration_ns=rng.randrange(300, 1700) * 1_000_000,
+                               attributes={
+                                   "gen_ai.operation.name": "chat",
+                                   "gen_ai.provider.name": "openai",
+                                   "gen_ai.request.model": model, "gen_ai.response.model": model,
+                                   "gen_ai.usage.input_tokens": rng.randrange(200, 3000),
+                                   "gen_ai.usage.output_tokens": rng.randrange(20, 600),
+                                   "gen_ai.response.finish_reasons": "stop",
+                                   "server.address": "api.openai.com",
+                                   "gen_ai.input.messages": "Q" * 2048,
+                                   "gen_ai.output.messages": "A" * 512}))
+    resource = {"service.name": f"svc-{rng.randrange(8)}", "service.version": "1.0.0",
+                "team": rng.choice(["search", "support"]), "host.name": "node-1"}
+    return gzip.compress(trace_request(spans[:SPANS_PER_BATCH], resource).SerializeToString(), 5)
+
+
+def load_process(url: str, bodies: list[bytes], seconds: float, connections: int,
+                 out: mp.Queue) -> None:  # type: ignore[type-arg]
+    """Post bodies round-robin over *connections* keep-alive clients; report acks/latencies."""
+    deadline = time.monotonic() + seconds
+    results: list[tuple[int, float]] = []
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        headers = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
+        local: list[tuple[int, float]] = []
+        with httpx.Client(timeout=60) as client:
+            i = index
+            while time.monotonic() < deadline:
+                started = time.perf_counter()
+                reply = client.post(url, content=bodies[i % len(bodies)], headers=headers)
+                local.append((reply.status_code, time.perf_counter() - started))
+                i += connections
+        with lock:
+            results.extend(local)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out.put(results)
+
+
+def rss_mib(pid: int) -> tuple[float, float]:
+    """(current, peak) resident set of *pid* in MiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def run_load(url: str, bodies: list[bytes], seconds: float, connections: int) -> dict:
+    queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+    proc = mp.Process(target=load_process, args=(url, bodies, seconds, connections, queue))
+    started = time.monotonic()
+    proc.start()
+    results = queue.get()
+    proc.join()
+    elapsed = time.monotonic() - started
+    ok = [lat for status, lat in results if status == 200]
+    latencies = sorted(lat for _, lat in results)
+    return {
+        "requests": len(results),
+        "ok": len(ok),
+        "statuses": sorted({s for s, _ in results}),
+        "acked_spans": len(ok) * SPANS_PER_BATCH,
+        "elapsed_s": elapsed,
+        "spans_per_s": len(ok) * SPANS_PER_BATCH / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000 if latencies else None,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else None,
+    }
+
+
+def bench_strata(bodies: list[bytes], seconds: float, connections: int, workdir: Path) -> dict:
+    otlp, api = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "agent", "--db", str(workdir / "bench.duckdb"),
+         "--otlp-port", str(otlp), "--api-port", str(api), "--log-level", "warning"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{api}/api/v1/health")
+        result = run_load(f"http://127.0.0.1:{otlp}/v1/traces", bodies, seconds, connections)
+        result["rss_mib"], result["peak_rss_mib"] = rss_mib(agent.pid)
+        stored = httpx.get(f"http://127.0.0.1:{api}/api/v1/health").json()["counts"]["spans"]
+        result["queryable_spans"] = stored
+        result["all_acked_queryable"] = stored >= result["acked_spans"]
+        return result
+    finally:
+        agent.terminate()
+        agent.wait(30)
+
+
+def wait_ready(url: str, deadline_s: float = 60) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready in {deadline_s}s")
+
+
+def bench_phoenix(bodies: list[bytes], seconds: float, connections: int, workdir: Path,
+                  phoenix: str) -> dict:
+    """The same load against Arize Phoenix (`phoenix serve`, default SQLite store)."""
+    port = free_port()
+    env = {**os.environ, "PHOENIX_PORT": str(port), "PHOENIX_HOST": "127.0.0.1",
+           "PHOENIX_WORKING_DIR": str(workdir / "phoenix"), "PHOENIX_GRPC_PORT": str(free_port()),
+           "PHOENIX_TELEMETRY_ENABLED": "false"}
+    server = subprocess.Popen([phoenix, "serve"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/healthz", 120)
+        result = run_load(f"http://127.0.0.1:{port}/v1/traces", bodies, seconds, connections)
+        result["rss_mib"], result["peak_rss_mib"] = rss_mib(server.pid)
+        # Phoenix acks before inserting; count what became queryable by the end of the run
+        # and again after a grace period.
+        result["queryable_at_end"] = phoenix_span_count(workdir / "phoenix")
+        time.sleep(10)
+        result["queryable_after_10s"] = phoenix_span_count(workdir / "phoenix")
+        result["queryable_spans_per_s"] = result["queryable_at_end"] / result["elapsed_s"]
+        return result
+    finally:
+        server.terminate()
+        server.wait(60)
+
+
+def phoenix_span_count(workdir: Path) -> int:
+    import sqlite3
+
+    db = next(workdir.glob("*.db"), None)
+    if db is None:
+        return 0
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+        return int(con.execute("SELECT count(*) FROM spans").fetchone()[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--bodies", type=int, default=64, help="distinct payloads to cycle")
+    parser.add_argument("--phoenix", help="path to the `phoenix` executable to run the peer")
+    args = parser.parse_args()
+    rng = random.Random(0)
+    start_ns = time.time_ns() - 3600 * 10**9
+    bodies = [realistic_batch(rng, start_ns) for _ in range(args.bodies)]
+    print(f"payload: {SPANS_PER_BATCH} spans, {sum(map(len, bodies)) / len(bodies) / 1024:.0f} "
+          "KiB gzip per request", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        report = {"strata": bench_strata(bodies, args.seconds, args.connections, Path(tmp))}
+        print(json.dumps(report["strata"], indent=2), flush=True)
+        if args.phoenix:
+            report["phoenix"] = bench_phoenix(bodies, args.seconds, args.connections, Path(tmp),
+                                              args.phoenix)
+            print(json.dumps(report["phoenix"], indent=2), flush=True)
+
+
+if __name__ == "__main__":
+    main()

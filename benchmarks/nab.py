@@ -1,0 +1,106 @@
+"""Run :class:`analytics.AnomalyScorer` over the NAB dev subset and score it.
+
+Writes one ``timestamp,value,anomaly_score`` CSV per data file (same relative
+path as under ``data/``) into ``--out`` (default: a temporary directory), then
+runs the independent scorer ``nab_score.py`` shipped with the data set on it
+and prints the standard / reward_low_FP_rate / reward_low_FN_rate scores and
+the runtime. One scorer with the default (global) hyperparameters per file;
+nothing is tuned per file.
+
+Usage::
+
+    .venv/bin/python benchmarks/nab.py [--nab-dir DIR] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from analytics import AnomalyScorer  # noqa: E402  (needs the repo root on sys.path)
+
+DEFAULT_NAB_DIR = REPO_ROOT.parent / "shared" / "datasets" / "nab-dev"
+
+
+def timestamp_ns(text: str) -> int:
+    """NAB timestamps (naive, UTC) to integer Unix nanoseconds."""
+    parsed = datetime.fromisoformat(text.strip()).replace(tzinfo=UTC)
+    return int(parsed.timestamp()) * 1_000_000_000 + parsed.microsecond * 1000
+
+
+def score_file(src: Path, dst: Path) -> int:
+    """Score one data file into *dst*; returns the number of rows."""
+    scorer = AnomalyScorer()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    with src.open(newline="") as fin, dst.open("w", newline="") as fout:
+        reader = csv.DictReader(fin)
+        writer = csv.writer(fout)
+        writer.writerow(["timestamp", "value", "anomaly_score"])
+        for row in reader:
+            score = scorer.update(timestamp_ns(row["timestamp"]), float(row["value"]))
+            writer.writerow([row["timestamp"], row["value"], repr(score)])
+            rows += 1
+    return rows
+
+
+def run(nab_dir: Path, out_dir: Path) -> dict[str, float]:
+    """Score every labelled series, run nab_score.py, return the three scores."""
+    labels = json.loads((nab_dir / "labels" / "combined_windows.json").read_text())
+    started = time.perf_counter()
+    rows = sum(score_file(nab_dir / "data" / rel, out_dir / rel) for rel in sorted(labels))
+    elapsed = time.perf_counter() - started
+    result_json = out_dir / "nab_result.json"
+    subprocess.run(
+        [
+            sys.executable,
+            str(nab_dir / "nab_score.py"),
+            str(out_dir),
+            "--name",
+            "strata",
+            "--baselines",
+            "--json",
+            str(result_json),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    summary = json.loads(result_json.read_text())["selection"]["results"]["strata"]
+    scores = {profile: float(summary[profile]["score"]) for profile in summary}
+    print(f"files: {len(labels)}  rows: {rows}  scoring time: {elapsed:.1f} s "
+          f"({1e6 * elapsed / rows:.0f} us/row)")
+    for profile, value in scores.items():
+        print(f"{profile:>20}: {value:6.2f}")
+    print(f"outputs in {out_dir}")
+    return scores
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nab-dir", type=Path, default=DEFAULT_NAB_DIR,
+                        help="NAB dev subset (data/, labels/, nab_score.py)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where to write the score CSVs (default: a temp dir)")
+    args = parser.parse_args(argv)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        run(args.nab_dir, args.out)
+    else:
+        with tempfile.TemporaryDirectory(prefix="strata-nab-") as tmp:
+            run(args.nab_dir, Path(tmp))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
