@@ -7,7 +7,7 @@ from collections import deque
 
 import numpy as np
 
-from analytics.scorer_parts import RingBuffer, SeasonalProfile, robust_center_scale
+from analytics.scorer_parts import FloatArray, RingBuffer, SeasonalProfile, robust_center_scale
 
 DAY_S = 86_400
 WEEK_S = 7 * DAY_S
@@ -210,7 +210,7 @@ class AnomalyScorer:
         return score
 
 
-def _center_scale(values: np.ndarray) -> tuple[float, float]:  # type: ignore[type-arg]
+def _center_scale(values: FloatArray) -> tuple[float, float]:
     """Robust center/scale with a floor relative to the data's magnitude."""
     floor = 1e-12 + SCALE_FLOOR_REL * float(np.max(np.abs(values)))
     return robust_center_scale(values, floor)

@@ -77,8 +77,10 @@ def run(nab_dir: Path, out_dir: Path) -> dict[str, float]:
     )
     summary = json.loads(result_json.read_text())["selection"]["results"]["strata"]
     scores = {profile: float(summary[profile]["score"]) for profile in summary}
-    print(f"files: {len(labels)}  rows: {rows}  scoring time: {elapsed:.1f} s "
-          f"({1e6 * elapsed / rows:.0f} us/row)")
+    print(
+        f"files: {len(labels)}  rows: {rows}  scoring time: {elapsed:.1f} s "
+        f"({1e6 * elapsed / rows:.0f} us/row)"
+    )
     for profile, value in scores.items():
         print(f"{profile:>20}: {value:6.2f}")
     print(f"outputs in {out_dir}")
@@ -88,10 +90,15 @@ def run(nab_dir: Path, out_dir: Path) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nab-dir", type=Path, default=DEFAULT_NAB_DIR,
-                        help="NAB dev subset (data/, labels/, nab_score.py)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="where to write the score CSVs (default: a temp dir)")
+    parser.add_argument(
+        "--nab-dir",
+        type=Path,
+        default=DEFAULT_NAB_DIR,
+        help="NAB dev subset (data/, labels/, nab_score.py)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="where to write the score CSVs (default: a temp dir)"
+    )
     args = parser.parse_args(argv)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -377,7 +377,7 @@ class NVMLCollector:
                 nv.NVML_AGGREGATE_ECC,
             ),
         ):
-            count = read(name, nv.nvmlDeviceGetTotalEccErrors, h, err, counter)
+            count = read("ecc", nv.nvmlDeviceGetTotalEccErrors, h, err, counter)
             if count is None:
                 return  # ECC off or unsupported: the other ECC counters will say the same
             yield name, float(count), "1", None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -47,6 +48,7 @@ DEFAULT_BODY_LIMIT_BYTES = 32 * 1024 * 1024
 DEFAULT_SAMPLE_LIMIT = 50_000
 DEFAULT_LABEL_LIMIT = 64
 DEFAULT_LABEL_VALUE_LENGTH_LIMIT = 2048
+_COUNTER_WITHOUT_TOTAL = re.compile(r"^# TYPE (\S+?)(?<!_total) counter\s*$", re.MULTILINE)
 _ACCEPT = (
     "text/plain;version=0.0.4;q=0.9,application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.1"
 )
@@ -160,31 +162,38 @@ class PrometheusScrapeCollector:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise CollectError(self.target, f"body is not UTF-8 at byte {exc.start}") from exc
-        parser = parse_openmetrics if ctype == "application/openmetrics-text" else parse_text
+        openmetrics = ctype == "application/openmetrics-text"
+        parser = parse_openmetrics if openmetrics else parse_text
+        # prometheus_client's text parser appends "_total" to the samples of a counter declared
+        # without it (TGI, Triton, Milvus do that); names must stay as exposed, so remember
+        # those declarations and undo the suffix.
+        renamed = set() if openmetrics else set(_COUNTER_WITHOUT_TOTAL.findall(text))
         try:
-            return self._samples(parser(text), now_ns)
+            return self._samples(parser(text), now_ns, renamed)
         except CollectError:
             raise
         except (ValueError, TypeError, IndexError, KeyError) as exc:
             msg = f"unparsable exposition: {type(exc).__name__}: {str(exc)[:200]}"
             raise CollectError(self.target, msg) from exc
 
-    def _samples(self, families: Iterable[Metric], now_ns: int) -> list[Sample]:
+    def _samples(self, families: Iterable[Metric], now_ns: int, renamed: set[str]) -> list[Sample]:
         out: list[Sample] = []
         seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
         sample_limit, label_limit = self.sample_limit, self.label_limit
         value_limit = self.label_value_length_limit
         device_labels = self.profile.device_labels
         for family in families:
+            strip_total = family.type == "counter" and family.name in renamed
             for s in family.samples:
                 labels = s.labels
+                name = s.name[:-6] if strip_total and s.name.endswith("_total") else s.name
                 if label_limit and len(labels) > label_limit:
-                    msg = f"{s.name} has {len(labels)} labels, over label_limit {label_limit}"
+                    msg = f"{name} has {len(labels)} labels, over label_limit {label_limit}"
                     raise CollectError(self.target, msg)
                 if value_limit and any(len(v) > value_limit for v in labels.values()):
-                    msg = f"{s.name} has a label value over label_value_length_limit {value_limit}"
+                    msg = f"{name} has a label value over label_value_length_limit {value_limit}"
                     raise CollectError(self.target, msg)
-                key = (s.name, tuple(labels.items()))
+                key = (name, tuple(labels.items()))
                 if key in seen:
                     continue  # duplicate series: first one wins, as Prometheus keeps one
                 seen.add(key)
@@ -193,11 +202,11 @@ class PrometheusScrapeCollector:
                     raise CollectError(self.target, msg)
                 if math.isnan(s.value):
                     continue  # NaN carries no reading (empty summary); absent, not a value
-                info = self._classify(s.name)
+                info = self._classify(name)
                 device = next((labels[n] for n in device_labels if labels.get(n)), self.target)
                 out.append(
                     Sample(
-                        name=s.name,
+                        name=name,
                         value=float(s.value),
                         unit=info.unit if info else "1",
                         layer=info.layer if info else self.profile.layer,

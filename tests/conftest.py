@@ -73,11 +73,13 @@ def wait_ready(api_url: str, process: subprocess.Popen[bytes], log: Path, deadli
         if process.poll() is not None:
             raise RuntimeError(f"agent exited {process.returncode}: {log.read_text()[-2000:]}")
         try:
-            if httpx.get(api_url + "/api/v1/health", timeout=1).status_code == 200:
+            if httpx.get(api_url + "/healthz", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.05)  # polling a readiness endpoint with a deadline, not a fixed wait
+    process.kill()
+    process.wait(10)
     raise RuntimeError(f"agent not ready in {deadline_s}s: {log.read_text()[-2000:]}")
 
 

@@ -152,9 +152,9 @@ def build_pipeline(
     """
     resource = build_resource(settings)
     if span_exporter is None:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from agent.sdk.otlp_encoder import FastOTLPSpanExporter
 
-        span_exporter = OTLPSpanExporter(
+        span_exporter = FastOTLPSpanExporter(
             endpoint=_signal_url(settings.endpoint, ENV_TRACES_ENDPOINT, "/v1/traces")
         )
     if metric_reader is None:

@@ -26,7 +26,9 @@ def scrape(server: FixtureServer, path: str, profile: str = "prometheus", **kw: 
 
 def one(samples, name: str, **labels: str):
     found = [
-        s for s in samples if s.name == name and all(s.attributes.get(k) == v for k, v in labels.items())
+        s
+        for s in samples
+        if s.name == name and all(s.attributes.get(k) == v for k, v in labels.items())
     ]
     assert len(found) == 1, (name, labels, found)
     return found[0]
@@ -34,7 +36,7 @@ def one(samples, name: str, **labels: str):
 
 class TestParsing:
     def test_vllm_fixture_values_names_and_labels(self, fixture_server: FixtureServer) -> None:
-        """vLLM series keep their names, labels and values; canonical name, layer and unit are set."""
+        """vLLM series keep names, labels and values; canonical name, layer and unit are set."""
         samples = scrape(fixture_server, "/fixtures/vllm_metrics.txt", "vllm")
         kv = one(samples, "vllm:kv_cache_usage_perc")
         assert kv.value == 0.4172
@@ -63,10 +65,26 @@ class TestParsing:
         raw = [s for s in samples if s.name == s.name and not s.name.startswith("vectordb.")]
         assert len(raw) == 2207
         flushed = one(samples, "milvus_datacoord_segment_num", segment_state="Flushed")
-        assert (flushed.value, flushed.layer, flushed.canonical) == (3.0, Layer.DATA, "vectordb.segments")
+        assert (flushed.value, flushed.layer, flushed.canonical) == (
+            3.0,
+            Layer.DATA,
+            "vectordb.segments",
+        )
         entities = one(samples, "milvus_querynode_entity_num")
         assert entities.value == 6000.0
         assert entities.device == "470632605819338781"
+
+    def test_counter_names_without_total_kept_as_exposed(
+        self, fixture_server: FixtureServer
+    ) -> None:
+        """TGI counters are declared without _total; their names are kept exactly as exposed."""
+        samples = scrape(fixture_server, "/fixtures/tgi_metrics.txt", "tgi")
+        count = one(samples, "tgi_request_count")
+        assert (count.value, count.canonical) == (123.0, "serving.requests")
+        assert one(samples, "tgi_request_failure", err="overloaded").value == 1.0
+        assert not [s for s in samples if s.name.endswith("_total")]
+        vllm = scrape(fixture_server, "/fixtures/vllm_metrics.txt", "vllm")
+        assert one(vllm, "vllm:prompt_tokens_total").value == 52480.0
 
     def test_dcgm_names_classified_as_infrastructure(self, fixture_server: FixtureServer) -> None:
         """The generic profile keeps DCGM names; the name table gives layer, unit and canonical."""
@@ -80,7 +98,9 @@ class TestParsing:
 
     def test_unknown_names_are_kept_with_profile_layer(self, fixture_server: FixtureServer) -> None:
         """A name Strata does not know is kept as received, with no canonical name."""
-        fixture_server.bodies["unknown"] = b"# TYPE my_custom_thing gauge\nmy_custom_thing{a=\"b\"} 7\n"
+        fixture_server.bodies["unknown"] = (
+            b'# TYPE my_custom_thing gauge\nmy_custom_thing{a="b"} 7\n'
+        )
         samples = scrape(fixture_server, "/dynamic/unknown", "prometheus")
         s = one(samples, "my_custom_thing")
         assert (s.value, s.canonical, s.layer, s.unit) == (7.0, None, Layer.INFRASTRUCTURE, "1")
@@ -93,14 +113,16 @@ class TestParsing:
 
     def test_nan_dropped_inf_kept(self, fixture_server: FixtureServer) -> None:
         """NaN carries no reading and is dropped; +Inf/-Inf are values and kept."""
-        fixture_server.bodies["nan"] = b"# TYPE g gauge\ng{a=\"1\"} NaN\ng{a=\"2\"} +Inf\ng{a=\"3\"} -Inf\n"
+        fixture_server.bodies["nan"] = (
+            b'# TYPE g gauge\ng{a="1"} NaN\ng{a="2"} +Inf\ng{a="3"} -Inf\n'
+        )
         samples = scrape(fixture_server, "/dynamic/nan")
         assert sorted(s.attributes["a"] for s in samples) == ["2", "3"]
         assert math.isinf(one(samples, "g", a="2").value)
 
     def test_duplicate_series_first_wins(self, fixture_server: FixtureServer) -> None:
         """A duplicated series is kept once, with the first value."""
-        fixture_server.bodies["dup"] = b"# TYPE g gauge\ng{a=\"1\"} 1\ng{a=\"1\"} 2\n"
+        fixture_server.bodies["dup"] = b'# TYPE g gauge\ng{a="1"} 1\ng{a="1"} 2\n'
         assert [s.value for s in scrape(fixture_server, "/dynamic/dup")] == [1.0]
 
     def test_wrong_content_type_still_parsed(self, fixture_server: FixtureServer) -> None:
@@ -154,7 +176,9 @@ class TestFaults:
             ("/status/404", "HTTP 404"),
         ],
     )
-    def test_garbage_fails_the_scrape(self, fixture_server: FixtureServer, path: str, reason: str) -> None:
+    def test_garbage_fails_the_scrape(
+        self, fixture_server: FixtureServer, path: str, reason: str
+    ) -> None:
         """C3: garbage, HTML, truncated or non-UTF-8 bodies fail the scrape with a reason."""
         with pytest.raises(CollectError) as info:
             scrape(fixture_server, path)
@@ -166,7 +190,7 @@ class TestFaults:
             scrape(fixture_server, "/big?mib=4", body_limit_bytes=1024 * 1024)
 
     def test_gzip_bomb_capped_after_decompression(self, fixture_server: FixtureServer) -> None:
-        """C4: a ~1 MiB gzip body inflating to 1 GiB is cut at the decompressed cap, in bounded memory."""
+        """C4: ~1 MiB of gzip inflating to 1 GiB is cut at the cap, in bounded memory."""
         limit = 8 * 1024 * 1024
         tracemalloc.start()
         try:

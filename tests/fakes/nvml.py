@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import types
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pynvml
@@ -50,8 +50,8 @@ class FakeGPU:
 @dataclass
 class _EventData:
     device: Any
-    eventType: int  # noqa: N815 - pynvml's field name
-    eventData: int  # noqa: N815 - pynvml's field name
+    eventType: int
+    eventData: int
 
 
 @dataclass
@@ -121,59 +121,59 @@ class FakeNVML(types.ModuleType):
 
     # -- the pynvml surface NVMLCollector uses ------------------------------------------
 
-    def nvmlInit(self) -> None:  # noqa: N802 - pynvml's name
+    def nvmlInit(self) -> None:
         self.init_calls += 1
         if self.init_error is not None:
             raise pynvml.NVMLError(self.init_error)
         self.initialised = True
 
-    def nvmlShutdown(self) -> None:  # noqa: N802
+    def nvmlShutdown(self) -> None:
         self.shutdown_calls += 1
         self.initialised = False
 
-    def nvmlDeviceGetCount(self) -> int:  # noqa: N802
+    def nvmlDeviceGetCount(self) -> int:
         self._check_init()
         return len(self.gpus)
 
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> _Handle:  # noqa: N802
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> _Handle:
         self._check_init()
         return _Handle(index)
 
-    def nvmlDeviceGetUUID(self, handle: _Handle) -> str:  # noqa: N802
+    def nvmlDeviceGetUUID(self, handle: _Handle) -> str:
         return self._gpu(handle).uuid
 
-    def nvmlDeviceGetName(self, handle: _Handle) -> str:  # noqa: N802
+    def nvmlDeviceGetName(self, handle: _Handle) -> str:
         return self._gpu(handle).name
 
-    def nvmlDeviceGetTemperature(self, handle: _Handle, sensor: int) -> int:  # noqa: N802
+    def nvmlDeviceGetTemperature(self, handle: _Handle, sensor: int) -> int:
         assert sensor == pynvml.NVML_TEMPERATURE_GPU
         return self._supported(self._gpu(handle).temperature_c)
 
-    def nvmlDeviceGetNumFans(self, handle: _Handle) -> int:  # noqa: N802
+    def nvmlDeviceGetNumFans(self, handle: _Handle) -> int:
         return len(self._supported(self._gpu(handle).fan_speeds_pct))
 
-    def nvmlDeviceGetFanSpeed_v2(self, handle: _Handle, fan: int) -> int:  # noqa: N802
+    def nvmlDeviceGetFanSpeed_v2(self, handle: _Handle, fan: int) -> int:
         return self._supported(self._gpu(handle).fan_speeds_pct)[fan]
 
-    def nvmlDeviceGetPowerUsage(self, handle: _Handle) -> int:  # noqa: N802
+    def nvmlDeviceGetPowerUsage(self, handle: _Handle) -> int:
         return self._supported(self._gpu(handle).power_mw)
 
-    def nvmlDeviceGetEnforcedPowerLimit(self, handle: _Handle) -> int:  # noqa: N802
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle: _Handle) -> int:
         return self._supported(self._gpu(handle).power_limit_mw)
 
-    def nvmlDeviceGetTotalEnergyConsumption(self, handle: _Handle) -> int:  # noqa: N802
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: _Handle) -> int:
         return self._supported(self._gpu(handle).energy_mj)
 
-    def nvmlDeviceGetUtilizationRates(self, handle: _Handle) -> _Utilization:  # noqa: N802
+    def nvmlDeviceGetUtilizationRates(self, handle: _Handle) -> _Utilization:
         gpu = self._gpu(handle)
         return _Utilization(self._supported(gpu.util_gpu_pct), gpu.util_mem_pct)
 
-    def nvmlDeviceGetMemoryInfo(self, handle: _Handle) -> _Memory:  # noqa: N802
+    def nvmlDeviceGetMemoryInfo(self, handle: _Handle) -> _Memory:
         gpu = self._gpu(handle)
         total = self._supported(gpu.mem_total_bytes)
         return _Memory(total, total - gpu.mem_used_bytes, gpu.mem_used_bytes)
 
-    def nvmlDeviceGetClockInfo(self, handle: _Handle, clock: int) -> int:  # noqa: N802
+    def nvmlDeviceGetClockInfo(self, handle: _Handle, clock: int) -> int:
         gpu = self._gpu(handle)
         if clock == pynvml.NVML_CLOCK_SM:
             return self._supported(gpu.sm_clock_mhz)
@@ -181,35 +181,35 @@ class FakeNVML(types.ModuleType):
             return self._supported(gpu.mem_clock_mhz)
         raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
 
-    def nvmlDeviceGetCurrentClocksEventReasons(self, handle: _Handle) -> int:  # noqa: N802
+    def nvmlDeviceGetCurrentClocksEventReasons(self, handle: _Handle) -> int:
         return self._supported(self._gpu(handle).event_reasons)
 
-    def nvmlDeviceGetTotalEccErrors(self, handle: _Handle, err: int, counter: int) -> int:  # noqa: N802
+    def nvmlDeviceGetTotalEccErrors(self, handle: _Handle, err: int, counter: int) -> int:
         ecc = self._supported(self._gpu(handle).ecc)
         return ecc[err + 2 * counter]
 
-    def nvmlDeviceGetRemappedRows(self, handle: _Handle) -> tuple[int, int, int, int]:  # noqa: N802
+    def nvmlDeviceGetRemappedRows(self, handle: _Handle) -> tuple[int, int, int, int]:
         return self._supported(self._gpu(handle).remapped_rows)
 
-    def nvmlDeviceGetPcieThroughput(self, handle: _Handle, counter: int) -> int:  # noqa: N802
+    def nvmlDeviceGetPcieThroughput(self, handle: _Handle, counter: int) -> int:
         return self._supported(self._gpu(handle).pcie_kbps)[counter]
 
-    def nvmlEventSetCreate(self) -> int:  # noqa: N802
+    def nvmlEventSetCreate(self) -> int:
         self._check_init()
         handle = self._next_set
         self._next_set += 1
         self.event_sets[handle] = []
         return handle
 
-    def nvmlDeviceGetSupportedEventTypes(self, handle: _Handle) -> int:  # noqa: N802
+    def nvmlDeviceGetSupportedEventTypes(self, handle: _Handle) -> int:
         gpu = self._gpu(handle)
         return pynvml.nvmlEventTypeXidCriticalError if gpu.xid_supported else 0
 
-    def nvmlDeviceRegisterEvents(self, handle: _Handle, types_: int, event_set: int) -> None:  # noqa: N802
+    def nvmlDeviceRegisterEvents(self, handle: _Handle, types_: int, event_set: int) -> None:
         self._gpu(handle)
         self.event_sets[event_set].append(handle.index)
 
-    def nvmlEventSetWait(self, event_set: int, timeout_ms: int) -> _EventData:  # noqa: N802
+    def nvmlEventSetWait(self, event_set: int, timeout_ms: int) -> _EventData:
         assert timeout_ms == 0, "the collector must never block on events"
         registered = self.event_sets.get(event_set, [])
         while self.xid_queue:
@@ -218,6 +218,6 @@ class FakeNVML(types.ModuleType):
                 return _EventData(_Handle(index), pynvml.nvmlEventTypeXidCriticalError, xid)
         raise pynvml.NVMLError(pynvml.NVML_ERROR_TIMEOUT)
 
-    def nvmlEventSetFree(self, event_set: int) -> None:  # noqa: N802
+    def nvmlEventSetFree(self, event_set: int) -> None:
         self.event_sets.pop(event_set, None)
         self.freed_event_sets.append(event_set)

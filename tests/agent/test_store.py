@@ -1,0 +1,105 @@
+"""DuckDBStore: one writer process, schema versioning, locked-down SQL, retention."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from agent.errors import StoreError
+from agent.model import Deployment, Layer, Sample, SpanRecord
+from agent.store import DuckDBStore, list_traces, trace_spans
+
+
+def span(i: int, trace: str = "a" * 32, **kw: object) -> SpanRecord:
+    base = dict(trace_id=trace, span_id=f"{i:016x}", parent_span_id=None, name="chat",
+                kind="client", start_unix_nano=1_000 + i, end_unix_nano=2_000 + i, status="ok",
+                service="rag-api", layer=Layer.MODEL)
+    base.update(kw)
+    return SpanRecord(**base)  # type: ignore[arg-type]
+
+
+def test_batch_is_one_transaction_and_survives_reopen(tmp_path: Path) -> None:
+    """Spans, samples and deployments written together are all there after reopening."""
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    store.write_batch(
+        [span(1, attributes={"k": "v"}), span(2, parent_span_id=f"{1:016x}")],
+        [Sample("DCGM_FI_DEV_GPU_TEMP", 70.0, "Cel", Layer.INFRASTRUCTURE, 5, {"gpu": "0"},
+                "gpu.temperature", "node-1", "GPU-1")],
+        [Deployment("rag-api", 10, version="1.1", previous_version="1.0")],
+    )
+    store.close()
+    store.close()  # idempotent
+    reopened = DuckDBStore(tmp_path / "s.duckdb")
+    assert reopened.counts() == {"spans": 2, "samples": 1, "incidents": 0, "deployments": 1}
+    spans = trace_spans(reopened.cursor(), "a" * 32)
+    assert [s["span_id"] for s in spans] == [f"{1:016x}", f"{2:016x}"]
+    assert spans[0]["attributes"] == {"k": "v"}
+    assert reopened.known_versions() == {"rag-api": ("1.1", 10)}
+    reopened.close()
+
+
+def test_failed_batch_rolls_back(store: DuckDBStore) -> None:
+    """A batch that fails half-way leaves nothing behind."""
+    bad = span(2, trace=None)  # NOT NULL violation on the second row
+    with pytest.raises(duckdb.Error):
+        store.write_batch([span(1), bad])
+    assert store.counts()["spans"] == 0
+
+
+def test_external_file_access_is_disabled(store: DuckDBStore) -> None:
+    """SQL reaching the store cannot read or write other files (S7)."""
+    with pytest.raises(duckdb.Error, match="disabled"):
+        store.cursor().execute("SELECT * FROM read_csv('/etc/passwd')").fetchall()
+    with pytest.raises(duckdb.Error):
+        store.cursor().execute("SET enable_external_access = true")
+
+
+def test_second_process_gets_a_clear_lock_error(tmp_path: Path) -> None:
+    """A second agent on the same file fails fast with 'locked' (D7)."""
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c",
+             f"from agent.store import DuckDBStore; DuckDBStore({str(tmp_path / 's.duckdb')!r})"],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert result.returncode != 0
+        assert "locked by another process" in result.stderr
+    finally:
+        store.close()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    """A file from a newer Strata is not silently downgraded."""
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    store.cursor().execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    store.close()
+    with pytest.raises(StoreError, match="schema v99"):
+        DuckDBStore(tmp_path / "s.duckdb")
+
+
+def test_retention_counts_from_receipt(store: DuckDBStore) -> None:
+    """Retention deletes by receive time, so replayed old telemetry is kept."""
+    store.write_batch([span(1)], received_ns=100)
+    store.write_batch([span(2, start_unix_nano=1, end_unix_nano=2)], received_ns=10_000)
+    assert store.purge_older_than(5_000) == {"spans": 1, "samples": 0}
+    (row,) = list_traces(store.cursor())
+    assert row["spans"] == 1
+
+
+def test_trace_filters(store: DuckDBStore) -> None:
+    """list_traces filters by service, model, status and minimum duration."""
+    store.write_batch([
+        span(1, trace="1" * 32, request_model="gpt-4o"),
+        span(2, trace="2" * 32, service="bot", status="error", end_unix_nano=9_000_000),
+    ])
+    cur = store.cursor()
+    assert [t["trace_id"] for t in list_traces(cur, service="bot")] == ["2" * 32]
+    assert [t["trace_id"] for t in list_traces(cur, model="gpt-4o")] == ["1" * 32]
+    assert [t["trace_id"] for t in list_traces(cur, status="error")] == ["2" * 32]
+    assert [t["trace_id"] for t in list_traces(cur, min_duration_ns=1_000_000)] == ["2" * 32]
+    assert len(list_traces(cur, limit=1)) == 1
