@@ -115,18 +115,18 @@ def _key_value(tag: bytes, key: str, value: AttributeValue, depth: int = 0) -> b
 
 
 def _attribute(tag: bytes, key: str, value: AttributeValue) -> bytes:
-    if isinstance(value, str | int | float) and (
-        not isinstance(value, str) or len(value) <= _CACHE_VALUE_CHARS
-    ):
-        cache_key = (tag, key, type(value), value)
+    cache_key = (tag, key, value.__class__, value)
+    try:
         entry = _entry_cache.get(cache_key)
-        if entry is None:
-            entry = _key_value(tag, key, value)
+    except TypeError:  # list or dict value: unhashable, not cached
+        return _key_value(tag, key, value)
+    if entry is None:
+        entry = _key_value(tag, key, value)
+        if not isinstance(value, str) or len(value) <= _CACHE_VALUE_CHARS:
             if len(_entry_cache) >= _CACHE_LIMIT:
                 _entry_cache.clear()
             _entry_cache[cache_key] = entry
-        return entry
-    return _key_value(tag, key, value)
+    return entry
 
 
 def _attributes(tag: bytes, attributes: Mapping[str, AttributeValue]) -> list[bytes]:

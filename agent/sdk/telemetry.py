@@ -12,13 +12,25 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.metrics import Histogram, MeterProvider
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    Tracer,
+    TracerProvider,
+)
 from opentelemetry.util.types import AttributeValue
 
 from agent.sdk import attributes as A
@@ -29,13 +41,37 @@ logger = logging.getLogger(__name__)
 
 _MAX_CACHED_METRIC_ATTRS = 1024
 _SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY  # noqa: SLF001 - the OTel-wide switch
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_UNSET = Status(StatusCode.UNSET)
 
 
-def _metric_attrs_key(
-    provider: str, operation: str, request_model: str | None, response_model: str | None,
-    error_type: str | None,
-) -> tuple[str, str, str | None, str | None, str | None]:
-    return (provider, operation, request_model, response_model, error_type)
+class FastSpans:
+    """Finished LLM spans built directly as ``ReadableSpan`` objects.
+
+    An LLM call's attributes are all known when it finishes, and nothing else writes to
+    its span, so a live SDK ``Span`` (locks, per-attribute validation) buys nothing; the
+    ids, sampling decision, resource, scope and processors are the SDK tracer's own.
+    Processors get ``on_end`` only (fast spans are never "started" in the SDK).
+    """
+
+    __slots__ = ("id_generator", "processor", "resource", "sampler", "scope")
+
+    def __init__(self, tracer: Tracer) -> None:
+        self.sampler = tracer.sampler  # type: ignore[attr-defined]
+        self.id_generator = tracer.id_generator  # type: ignore[attr-defined]
+        self.resource = tracer.resource  # type: ignore[attr-defined]
+        self.processor = tracer.span_processor  # type: ignore[attr-defined]
+        self.scope = tracer._instrumentation_scope  # type: ignore[attr-defined]  # noqa: SLF001
+
+    @staticmethod
+    def create(tracer: Tracer) -> FastSpans | None:
+        """The fast path for *tracer*, or None if the SDK's tracer looks different."""
+        try:
+            return FastSpans(tracer)
+        except AttributeError:
+            logger.debug("SDK tracer internals differ; LLM spans use the regular path")
+            return None
 
 
 class Telemetry:
@@ -45,7 +81,7 @@ class Telemetry:
     races (worst case an entry is built twice).
     """
 
-    __slots__ = ("_attr_cache", "_duration", "_token_usage", "_ttfc", "content", "tracer")
+    __slots__ = ("_attr_cache", "_duration", "_token_usage", "_ttfc", "content", "fast", "tracer")
 
     def __init__(
         self, tracer_provider: TracerProvider, meter_provider: MeterProvider, content: ContentPolicy
@@ -53,6 +89,7 @@ class Telemetry:
         from agent import __version__
 
         self.tracer: Tracer = tracer_provider.get_tracer("strata.sdk", __version__)
+        self.fast = FastSpans.create(self.tracer)
         meter = meter_provider.get_meter("strata.sdk", __version__)
         self._token_usage: Histogram = meter.create_histogram(
             A.METRIC_TOKEN_USAGE, unit="{token}",
@@ -127,10 +164,16 @@ class LLMCall:
 
     ``finish``/``fail`` are idempotent and never raise. When a LangChain LLM run is in
     progress the call fills in that run's span (one span per model call) instead of
-    opening a child, and leaves ending it to the LangChain handler.
+    opening a child, and leaves ending it to the LangChain handler. Otherwise the span is
+    a :class:`FastSpans` span: while the client method runs, a non-recording span with
+    its ids is current (so nested spans parent correctly), and the ``ReadableSpan`` is
+    built and handed to the processors when the call finishes.
     """
 
-    __slots__ = ("_token", "done", "key", "owns_span", "span", "start", "tel")
+    __slots__ = (
+        "_token", "attrs", "context", "done", "key", "name", "owns_span", "parent", "span",
+        "start", "start_ns", "tel",
+    )
 
     def __init__(
         self, tel: Telemetry, name: str, attrs: dict[str, AttributeValue],
@@ -139,21 +182,51 @@ class LLMCall:
         self.tel = tel
         self.key = (provider, operation, request_model, None, None)
         self.done = False
+        self.name = name
+        self.attrs = attrs
+        self.span: Span | None = None
+        self.context: SpanContext | None = None
+        self.parent: SpanContext | None = None
+        self._token: object | None = None
+        self.owns_span = True
         run = live_run()
+        fast = tel.fast
         if run is not None and run.is_llm and not run.enriched:
             run.enriched = True
-            self.span: Span = run.span
             self.owns_span = False
+            self.span = run.span
             self.span.set_attributes(attrs)
-            self._token: object | None = None
-        else:
+        elif fast is None:
             self.span = tel.tracer.start_span(
                 name, context=run.context if run is not None else None,
                 kind=SpanKind.CLIENT, attributes=attrs,
             )
-            self.owns_span = True
             self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        else:
+            self._start_fast(fast, run.context if run is not None else None)
+        self.start_ns = time.time_ns()
         self.start = time.perf_counter()
+
+    def _start_fast(self, fast: FastSpans, parent_ctx: otel_context.Context | None) -> None:
+        parent = trace.get_current_span(parent_ctx).get_span_context()
+        if parent.is_valid:
+            trace_id = parent.trace_id
+            self.parent = parent
+        else:
+            trace_id = fast.id_generator.generate_trace_id()
+        result = fast.sampler.should_sample(
+            parent_ctx, trace_id, self.name, SpanKind.CLIENT, self.attrs
+        )
+        sampled = result.decision.is_sampled()
+        ctx = SpanContext(
+            trace_id, fast.id_generator.generate_span_id(), is_remote=False,
+            trace_flags=_SAMPLED if sampled else _NOT_SAMPLED, trace_state=result.trace_state,
+        )
+        if result.decision.is_recording():
+            self.context = ctx
+        self._token = otel_context.attach(
+            trace.set_span_in_context(NonRecordingSpan(ctx), parent_ctx)
+        )
 
     def detach(self) -> None:
         """Make the caller's context current again (after the client method returned)."""
@@ -161,6 +234,21 @@ class LLMCall:
         if token is not None:
             self._token = None
             otel_context.detach(token)  # type: ignore[arg-type]
+
+    def _emit(self, status: Status, events: tuple[Event, ...] = ()) -> None:
+        span = self.span
+        if span is not None:
+            if self.owns_span:
+                span.end()
+            return
+        fast = self.tel.fast
+        if self.context is None or fast is None:
+            return  # not sampled
+        fast.processor.on_end(ReadableSpan(
+            name=self.name, context=self.context, parent=self.parent, resource=fast.resource,
+            attributes=self.attrs, events=events, kind=SpanKind.CLIENT, status=status,
+            start_time=self.start_ns, end_time=time.time_ns(), instrumentation_scope=fast.scope,
+        ))
 
     def finish(
         self, attrs: Mapping[str, AttributeValue], response_model: str | None,
@@ -172,16 +260,17 @@ class LLMCall:
         self.done = True
         try:
             duration = time.perf_counter() - self.start
-            span = self.span
             if attrs:
-                span.set_attributes(attrs)
+                if self.span is not None:
+                    self.span.set_attributes(attrs)
+                else:
+                    self.attrs.update(attrs)
             provider, operation, request_model, _, _ = self.key
             self.tel.record(
                 (provider, operation, request_model, response_model, None),
                 duration, input_tokens, output_tokens, ttfc_s,
             )
-            if self.owns_span:
-                span.end()
+            self._emit(_UNSET)
         except Exception:  # noqa: BLE001 - instrumentation must never reach user code
             logger.debug("finishing an LLM span failed", exc_info=True)
 
@@ -193,15 +282,31 @@ class LLMCall:
         try:
             duration = time.perf_counter() - self.start
             error_type = type(exc).__qualname__
+            status = Status(StatusCode.ERROR, f"{error_type}: {exc}")
             span = self.span
-            span.set_attribute(A.ERROR_TYPE, error_type)
-            span.record_exception(exc)
-            span.set_status(Status(StatusCode.ERROR, f"{error_type}: {exc}"))
+            events: tuple[Event, ...] = ()
+            if span is not None:
+                span.set_attribute(A.ERROR_TYPE, error_type)
+                span.record_exception(exc)
+                span.set_status(status)
+            else:
+                self.attrs[A.ERROR_TYPE] = error_type
+                events = (_exception_event(exc),)
             provider, operation, request_model, _, _ = self.key
             self.tel.record(
                 (provider, operation, request_model, None, error_type), duration, None, None
             )
-            if self.owns_span:
-                span.end()
+            self._emit(status, events)
         except Exception:  # noqa: BLE001 - instrumentation must never reach user code
             logger.debug("recording an LLM error failed", exc_info=True)
+
+
+def _exception_event(exc: BaseException) -> Event:
+    return Event("exception", {
+        "exception.type": type(exc).__qualname__,
+        "exception.message": str(exc),
+        "exception.stacktrace": "".join(
+            traceback.format_exception(type(exc), exc, exc.__traceback__)
+        ),
+        "exception.escaped": "False",
+    })

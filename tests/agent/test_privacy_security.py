@@ -83,7 +83,7 @@ def test_every_route_needs_the_token(token_agent: LiveAgent) -> None:
     probe.close()
     assert "/api/v1/health" in paths and "/docs" in paths
     bad_headers = [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"},
-                   {"Authorization": "Bearer "}]
+                   {"Authorization": "Bearer"}]
     for path in paths:
         if path == "/healthz":
             continue
