@@ -7,6 +7,7 @@ background threads only call them on a schedule, and tests call them directly.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -16,8 +17,10 @@ from agent.api.otlp import ReceiverStats
 from agent.config import Settings
 from agent.model import Sample, SpanRecord
 from agent.normalize import IngestPolicy
+from agent.scheduler import CollectorScheduler, PollReport
 from agent.otlp_codec import DecodeResult
 from agent.store import CostColumns, DuckDBStore
+from agent.wiring import build_collectors
 from agent.writer import BatchWriter
 from analytics.attribution import gpu_keys_of, span_cost
 from analytics.pricing import PriceTable
@@ -44,6 +47,9 @@ class Agent:
         self.writer = BatchWriter(self.store, max_queue_items=settings.max_queue_spans,
                                   price=self.price_at_ingest, clock=clock)
         self.receiver_stats = ReceiverStats()
+        collectors, intervals = build_collectors(settings, socket.gethostname())
+        self.scheduler = CollectorScheduler(collectors, self.write_samples, intervals=intervals,
+                                            clock=clock, host=socket.gethostname())
         self.otlp_ports: set[int] = set()
         self.api_ports: set[int] = set()
         self._stop = threading.Event()
@@ -77,6 +83,7 @@ class Agent:
             return
         self._started = True
         self.writer.start()
+        self.scheduler.start()
 
     def close(self) -> None:
         """Stop threads, commit what is queued, checkpoint. Safe to call twice."""
@@ -84,6 +91,7 @@ class Agent:
             return
         self._closed = True
         self._stop.set()
+        self.scheduler.stop()
         for thread in reversed(self._threads):
             thread.join(timeout=10)
         self.writer.close()
@@ -104,6 +112,10 @@ class Agent:
     def correlate(self, spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Attach the layer samples overlapping each span (issue 5); identity until then."""
         return spans
+
+    def poll_once(self, now_ns: int) -> PollReport:
+        """Run the collectors that are due at *now_ns* (the ticker thread calls this too)."""
+        return self.scheduler.poll_once(now_ns)
 
     def write_samples(self, samples: Sequence[Sample]) -> None:
         """Collectors' sink: samples go through the same writer as OTLP metrics."""

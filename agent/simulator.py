@@ -24,9 +24,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from agent.simulator_effects import Effects, GPUState, effects_at
+from agent.simulator_effects import Effects, GPUState, ServiceEffect, effects_at
+from agent.simulator_metrics import add_metrics
 from agent.simulator_scenario import MINUTE_NS, Injection
-from agent.simulator_topology import GPUSpec, ServiceSpec, Topology, default_topology
+from agent.simulator_topology import ServiceSpec, Topology, default_topology
 
 _S = 1_000_000_000
 _OK = Status(code=Status.STATUS_CODE_OK)
@@ -104,8 +105,6 @@ class Simulator:
         for spec in self.topology.services:
             self._service_traces(traces, spec, t, load, effects)
         metrics = ExportMetricsServiceRequest()
-        from agent.simulator_metrics import add_metrics  # noqa: PLC0415 - avoids a cycle
-
         add_metrics(metrics, self.topology, t + self.step_ns // 2, load, effects, self._rng,
                     self._energy_mj, self.step_ns)
         self.now_ns = t + self.step_ns
@@ -136,7 +135,7 @@ class Simulator:
             scope.spans.extend(self._trace(spec, t + int(offset), load, svc, gpu, effects))
 
     def _trace(
-        self, spec: ServiceSpec, start: int, load: float, svc: Any, gpu: GPUState | None,
+        self, spec: ServiceSpec, start: int, load: float, svc: ServiceEffect, gpu: GPUState | None,
         effects: Effects,
     ) -> list[Span]:
         rng = self._rng
@@ -225,5 +224,3 @@ def _span(
 
 
 __all__ = ["SimBatch", "Simulator", "diurnal_load"]
-
-_ = GPUSpec  # re-exported type used in annotations by callers

@@ -186,6 +186,8 @@ class PrometheusScrapeCollector:
             strip_total = family.type == "counter" and family.name in renamed
             for s in family.samples:
                 labels = s.labels
+                if "" in labels.values():  # an empty label equals an absent one (Prometheus)
+                    labels = {k: v for k, v in labels.items() if v}
                 name = s.name[:-6] if strip_total and s.name.endswith("_total") else s.name
                 if label_limit and len(labels) > label_limit:
                     msg = f"{name} has {len(labels)} labels, over label_limit {label_limit}"

@@ -89,6 +89,8 @@ def launch_agent(tmp_path: Path, *extra: str, env: dict[str, str] | None = None)
     args = [sys.executable, "-m", "agent.cli", "agent", "--db", str(db), "--otlp-port", str(otlp),
             "--api-port", str(api), *extra]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
+    # Local collectors off unless a test asks: their samples would blur exact counts.
+    full_env.update({"STRATA_GPU_ENABLED": "false", "STRATA_HOST_ENABLED": "false"})
     full_env.update(env or {})
     log = tmp_path / "agent.log"
     process = start_process(args, full_env, log)

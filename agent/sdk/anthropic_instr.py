@@ -49,7 +49,7 @@ def _start(tel: Telemetry, resource: Any, kwargs: Mapping[str, Any], stream: boo
                 attrs[name] = value
         stops = kwargs.get("stop_sequences")
         if isinstance(stops, list | tuple):
-            attrs[A.REQUEST_STOP] = [str(s) for s in stops]
+            attrs[A.REQUEST_STOP] = tuple(str(s) for s in stops)
         if stream:
             attrs[A.REQUEST_STREAM] = True
         content = tel.content
@@ -93,10 +93,10 @@ def _message_summary(
     model = msg.model
     attrs: dict[str, AttributeValue] = {A.RESPONSE_MODEL: model, A.RESPONSE_ID: msg.id}
     if msg.stop_reason:
-        attrs[A.FINISH_REASONS] = [msg.stop_reason]
+        attrs[A.FINISH_REASONS] = (msg.stop_reason,)
     tools = [block.name for block in msg.content or () if block.type == "tool_use"]
     if tools:
-        attrs[A.TOOL_CALL_NAMES] = tools
+        attrs[A.TOOL_CALL_NAMES] = tuple(tools)
     inp, out = _usage(msg.usage, attrs)
     if content.capture:
         text = "".join(getattr(b, "text", "") for b in msg.content or () if b.type == "text")
@@ -150,9 +150,9 @@ class _MessageStream:
         if self.id is not None:
             attrs[A.RESPONSE_ID] = self.id
         if self.reason is not None:
-            attrs[A.FINISH_REASONS] = [self.reason]
+            attrs[A.FINISH_REASONS] = (self.reason,)
         if self.tools:
-            attrs[A.TOOL_CALL_NAMES] = self.tools
+            attrs[A.TOOL_CALL_NAMES] = tuple(self.tools)
         inp, _ = _usage(self.input, {}) if self.input is not None else (None, None)
         if self.input is not None:
             _usage(self.input, attrs)

@@ -71,11 +71,11 @@ def _start(
             attrs[A.REQUEST_STREAM] = True
         stop = kwargs.get("stop")
         if stop is not None and isinstance(stop, str | list | tuple):
-            attrs[A.REQUEST_STOP] = [stop] if isinstance(stop, str) else [str(s) for s in stop]
+            attrs[A.REQUEST_STOP] = (stop,) if isinstance(stop, str) else tuple(str(s) for s in stop)
         if operation == A.OP_EMBEDDINGS:
             fmt = kwargs.get("encoding_format")
             if isinstance(fmt, str):
-                attrs[A.REQUEST_ENCODING_FORMATS] = [fmt]
+                attrs[A.REQUEST_ENCODING_FORMATS] = (fmt,)
         content = tel.content
         if content.capture:
             _capture_input(content, kwargs, attrs)
@@ -138,9 +138,9 @@ def _chat_summary(
         calls = choice.message.tool_calls
         if calls:
             tools.extend(c.function.name for c in calls if getattr(c, "function", None))
-    attrs[A.FINISH_REASONS] = reasons
+    attrs[A.FINISH_REASONS] = tuple(reasons)
     if tools:
-        attrs[A.TOOL_CALL_NAMES] = tools
+        attrs[A.TOOL_CALL_NAMES] = tuple(tools)
     inp, out = _chat_usage(result.usage, attrs)
     if content.capture and result.choices:
         first = result.choices[0]
@@ -159,10 +159,10 @@ def _responses_summary(
     if status == "incomplete" and result.incomplete_details is not None:
         status = result.incomplete_details.reason or status
     if status:
-        attrs[A.FINISH_REASONS] = [status]
+        attrs[A.FINISH_REASONS] = (status,)
     tools = [item.name for item in result.output or () if item.type == "function_call"]
     if tools:
-        attrs[A.TOOL_CALL_NAMES] = tools
+        attrs[A.TOOL_CALL_NAMES] = tuple(tools)
     usage = result.usage
     inp = out = None
     if usage is not None:
@@ -226,13 +226,13 @@ class _ChatStream:
     def result(self) -> tuple[dict[str, AttributeValue], str | None, int | None, int | None]:
         attrs: dict[str, AttributeValue] = {}
         if self.reasons:
-            attrs[A.FINISH_REASONS] = self.reasons
+            attrs[A.FINISH_REASONS] = tuple(self.reasons)
         if self.model is not None:
             attrs[A.RESPONSE_MODEL] = self.model
         if self.id is not None:
             attrs[A.RESPONSE_ID] = self.id
         if self.tools:
-            attrs[A.TOOL_CALL_NAMES] = self.tools
+            attrs[A.TOOL_CALL_NAMES] = tuple(self.tools)
         inp, out = _chat_usage(self.usage, attrs)
         if self.parts is not None:
             reason = self.reasons[0] if self.reasons else None
