@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 
@@ -53,7 +54,7 @@ def agent(
     """Run the sidecar agent: OTLP receiver, collectors, analysis and the local API."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
-    from agent.server import serve  # noqa: PLC0415 - keeps client commands light
+    from agent.server import serve  # starts DuckDB and uvicorn: only for this command
 
     try:
         settings = load(config, os.environ, db=db, otlp_port=otlp_port, api_port=api_port,
@@ -64,38 +65,49 @@ def agent(
 
 
 @app.command()
+def demo(
+    days: Annotated[float, typer.Option("--days", min=1, max=14, help="Simulated days.")] = 3.0,
+    seed: Annotated[int, typer.Option("--seed", help="Simulator seed.")] = 7,
+    serve: Annotated[bool, typer.Option("--serve", help="Keep the API up afterwards.")] = False,
+) -> None:
+    """Run the whole product on a temporary DuckDB against a simulated GenAI stack."""
+    logging.basicConfig(level="WARNING")
+    from agent.demo import run_demo  # heavy: only for this command
+
+    try:
+        run_demo(days=days, seed=seed, serve=serve, console=console)
+    except StrataError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     console.print(__version__)
 
 
-def api_get(api: str, path: str, token: str | None, params: dict[str, Any] | None = None) -> Any:
-    """GET a JSON document from a running agent; a clear error when it is not running."""
-    import httpx  # noqa: PLC0415
-
+def api_call(api: str, method: str, path: str, token: str | None = None, *,
+             params: dict[str, Any] | None = None, body: dict[str, Any] | None = None) -> Any:
+    """Call a running agent's API and return its JSON; exits with a clear error otherwise."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        response = httpx.get(f"{api.rstrip('/')}{path}", params=params, headers=headers,
-                             timeout=30)
+        response = httpx.request(method, f"{api.rstrip('/')}{path}", params=params, json=body,
+                                 headers=headers, timeout=60)
     except httpx.TransportError as exc:
-        raise _fail(f"no agent answering at {api} ({exc}); start one with `strata agent`") from None
+        msg = f"no agent answering at {api} ({exc}); start one with `strata agent`"
+        raise _fail(msg) from None
     if response.status_code >= 400:
-        raise _fail(f"{path}: HTTP {response.status_code}: {response.text[:300]}")
+        msg = f"{path}: HTTP {response.status_code}: {response.text[:300]}"
+        raise _fail(msg)
     return response.json()
+
+
+def api_get(api: str, path: str, token: str | None, params: dict[str, Any] | None = None) -> Any:
+    return api_call(api, "GET", path, token, params=params)
 
 
 def api_post(api: str, path: str, token: str | None, body: dict[str, Any] | None = None) -> Any:
-    import httpx  # noqa: PLC0415
-
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        response = httpx.post(f"{api.rstrip('/')}{path}", json=body or {}, headers=headers,
-                              timeout=60)
-    except httpx.TransportError as exc:
-        raise _fail(f"no agent answering at {api} ({exc}); start one with `strata agent`") from None
-    if response.status_code >= 400:
-        raise _fail(f"{path}: HTTP {response.status_code}: {response.text[:300]}")
-    return response.json()
+    return api_call(api, "POST", path, token, body=body)
 
 
 def main() -> None:

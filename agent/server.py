@@ -11,12 +11,14 @@ import ipaddress
 import logging
 import signal
 import socket
+import threading
+import time
 
 import uvicorn
 
 from agent.api.app import create_app
 from agent.config import Settings
-from agent.errors import ConfigError
+from agent.errors import ConfigError, StoreError
 from agent.runner import Agent
 
 logger = logging.getLogger(__name__)
@@ -84,3 +86,50 @@ def serve(settings: Settings, *, on_ready: object = None) -> None:
         signal.signal(sig, lambda *_: None)
     server.run(sockets=[otlp_sock, api_sock])
     logger.warning("strata agent stopped")
+
+
+class RunningServer:
+    """An agent served from a background thread (the demo, examples, in-process tests)."""
+
+    def __init__(self, agent: Agent, server: uvicorn.Server, thread: threading.Thread,
+                 host: str) -> None:
+        self.agent = agent
+        self._server = server
+        self._thread = thread
+        self.otlp_url = f"http://{host}:{min(agent.otlp_ports)}"
+        self.api_url = f"http://{host}:{min(agent.api_ports)}"
+
+    def wait(self) -> None:
+        """Block until interrupted (Ctrl-C)."""
+        try:
+            while self._thread.is_alive():
+                self._thread.join(0.5)
+        except KeyboardInterrupt:
+            pass
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(30)
+
+
+def start_in_thread(settings: Settings, *, ready_timeout_s: float = 30.0) -> RunningServer:
+    """Start an agent and its server in a daemon thread; returns once it accepts requests."""
+    check_exposure(settings)
+    otlp_sock = bind(settings.host, settings.otlp_port)
+    api_sock = bind(settings.host, settings.api_port)
+    agent = Agent(settings)
+    agent.otlp_ports.add(otlp_sock.getsockname()[1])
+    agent.api_ports.add(api_sock.getsockname()[1])
+    config = uvicorn.Config(create_app(agent), log_level="warning", access_log=False,
+                            lifespan="on", server_header=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [otlp_sock, api_sock]},
+                              name="strata-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + ready_timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            msg = "the agent's server did not start"
+            raise StoreError(msg)
+        time.sleep(0.01)
+    return RunningServer(agent, server, thread, settings.host)

@@ -301,6 +301,21 @@ class DuckDBStore:
             result[table] = int(row[0]) if row else 0
         return result
 
+    def layer_summary(self) -> list[dict[str, Any]]:
+        """Spans, samples and distinct signals per layer."""
+        rows = self.cursor().execute(
+            """
+            WITH s AS (SELECT layer, count(*) AS spans FROM spans GROUP BY layer),
+                 m AS (SELECT layer, count(*) AS samples,
+                              count(DISTINCT coalesce(canonical, name)) AS signals
+                       FROM samples GROUP BY layer)
+            SELECT coalesce(s.layer, m.layer) AS layer, coalesce(spans, 0),
+                   coalesce(samples, 0), coalesce(signals, 0)
+            FROM s FULL OUTER JOIN m ON s.layer = m.layer ORDER BY 1
+            """
+        ).fetchall()
+        return [{"layer": r[0], "spans": r[1], "samples": r[2], "signals": r[3]} for r in rows]
+
     def size_bytes(self) -> int:
         wal = Path(f"{self.path}.wal")
         return self.path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)

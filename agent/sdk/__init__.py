@@ -166,6 +166,9 @@ def _instrument(names: tuple[str, ...]) -> tuple[str, ...]:
             continue
         try:
             ok = module().instrument()
+        except ImportError:
+            logger.debug("%s is not installed; not instrumented", name)
+            continue
         except Exception:  # noqa: BLE001 - a broken instrumentation must not stop the app
             logger.warning("instrumenting %s failed", name, exc_info=True)
             continue

@@ -1,0 +1,164 @@
+"""Rolling baselines on event time, and sustained-shift episodes against them.
+
+A series is one value per bucket (NaN where there is no data). At each bucket the *current*
+level is the median of the last ``current`` buckets and the *baseline* the median (and
+MAD-based scale) of the ``baseline`` buckets before those. A shift starts when the current
+level passes the rule's thresholds; the baseline then stays frozen at its pre-shift value
+until the current level has been back inside the recovery band for ``recover`` buckets, so a
+lasting regression is not absorbed into its own baseline.
+
+Causal and deterministic: the verdict at bucket *i* depends only on buckets ``<= i``, so
+analysing a day at once or minute by minute as it arrives gives the same episodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+@dataclass(frozen=True, slots=True)
+class ShiftRule:
+    """When a change of level counts as a shift.
+
+    Args:
+        direction: ``"up"`` or ``"down"``.
+        ratio: the current level must be at least ``ratio`` x baseline (down: at most
+            ``1 / ratio`` x baseline).
+        z: and at least ``z`` robust standard deviations away from the baseline.
+        min_delta: and at least this far away in absolute terms.
+        floor: up: the current level must reach at least this; down: fall below it
+            (None: no absolute condition).
+        current: buckets in the current median.
+        baseline: buckets in the baseline.
+        recover: consecutive buckets inside the recovery band that end an episode.
+        min_points: the fewest non-empty buckets the current window needs.
+    """
+
+    direction: str = "up"
+    ratio: float = 1.5
+    z: float = 4.0
+    min_delta: float = 0.0
+    floor: float | None = None
+    current: int = 5
+    baseline: int = 120
+    recover: int = 5
+    min_points: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Episode:
+    """One sustained shift: bucket indexes of its start, detection and end (None: ongoing)."""
+
+    start: int
+    detect: int
+    end: int | None
+    baseline: float
+    current: float
+
+
+_BASELINE_STEP = 5  # the baseline is recomputed every few buckets (same result live/replay)
+
+
+def rolling_median(values: np.ndarray, width: int, min_points: int) -> np.ndarray:
+    """Median of ``values[i-width+1 .. i]`` at each i (NaN with fewer than *min_points*)."""
+    n = len(values)
+    out = np.full(n, np.nan)
+    if n == 0 or width <= 0:
+        return out
+    padded = np.concatenate([np.full(width - 1, np.nan), values])
+    windows = sliding_window_view(padded, width)
+    counts = np.sum(~np.isnan(windows), axis=1)
+    ok = counts >= min_points
+    if ok.any():
+        out[ok] = np.nanmedian(windows[ok], axis=1)
+    return out
+
+
+def rolling_baseline(values: np.ndarray, rule: ShiftRule) -> tuple[np.ndarray, np.ndarray]:
+    """Baseline median and robust scale at each bucket, from the buckets before the current
+    window; recomputed at absolute bucket multiples of a small step and held in between."""
+    n = len(values)
+    med = np.full(n, np.nan)
+    scale = np.full(n, np.nan)
+    width = rule.baseline
+    if n <= rule.current:
+        return med, scale
+    padded = np.concatenate([np.full(width, np.nan), values])
+    windows = sliding_window_view(padded, width)  # windows[j] = values[j-width .. j-1]
+    # the baseline at i ends just before the current window: values[.. i-current]
+    anchors = np.arange(n) - rule.current + 1
+    anchors = np.maximum(anchors - anchors % _BASELINE_STEP, 0)
+    uniq = np.unique(anchors)
+    wins = windows[uniq]
+    counts = np.sum(~np.isnan(wins), axis=1)
+    good = counts >= max(rule.min_points, width // 4)
+    m = np.full(len(uniq), np.nan)
+    s = np.full(len(uniq), np.nan)
+    if good.any():
+        m[good] = np.nanmedian(wins[good], axis=1)
+        s[good] = 1.4826 * np.nanmedian(np.abs(wins[good] - m[good, None]), axis=1)
+    pos = np.searchsorted(uniq, anchors)
+    return m[pos], s[pos]
+
+
+def _exceeds(cur: np.ndarray | float, base: np.ndarray | float, scale: np.ndarray | float,
+             rule: ShiftRule, strength: float = 1.0) -> np.ndarray:
+    """Elementwise: does *cur* pass the rule against (*base*, *scale*)? *strength* < 1 gives
+    the looser recovery band."""
+    cur_a, base_a, scale_a = np.asarray(cur), np.asarray(base), np.asarray(scale)
+    ratio = 1.0 + (rule.ratio - 1.0) * strength
+    z = rule.z * strength
+    scale_a = np.maximum(scale_a, 1e-3 * np.abs(base_a) + 1e-12)
+    with np.errstate(invalid="ignore"):
+        if rule.direction == "up":
+            ok = (cur_a >= base_a * ratio) & (cur_a - base_a >= z * scale_a) \
+                & (cur_a - base_a >= rule.min_delta * strength)
+            if rule.floor is not None:
+                ok &= cur_a >= rule.floor * (1.0 if strength >= 1 else 0.9)
+        else:
+            ok = (cur_a * ratio <= base_a) & (base_a - cur_a >= z * scale_a) \
+                & (base_a - cur_a >= rule.min_delta * strength)
+            if rule.floor is not None:
+                ok &= cur_a <= rule.floor * (1.0 if strength >= 1 else 1.1)
+    return np.asarray(ok & ~np.isnan(cur_a) & ~np.isnan(base_a))
+
+
+def find_shifts(values: np.ndarray, rule: ShiftRule) -> list[Episode]:
+    """Sustained shifts of *values* (one per bucket, NaN = no data) under *rule*."""
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    if n == 0:
+        return []
+    cur = rolling_median(values, rule.current, min(rule.min_points, rule.current))
+    base, scale = rolling_baseline(values, rule)
+    candidates = np.flatnonzero(_exceeds(cur, base, scale, rule))
+    episodes: list[Episode] = []
+    i_pos = 0
+    while i_pos < len(candidates):
+        i = int(candidates[i_pos])
+        b, s = float(base[i]), float(scale[i])
+        lo = max(0, i - rule.current + 1)
+        hits = np.flatnonzero(_exceeds(values[lo : i + 1], b, s, rule))
+        start = lo + int(hits[0]) if len(hits) else i
+        inside = _exceeds(cur[i + 1 :], b, s, rule, strength=0.5)
+        has_data = ~np.isnan(cur[i + 1 :])
+        out = has_data & ~inside
+        end = _first_run(out, rule.recover)
+        end_idx = None if end is None else i + 1 + end
+        episodes.append(Episode(start, i, end_idx, b, float(cur[i])))
+        if end_idx is None:
+            break
+        i_pos = int(np.searchsorted(candidates, end_idx + rule.recover, side="left"))
+    return episodes
+
+
+def _first_run(mask: np.ndarray, length: int) -> int | None:
+    """Index where the first run of *length* consecutive True values in *mask* begins."""
+    if len(mask) < length:
+        return None
+    run = np.convolve(mask.astype(np.int64), np.ones(length, dtype=np.int64), mode="valid")
+    hits = np.flatnonzero(run == length)
+    return int(hits[0]) if len(hits) else None
