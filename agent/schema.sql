@@ -86,3 +86,46 @@ CREATE TABLE IF NOT EXISTS incident_events (
     event VARCHAR NOT NULL,
     detail VARCHAR NOT NULL
 );
+
+-- Trace detail looks spans up by trace_id (random ids: zonemaps cannot prune them).
+CREATE INDEX IF NOT EXISTS spans_trace_id ON spans (trace_id);
+
+-- Measured GPU energy per sample interval [start_ns, end_ns) of one GPU's energy counter,
+-- split into what was attributed to requests in flight and what was idle (agent/finops.py).
+CREATE TABLE IF NOT EXISTS gpu_energy (
+    host VARCHAR NOT NULL,
+    device VARCHAR NOT NULL,
+    start_ns BIGINT NOT NULL,
+    end_ns BIGINT NOT NULL,
+    measured_wh DOUBLE NOT NULL,
+    attributed_wh DOUBLE NOT NULL,
+    idle_wh DOUBLE NOT NULL,
+    idle_ns BIGINT NOT NULL,
+    counter_resets INTEGER NOT NULL,
+    PRIMARY KEY (host, device, start_ns)
+);
+
+-- Hourly rollup of span cost, tokens and energy for GET /api/v1/cost (agent/finops.py).
+-- Rebuilt hour by hour from spans. Spans received after meta 'cost_rollup_received_ns'
+-- are not in it yet and are added from the spans table at query time.
+CREATE TABLE IF NOT EXISTS cost_hourly (
+    hour_ns BIGINT NOT NULL,
+    service VARCHAR NOT NULL,
+    team VARCHAR,
+    model VARCHAR,
+    provider VARCHAR,
+    host VARCHAR,
+    requests BIGINT NOT NULL,
+    priced_requests BIGINT NOT NULL,
+    input_tokens BIGINT,
+    output_tokens BIGINT,
+    usd DOUBLE,
+    energy_wh DOUBLE,
+    energy_wh_measured DOUBLE,
+    energy_wh_estimated DOUBLE,
+    energy_requests BIGINT NOT NULL,
+    co2e_g DOUBLE,
+    co2e_requests BIGINT NOT NULL,
+    token_energy_wh DOUBLE,
+    token_energy_tokens BIGINT
+);

@@ -27,10 +27,12 @@ _SEP = "\x1f"
 
 @dataclass(frozen=True, slots=True)
 class SpanSeries:
-    """Per-bucket statistics of one span group (service x layer x operation x model x name).
+    """Per-bucket statistics of one span group.
 
-    ``cost_usd`` is the stored cost where every span of the bucket has one, else the tokens
-    priced with the window's price function, else NaN (unpriced).
+    Model-layer spans group by service x operation whatever their model (``model`` is the
+    most used one), so a model switch shows as a change of the series; other layers group by
+    service x operation x span name. ``cost_usd`` is the stored cost where every span of the
+    bucket has one, else the tokens priced with the window's price function, else NaN.
     """
 
     service: str
@@ -50,7 +52,10 @@ class SpanSeries:
 
     @property
     def key(self) -> str:
-        return f"{self.service}|{self.operation}|{self.model}|{self.name}"
+        """Stable identity: model spans by service x operation, others also by span name."""
+        if self.layer == "model":
+            return f"{self.service}|{self.layer}|{self.operation}"
+        return f"{self.service}|{self.layer}|{self.operation}|{self.name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,12 +132,14 @@ class Window:
     def _read_spans(self) -> list[SpanSeries]:
         if self.n_buckets == 0:
             return []
-        rel = self._cursor().execute(
-            """
-            SELECT start_ns // $b * $b AS bucket,
-                   service || $sep || layer || $sep || operation || $sep
-                     || coalesce(response_model, request_model, '') || $sep || name
-                     || $sep || coalesce(provider, '') AS gkey,
+        params = {"b": self.bucket_ns, "sep": _SEP, "start": self.start_ns, "end": self.end_ns}
+        # Model spans are grouped per service x operation whatever the model, so a switch to
+        # another model is a change of the series, not the start of a new one.
+        group_key = """service || $sep || layer || $sep || operation || $sep
+                       || CASE WHEN layer = 'model' THEN '' ELSE name END"""
+        cols = self._cursor().execute(
+            f"""
+            SELECT start_ns // $b * $b AS bucket, {group_key} AS gkey,
                    count(*) AS n,
                    count(*) FILTER (WHERE status = 'error') AS errors,
                    quantile_cont(duration_ns, 0.5) / 1e9 AS p50,
@@ -146,12 +153,25 @@ class Window:
             FROM spans
             WHERE start_ns >= $start AND start_ns < $end AND operation IS NOT NULL
             GROUP BY ALL
-            """,
-            {"b": self.bucket_ns, "sep": _SEP, "start": self.start_ns, "end": self.end_ns},
-        )
-        cols = rel.fetchnumpy()
+            """,  # noqa: S608 - the interpolated text is a fixed expression
+            params,
+        ).fetchnumpy()
         if len(cols["bucket"]) == 0:
             return []
+        models = self._cursor().execute(
+            f"""
+            SELECT start_ns // $b * $b AS bucket, {group_key} AS gkey,
+                   coalesce(response_model, request_model, '') AS model,
+                   coalesce(provider, '') AS provider,
+                   coalesce(sum(input_tokens), 0) AS in_tok,
+                   coalesce(sum(output_tokens), 0) AS out_tok, count(*) AS n_tok
+            FROM spans
+            WHERE start_ns >= $start AND start_ns < $end AND operation IS NOT NULL
+              AND layer = 'model' AND output_tokens IS NOT NULL
+            GROUP BY ALL
+            """,  # noqa: S608 - the interpolated text is a fixed expression
+            params,
+        ).fetchall()
         keys, gid = np.unique(np.asarray(cols["gkey"], dtype=object).astype(str),
                               return_inverse=True)
         idx = self._index(np.asarray(cols["bucket"], dtype=np.int64))
@@ -159,30 +179,55 @@ class Window:
 
         def grid(name: str, fill: float) -> np.ndarray:
             out = np.full(shape, fill)
-            values = np.asarray(cols[name], dtype=float)
-            out[gid, idx] = values
+            out[gid, idx] = np.ma.filled(np.ma.asarray(cols[name], dtype=float), np.nan)
             return out
 
         n, errors = grid("n", 0.0), grid("errors", 0.0)
         p50, p95 = grid("p50", np.nan), grid("p95", np.nan)
         in_tok, out_tok, n_tok = grid("in_tok", 0.0), grid("out_tok", 0.0), grid("n_tok", 0.0)
-        stored_cost = np.full(shape, np.nan)
-        n_cost = grid("n_cost", 0.0)
-        cost_values = np.ma.filled(np.ma.asarray(cols["cost"], dtype=float), np.nan)
-        stored_cost[gid, idx] = cost_values
+        stored_cost, n_cost = grid("cost", np.nan), grid("n_cost", 0.0)
+        priced, priced_n, names = self._priced(models, keys, shape)
         series = []
         for g, key in enumerate(keys):
-            service, layer, operation, model, name, provider = key.split(_SEP)
-            cost = np.where(n_cost[g] >= n[g], stored_cost[g], np.nan)
-            rates = self._price(provider or None, model or None) if self._price else None
-            if rates is not None:
-                priced = (in_tok[g] * rates[0] + out_tok[g] * rates[1]) / 1e6
-                cost = np.where(np.isnan(cost) & (n_tok[g] > 0), priced, cost)
+            service, layer, operation, name = key.split(_SEP)
+            cost = np.where((n_cost[g] >= n[g]) & (n_cost[g] > 0), stored_cost[g], np.nan)
+            # tokens priced per model; a bucket with any unpriced model stays unpriced
+            est = np.where((priced_n[g] >= n_tok[g]) & (n_tok[g] > 0), priced[g], np.nan)
+            cost = np.where(np.isnan(cost), est, cost)
+            model, provider = names.get(g, ("", ""))
             series.append(SpanSeries(
-                service, layer, operation, model, name, provider, n[g], errors[g], p50[g],
-                p95[g], in_tok[g], out_tok[g], n_tok[g], cost,
+                service, layer, operation, model, name or f"{operation} {model}".strip(),
+                provider, n[g], errors[g], p50[g], p95[g], in_tok[g], out_tok[g], n_tok[g],
+                cost,
             ))
         return series
+
+    def _priced(
+        self, rows: list[tuple[Any, ...]], keys: np.ndarray, shape: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray, dict[int, tuple[str, str]]]:
+        """Token cost per group and bucket at list prices, the spans priced, and each
+        group's most used (model, provider)."""
+        priced = np.zeros(shape)
+        priced_n = np.zeros(shape)
+        position = {str(k): i for i, k in enumerate(keys)}
+        usage: dict[int, dict[tuple[str, str], float]] = {}
+        rates_cache: dict[tuple[str, str], tuple[float, float] | None] = {}
+        for bucket, gkey, model, provider, in_tok, out_tok, count in rows:
+            g = position.get(gkey)
+            if g is None:
+                continue
+            i = (int(bucket) - self.start_ns) // self.bucket_ns
+            per_model = usage.setdefault(g, {})
+            per_model[model, provider] = per_model.get((model, provider), 0.0) + count
+            if (model, provider) not in rates_cache:
+                rates_cache[model, provider] = (
+                    self._price(provider or None, model or None) if self._price else None)
+            rates = rates_cache[model, provider]
+            if rates is not None:
+                priced[g, i] += (in_tok * rates[0] + out_tok * rates[1]) / 1e6
+                priced_n[g, i] += count
+        names = {g: max(sorted(m.items()), key=lambda kv: kv[1])[0] for g, m in usage.items()}
+        return priced, priced_n, names
 
     # -- samples --------------------------------------------------------------------------
 

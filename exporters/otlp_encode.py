@@ -57,9 +57,9 @@ _FIXED64 = struct.Struct("<Q").pack
 _DOUBLE = struct.Struct("<d").pack
 _CACHE_LIMIT = 8192
 _CACHE_VALUE_CHARS = 256
-# Encoded attribute entries by (field tag, key, type, value). The same keys and short values (models,
-# providers, operations) repeat on nearly every span; bounded because values can be
-# attacker-chosen, and cleared when full rather than evicted one by one.
+# Encoded attribute entries by (field tag, key, type, value). The same keys and short values
+# (models, providers, operations) repeat on nearly every span; bounded because values can
+# be attacker-chosen, and cleared when full rather than evicted one by one.
 _entry_cache: dict[tuple[bytes, str, type, object], bytes] = {}
 
 
@@ -111,7 +111,8 @@ def encode_any_value(value: AttributeValue, depth: int = 0) -> bytes:
 
 def _key_value(tag: bytes, key: str, value: AttributeValue, depth: int = 0) -> bytes:
     """A ``KeyValue`` as a length-delimited field with *tag* (its field in the parent)."""
-    return _field(tag, _field(b"\x0a", _text(key)) + _field(b"\x12", encode_any_value(value, depth)))
+    encoded = _field(b"\x0a", _text(key)) + _field(b"\x12", encode_any_value(value, depth))
+    return _field(tag, encoded)
 
 
 def _attribute(tag: bytes, key: str, value: AttributeValue) -> bytes:

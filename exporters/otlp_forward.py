@@ -223,7 +223,7 @@ class OTLPForwarder:
         while not self._stop.is_set():
             try:
                 delay = self.send_once()
-            except Exception:  # noqa: BLE001 - the sender must outlive any one bad batch
+            except Exception:
                 logger.exception("forwarder: unexpected error")
                 delay = self._backoff()
             if delay is None:
@@ -316,8 +316,8 @@ class OTLPForwarder:
         except Exception:  # noqa: BLE001 - a non-OTLP 2xx body is not our problem
             return
         partial = response.partial_success
-        rejected = (partial.rejected_spans if signal == _TRACES  # type: ignore[union-attr]
-                    else partial.rejected_data_points)  # type: ignore[union-attr]
+        rejected = (partial.rejected_spans if signal == _TRACES
+                    else partial.rejected_data_points)
         self.stats.rejected_upstream += int(rejected)
 
     def _backoff(self) -> float:

@@ -67,16 +67,16 @@ def file_response(path: Path, *, cache_control: str) -> FileResponse:
 def build_router(agent: Agent) -> APIRouter:  # noqa: ARG001 - the console reads the public API
     router = APIRouter(tags=["ui"], include_in_schema=False)
 
-    @router.get("/ui")
+    @router.api_route("/ui", methods=["GET", "HEAD"])
     def ui_root() -> RedirectResponse:
         # Relative asset URLs in index.html resolve against /ui/, not /.
         return RedirectResponse("/ui/", status_code=308)
 
-    @router.get("/ui/")
+    @router.api_route("/ui/", methods=["GET", "HEAD"])
     def ui_index() -> FileResponse:
         return file_response(static_file("index.html"), cache_control=REVALIDATE)
 
-    @router.get("/ui/static/{relative:path}")
+    @router.api_route("/ui/static/{relative:path}", methods=["GET", "HEAD"])
     def ui_static(relative: str) -> FileResponse:
         path = static_file(relative)
         vendored = relative.startswith("vendor/")

@@ -169,7 +169,7 @@ def _instrument(names: tuple[str, ...]) -> tuple[str, ...]:
         except ImportError:
             logger.debug("%s is not installed; not instrumented", name)
             continue
-        except Exception:  # noqa: BLE001 - a broken instrumentation must not stop the app
+        except Exception:
             logger.warning("instrumenting %s failed", name, exc_info=True)
             continue
         if ok:
@@ -181,7 +181,7 @@ def _uninstrument(names: tuple[str, ...]) -> None:
     for name in names:
         try:
             _INSTRUMENTORS[name]().uninstrument()
-        except Exception:  # noqa: BLE001 - shutdown must finish
+        except Exception:
             logger.warning("uninstrumenting %s failed", name, exc_info=True)
 
 

@@ -32,7 +32,9 @@ _PARAMS = (
 _SCALARS = (int, float, str, bool)
 
 
-def _start(tel: Telemetry, resource: Any, kwargs: Mapping[str, Any], stream: bool) -> LLMCall | None:
+def _start(
+    tel: Telemetry, resource: Any, kwargs: Mapping[str, Any], stream: bool
+) -> LLMCall | None:
     try:
         model = kwargs.get("model")
         model = model if isinstance(model, str) else None
@@ -63,7 +65,7 @@ def _start(tel: Telemetry, resource: Any, kwargs: Mapping[str, Any], stream: boo
                 attrs[A.SYSTEM_INSTRUCTIONS] = system_text
         name = f"{A.OP_CHAT} {model}" if model else A.OP_CHAT
         return LLMCall(tel, name, attrs, PROVIDER, A.OP_CHAT, model)
-    except Exception:  # noqa: BLE001 - instrumentation must never reach user code
+    except Exception:
         logger.debug("starting an Anthropic span failed", exc_info=True)
         return None
 
@@ -177,7 +179,7 @@ def _complete(call: LLMCall, result: Any, kwargs: Mapping[str, Any], is_async: b
         else:
             attrs, model, inp, out = _message_summary(result, call.tel.content)
             call.finish(attrs, model, inp, out)
-    except Exception:  # noqa: BLE001 - instrumentation must never reach user code
+    except Exception:
         logger.debug("reading an Anthropic response failed", exc_info=True)
         call.finish({}, None, None, None)
 
@@ -242,7 +244,7 @@ def _stream_factory(is_async: bool) -> Callable[[Callable[..., Any]], Callable[.
                 request = getattr(manager, attr, None) if attr else None
                 if attr is not None and request is not None:
                     setattr(manager, attr, _traced_request(self, request, kwargs, is_async))
-            except Exception:  # noqa: BLE001 - instrumentation must never reach user code
+            except Exception:
                 logger.debug("wrapping messages.stream failed", exc_info=True)
             return manager
 

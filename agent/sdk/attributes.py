@@ -57,7 +57,7 @@ REQUEST_STOP: Final = "gen_ai.request.stop_sequences"
 REQUEST_ENCODING_FORMATS: Final = "gen_ai.request.encoding_formats"
 EMBEDDINGS_DIMENSION: Final = "gen_ai.embeddings.dimension.count"
 OUTPUT_TYPE: Final = "gen_ai.output.type"
-TOKEN_TYPE: Final = "gen_ai.token.type"
+TOKEN_TYPE: Final = "gen_ai.token.type"  # noqa: S105 - not a secret
 TOOL_NAME: Final = "gen_ai.tool.name"
 TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
 TOOL_TYPE: Final = "gen_ai.tool.type"
@@ -86,7 +86,7 @@ OP_INVOKE_WORKFLOW: Final = "invoke_workflow"
 OP_RETRIEVAL: Final = "retrieval"
 OP_TASK: Final = "task"  # a workflow step; agent.semconv files it under orchestration
 
-METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"  # noqa: S105 - not a secret
 METRIC_DURATION: Final = "gen_ai.client.operation.duration"
 METRIC_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
 

@@ -81,7 +81,7 @@ class StrataCallbackHandler(BaseCallbackHandler):
             run = Run(span, parent, is_llm=is_llm, start_ns=start)
             self._runs[run_id] = run
             CURRENT_RUN.set(run)
-        except Exception:  # noqa: BLE001 - instrumentation must never reach user code
+        except Exception:
             logger.debug("opening a LangChain span failed", exc_info=True)
 
     def _close(
@@ -100,7 +100,7 @@ class StrataCallbackHandler(BaseCallbackHandler):
             run.span.end()
             if CURRENT_RUN.get() is run:
                 CURRENT_RUN.set(run.parent)
-        except Exception:  # noqa: BLE001 - instrumentation must never reach user code
+        except Exception:
             logger.debug("closing a LangChain span failed", exc_info=True)
         return run
 
@@ -234,9 +234,6 @@ class StrataCallbackHandler(BaseCallbackHandler):
         self._open_model(serialized, run_id, parent_run_id, "text_completion", kwargs,
                          prompts[0] if prompts else None)
 
-    def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
-        """Streaming tokens are not traced one by one."""
-
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """A model call finished: tokens and response model, unless a client filled them in."""
         run = self._runs.get(run_id)
@@ -252,7 +249,7 @@ class StrataCallbackHandler(BaseCallbackHandler):
             req = attrs_span.get(A.REQUEST_MODEL)
             duration = (time.time_ns() - run.start_ns) / 1e9
             tel.record((provider, operation, req, model, None), duration, inp, out)
-        except Exception:  # noqa: BLE001 - instrumentation must never reach user code
+        except Exception:
             logger.debug("reading a LangChain LLM result failed", exc_info=True)
             attrs = {}
         self._close(run_id, attrs)
@@ -316,7 +313,7 @@ def _manager_init(original: Any) -> Any:
         try:
             if handler not in self.inheritable_handlers:
                 self.add_handler(handler, inherit=True)
-        except Exception:  # noqa: BLE001 - instrumentation must never reach user code
+        except Exception:
             logger.debug("adding the LangChain handler failed", exc_info=True)
 
     return __init__

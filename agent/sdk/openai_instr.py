@@ -62,7 +62,7 @@ def _start(
         host, port = _server(resource)
         if host is not None:
             attrs[A.SERVER_ADDRESS] = host
-            attrs[A.SERVER_PORT] = port  # type: ignore[assignment]
+            attrs[A.SERVER_PORT] = port
         for key, name in params:
             value = kwargs.get(key)
             if value is not None and isinstance(value, _SCALARS):
@@ -71,7 +71,8 @@ def _start(
             attrs[A.REQUEST_STREAM] = True
         stop = kwargs.get("stop")
         if stop is not None and isinstance(stop, str | list | tuple):
-            attrs[A.REQUEST_STOP] = (stop,) if isinstance(stop, str) else tuple(str(s) for s in stop)
+            stops = (stop,) if isinstance(stop, str) else tuple(str(s) for s in stop)
+            attrs[A.REQUEST_STOP] = stops
         if operation == A.OP_EMBEDDINGS:
             fmt = kwargs.get("encoding_format")
             if isinstance(fmt, str):
@@ -81,7 +82,7 @@ def _start(
             _capture_input(content, kwargs, attrs)
         name = f"{operation} {model}" if model else operation
         return LLMCall(tel, name, attrs, PROVIDER, operation, model)
-    except Exception:  # noqa: BLE001 - instrumentation must never reach user code
+    except Exception:
         logger.debug("starting an OpenAI span failed", exc_info=True)
         return None
 
@@ -130,8 +131,8 @@ def _chat_summary(
 ) -> tuple[dict[str, AttributeValue], str | None, int | None, int | None]:
     model = result.model
     attrs: dict[str, AttributeValue] = {A.RESPONSE_MODEL: model, A.RESPONSE_ID: result.id}
-    reasons = []
-    tools = []
+    reasons: list[str] = []
+    tools: list[str] = []
     for choice in result.choices:
         if choice.finish_reason:
             reasons.append(choice.finish_reason)
@@ -281,7 +282,7 @@ def _complete(
         else:
             attrs, model, inp, out = summary(result, call.tel.content)
             call.finish(attrs, model, inp, out)
-    except Exception:  # noqa: BLE001 - instrumentation must never reach user code
+    except Exception:
         logger.debug("reading an OpenAI response failed", exc_info=True)
         call.finish({}, None, None, None)
 

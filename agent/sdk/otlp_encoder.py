@@ -251,7 +251,7 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
             return super().export(spans)
         try:
             data = self._strata_encoder.encode(spans)
-        except Exception:  # noqa: BLE001 - fall back to the stock encoder
+        except Exception:
             logger.debug("fast span encoding failed; using the stock encoder", exc_info=True)
             return super().export(spans)
         result = self._client.export(data)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -112,7 +113,7 @@ class DropCountingSpanProcessor(SpanProcessor):
 
     def shutdown(self) -> None:
         """Flush and stop the export thread."""
-        self._inner.shutdown()
+        self._inner.shutdown()  # type: ignore[no-untyped-call]
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Export everything queued; blocks the caller."""
@@ -128,13 +129,24 @@ class Pipeline:
     processor: DropCountingSpanProcessor
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
-        """Flush spans and metrics, then stop the export threads (bounded by *timeout_s*)."""
+        """Flush spans and metrics, then stop the export threads.
+
+        Returns after at most about *timeout_s*: an exporter stuck in its retry back-off
+        (endpoint down) holds the batch processor's export lock for up to its own
+        timeout, so the flush runs on a daemon thread that is abandoned at the deadline.
+        """
         millis = int(timeout_s * 1000)
-        try:
-            self.tracer_provider.force_flush(millis)
-        finally:
-            self.tracer_provider.shutdown()
-            self.meter_provider.shutdown(timeout_millis=millis)
+
+        def run() -> None:
+            try:
+                self.tracer_provider.force_flush(millis)
+                self.tracer_provider.shutdown()
+            finally:
+                self.meter_provider.shutdown(timeout_millis=millis)
+
+        worker = threading.Thread(target=run, name="strata-sdk-shutdown", daemon=True)
+        worker.start()
+        worker.join(timeout_s)
 
 
 def build_pipeline(

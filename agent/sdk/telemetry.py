@@ -40,7 +40,7 @@ from agent.sdk.scope import live_run
 logger = logging.getLogger(__name__)
 
 _MAX_CACHED_METRIC_ATTRS = 1024
-_SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY  # noqa: SLF001 - the OTel-wide switch
+_SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _UNSET = Status(StatusCode.UNSET)
@@ -62,7 +62,7 @@ class FastSpans:
         self.id_generator = tracer.id_generator  # type: ignore[attr-defined]
         self.resource = tracer.resource  # type: ignore[attr-defined]
         self.processor = tracer.span_processor  # type: ignore[attr-defined]
-        self.scope = tracer._instrumentation_scope  # type: ignore[attr-defined]  # noqa: SLF001
+        self.scope = tracer._instrumentation_scope  # type: ignore[attr-defined]
 
     @staticmethod
     def create(tracer: Tracer) -> FastSpans | None:
@@ -271,7 +271,7 @@ class LLMCall:
                 duration, input_tokens, output_tokens, ttfc_s,
             )
             self._emit(_UNSET)
-        except Exception:  # noqa: BLE001 - instrumentation must never reach user code
+        except Exception:
             logger.debug("finishing an LLM span failed", exc_info=True)
 
     def fail(self, exc: BaseException) -> None:
@@ -297,7 +297,7 @@ class LLMCall:
                 (provider, operation, request_model, None, error_type), duration, None, None
             )
             self._emit(status, events)
-        except Exception:  # noqa: BLE001 - instrumentation must never reach user code
+        except Exception:
             logger.debug("recording an LLM error failed", exc_info=True)
 
 

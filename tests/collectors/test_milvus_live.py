@@ -37,7 +37,7 @@ PINS = [
     "pandas<2.2",
 ]
 
-DRIVER = r'''
+DRIVER = r"""
 import json, random, subprocess, sys, time
 from milvus import MilvusServer
 from pymilvus import (Collection, CollectionSchema, DataType, FieldSchema, connections,
@@ -82,7 +82,7 @@ try:
                       "stderr": scraped.stderr[-2000:]}), flush=True)
 finally:
     server.stop()
-'''
+"""
 
 # Runs with the repo's .venv inside the namespace: our collector, polled until the loaded
 # segments appear (Milvus refreshes some gauges asynchronously), then one JSON line.
@@ -106,8 +106,6 @@ while True:
 c.close()
 print(json.dumps({
     "polls": polls,
-    "raw": sum(1 for s in samples if not (s.canonical or "").startswith("vectordb.shard")
-               and s.name == (s.name if s.canonical is None or s.name != s.canonical else "")),
     "by_state": by_state,
     "shard_segments": shard,
     "entries_per_segment": {s.device: s.value for s in samples

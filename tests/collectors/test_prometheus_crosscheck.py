@@ -53,7 +53,9 @@ def _install_prometheus() -> str:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     cmd = ["apt-get", "install", "-y", "--no-install-recommends", "prometheus"]
     if subprocess.run(cmd, env=env, capture_output=True, timeout=300, check=False).returncode:
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=300, check=False)
+        subprocess.run(
+            ["apt-get", "update"], env=env, capture_output=True, timeout=300, check=False
+        )
         result = subprocess.run(cmd, env=env, capture_output=True, timeout=300, check=False)
         if result.returncode:
             pytest.skip(f"apt-get install prometheus failed: {result.stderr.decode()[-300:]}")
@@ -77,7 +79,9 @@ def prometheus_fixture(
         for job, (file, _) in JOBS.items()
     )
     config = work / "prometheus.yml"
-    config.write_text(f"global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n{jobs}")
+    config.write_text(
+        f"global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n{jobs}"
+    )
     port = free_port()
     log = (work / "prometheus.log").open("wb")
     proc = subprocess.Popen(
@@ -104,7 +108,9 @@ def prometheus_fixture(
         log.close()
 
 
-def _wait_all_up(url: str, proc: subprocess.Popen[bytes], log: Path, deadline_s: float = 30) -> None:
+def _wait_all_up(
+    url: str, proc: subprocess.Popen[bytes], log: Path, deadline_s: float = 30
+) -> None:
     """Poll readiness, then until every job has been scraped and is up (deadline, no sleeps)."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:

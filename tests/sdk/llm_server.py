@@ -161,7 +161,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: LLMServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet: tests and benchmarks read stdout."""
 
     def _send(self, status: int, payload: bytes, content_type: str) -> None:
@@ -206,6 +206,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(status, {"type": "error", "error": {"type": kind, "message": "boom"}})
             else:
                 self._json(status, {"error": {"message": "boom", "type": kind, "code": kind}})
+            return
+        if model == "malformed":  # a body the clients accept, lacking most fields
+            self._json(200, {"id": "x", "object": "chat.completion"})
             return
         stream = bool(body.get("stream"))
         path = self.path.split("?", 1)[0]
@@ -266,7 +269,7 @@ def main() -> None:
     parser.add_argument("--chunk-delay", type=float, default=0.0)
     args = parser.parse_args()
     server = LLMServer(args.port, chunk_delay_s=args.chunk_delay)
-    print(server.url, flush=True)  # noqa: T201 - the parent process reads the URL
+    print(server.url, flush=True)
     server.serve_forever()
 
 

@@ -7,6 +7,8 @@ export function h(tag, attrs = {}, ...children) {
     if (value === null || value === undefined || value === false) continue;
     if (key === "class") el.className = value;
     else if (key === "dataset") Object.assign(el.dataset, value);
+    // CSSOM, not a style attribute: the console's CSP allows no inline styles.
+    else if (key === "style") for (const [p, v] of Object.entries(value)) el.style.setProperty(p, String(v));
     else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
     else el.setAttribute(key, value === true ? "" : String(value));
   }

@@ -1,0 +1,154 @@
+"""Request-level regression detectors: latency, errors, tokens, cost, throughput.
+
+Each runs per span group (service x operation x model x span name) on the window's
+per-minute statistics. Per-request signals (p95 latency, error rate, tokens and cost per
+request) are what they judge, so a traffic surge that keeps per-request cost flat is not a
+cost regression; throughput is judged only for collapses. Infrastructure, serving and data
+detectors live in ``analytics.detectors_infra`` and ``analytics.detectors_stack``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from agent.model import Finding, Layer
+from analytics.base import shift_findings
+from analytics.baseline import ShiftRule
+
+if TYPE_CHECKING:
+    from agent.window import SpanSeries, Window
+
+ROOT_OPERATIONS = frozenset({"invoke_workflow", "invoke_agent", "workflow"})
+MIN_REQUESTS_PER_BUCKET = 0.5  # median traffic below this is too thin to judge
+
+
+def _what(s: SpanSeries) -> str:
+    return f"{s.name} on {s.service}"
+
+
+def _busy(s: SpanSeries) -> bool:
+    return float(np.median(s.count)) >= MIN_REQUESTS_PER_BUCKET if len(s.count) else False
+
+
+def _rolling_sum(values: np.ndarray, width: int) -> np.ndarray:
+    cs = np.concatenate([[0.0], np.cumsum(values)])
+    out = cs[width:] - cs[:-width]
+    return np.concatenate([cs[1:width], out])
+
+
+class LatencyRegressionDetector:
+    """p95 latency of a span group up by half or more, sustained for minutes."""
+
+    kind = "latency_regression"
+    rule = ShiftRule(direction="up", ratio=1.4, z=4.0, min_delta=0.05, current=5, min_points=3)
+
+    def detect(self, window: Window) -> Iterable[Finding]:
+        for s in window.span_series():
+            if not _busy(s):
+                continue
+            p95 = np.where(s.count > 0, s.p95_s, np.nan)
+            yield from shift_findings(
+                window, p95, self.rule, kind=self.kind, layer=Layer(s.layer),
+                signal="latency.p95", unit="s", key=f"span:{s.key}", what=_what(s),
+                service=s.service, critical_ratio=3.0,
+            )
+
+
+class ErrorSpikeDetector:
+    """Error rate of a span group up by at least five points, with three or more errors.
+
+    The rate is pooled over the last five minutes with two errors of slack taken off, so a
+    single failed request in a quiet minute is not a spike.
+    """
+
+    kind = "error_spike"
+    pool = 5
+    rule = ShiftRule(direction="up", ratio=1.0, z=3.0, min_delta=0.05, floor=0.05, current=3,
+                     min_points=2)
+
+    def detect(self, window: Window) -> Iterable[Finding]:
+        for s in window.span_series():
+            if not _busy(s):
+                continue
+            n = _rolling_sum(s.count, self.pool)
+            e = _rolling_sum(s.errors, self.pool)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                slack = np.where(n > 0, np.maximum(e - 2.0, 0.0) / n, np.nan)
+                rate = np.where(n > 0, e / n, np.nan)
+            yield from shift_findings(
+                window, slack, self.rule, kind=self.kind, layer=Layer(s.layer),
+                signal="error_rate", unit="1", key=f"span:{s.key}", what=_what(s),
+                service=s.service, report=rate, critical_ratio=20.0,
+            )
+
+
+class TokenSpikeDetector:
+    """Output (or input) tokens per request of a model span group up by 60% or more."""
+
+    kind = "token_spike"
+    rule = ShiftRule(direction="up", ratio=1.6, z=4.0, min_delta=20.0, current=5, min_points=3)
+
+    def detect(self, window: Window) -> Iterable[Finding]:
+        for s in window.span_series():
+            if s.layer != Layer.MODEL or not _busy(s) or not np.any(s.token_count > 0):
+                continue
+            with np.errstate(invalid="ignore", divide="ignore"):
+                tc = np.where(s.token_count > 0, s.token_count, np.nan)
+                out = s.output_tokens / tc
+                inp = s.input_tokens / tc
+            for signal, values in (("tokens.output_per_request", out),
+                                   ("tokens.input_per_request", inp)):
+                yield from shift_findings(
+                    window, values, self.rule, kind=self.kind, layer=Layer.MODEL,
+                    signal=signal, unit="{token}", key=f"span:{s.key}", what=_what(s),
+                    service=s.service, critical_ratio=4.0,
+                )
+
+
+class CostRegressionDetector:
+    """Cost per request of a model span group up by 40% or more (NaN where unpriced)."""
+
+    kind = "cost_regression"
+    rule = ShiftRule(direction="up", ratio=1.4, z=4.0, min_delta=0.0, current=5, min_points=3)
+
+    def detect(self, window: Window) -> Iterable[Finding]:
+        for s in window.span_series():
+            if s.layer != Layer.MODEL or not _busy(s) or np.all(np.isnan(s.cost_usd)):
+                continue
+            with np.errstate(invalid="ignore", divide="ignore"):
+                per_request = s.cost_usd / np.where(s.token_count > 0, s.token_count, np.nan)
+            yield from shift_findings(
+                window, per_request, self.rule, kind=self.kind, layer=Layer.MODEL,
+                signal="cost_per_request", unit="USD", key=f"span:{s.key}", what=_what(s),
+                service=s.service, critical_ratio=3.0,
+            )
+
+
+class ThroughputDropDetector:
+    """Requests per minute into a service's root spans down to a third or less."""
+
+    kind = "traffic_drop"
+    rule = ShiftRule(direction="down", ratio=3.0, z=4.0, min_delta=1.0, current=5,
+                     min_points=3)
+
+    def detect(self, window: Window) -> Iterable[Finding]:
+        for s in window.span_series():
+            if s.operation not in ROOT_OPERATIONS or not _busy(s):
+                continue
+            yield from shift_findings(
+                window, s.count.astype(float), self.rule, kind=self.kind,
+                layer=Layer(s.layer), signal="throughput", unit="{request}/min",
+                key=f"span:{s.key}", what=_what(s), service=s.service,
+            )
+
+
+SPAN_DETECTORS = (
+    LatencyRegressionDetector(),
+    ErrorSpikeDetector(),
+    TokenSpikeDetector(),
+    CostRegressionDetector(),
+    ThroughputDropDetector(),
+)

@@ -1,0 +1,141 @@
+"""Infrastructure detectors: GPU thermal and power-cap throttling, Xid/ECC faults, fans.
+
+They read DCGM/NVML series per GPU (host x device). Throttling comes from the clocks event
+reasons bitmask (``DCGM_FI_DEV_CLOCKS_EVENT_REASONS``) or from the per-reason series the
+NVML collector derives (``gpu.throttle.*``), as the fraction of samples per minute with the
+reason set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from agent.model import Finding, Layer
+from analytics.base import shift_findings
+from analytics.baseline import ShiftRule
+
+if TYPE_CHECKING:
+    from agent.window import SampleSeries, Window
+
+THERMAL_REASONS = 0x20 | 0x40  # SW / HW thermal slowdown
+POWER_REASONS = 0x4 | 0x80  # SW power cap / HW power brake
+_FLAG_RULE = ShiftRule(direction="up", ratio=1.0, z=0.0, min_delta=0.5, floor=0.5, current=2,
+                       min_points=2, recover=3)
+
+
+def _gpu(s: SampleSeries) -> str:
+    return f"GPU {s.device or '?'} on {s.host or '?'}"
+
+
+def _gpu_key(s: SampleSeries) -> str:
+    return f"gpu:{s.host or ''}|{s.device or ''}"
+
+
+def _flag_findings(
+    window: Window, series: Sequence[SampleSeries], *, kind: str, signal: str
+) -> Iterable[Finding]:
+    seen: set[str] = set()
+    for s in series:
+        key = _gpu_key(s)
+        if key in seen:  # bitmask and derived series of one GPU: judge once
+            continue
+        found = shift_findings(
+            window, s.mean, _FLAG_RULE, kind=kind, layer=Layer.INFRASTRUCTURE, signal=signal,
+            unit="1", key=key, what=_gpu(s), host=s.host,
+        )
+        if found:
+            seen.add(key)
+        yield from found
+
+
+class GPUThermalDetector:
+    """GPU temperature far above its baseline, and thermal clock throttling."""
+
+    kind = "gpu_thermal"
+    temperature = ShiftRule(direction="up", ratio=1.0, z=4.0, min_delta=12.0, floor=75.0,
+                            current=3, min_points=2, recover=3)
+
+    def detect(self, window: Window) -> Iterable[Finding]:
+        for s in window.sample_series(["gpu.temperature"]):
+            yield from shift_findings(
+                window, s.mean, self.temperature, kind=self.kind, layer=Layer.INFRASTRUCTURE,
+                signal="gpu.temperature", unit="Cel", key=_gpu_key(s), what=_gpu(s),
+                host=s.host,
+            )
+        throttled = [*window.clock_reason_series(THERMAL_REASONS),
+                     *window.sample_series(["gpu.throttle.thermal", "gpu.throttle.hw_thermal",
+                                            "gpu.throttle.sw_thermal"])]
+        yield from _flag_findings(window, throttled, kind=self.kind,
+                                  signal="gpu.throttle.thermal")
+
+
+class GPUPowerThrottleDetector:
+    """GPU clocks held down by the power cap (SW power cap or HW power brake)."""
+
+    kind = "gpu_power_throttle"
+
+    def detect(self, window: Window) -> Iterable[Finding]:
+        throttled = [*window.clock_reason_series(POWER_REASONS),
+                     *window.sample_series(["gpu.throttle.power", "gpu.throttle.sw_power_cap",
+                                            "gpu.throttle.hw_power_brake"])]
+        yield from _flag_findings(window, throttled, kind=self.kind,
+                                  signal="gpu.throttle.power")
+
+
+class GPUFaultDetector:
+    """A new Xid error code, or uncorrectable ECC errors counting up."""
+
+    kind = "gpu_fault"
+    rule = ShiftRule(direction="up", ratio=1.0, z=0.0, min_delta=1.0, floor=1.0, current=1,
+                     min_points=1, recover=3)
+
+    def detect(self, window: Window) -> Iterable[Finding]:
+        for s in window.sample_series(["gpu.xid"]):
+            for f in shift_findings(
+                window, s.max, self.rule, kind=self.kind, layer=Layer.INFRASTRUCTURE,
+                signal="gpu.xid", unit="1", key=_gpu_key(s), what=_gpu(s), host=s.host,
+            ):
+                yield _critical(f, f"Xid {f.current:.0f} on {_gpu(s)}")
+        ecc = window.sample_series(["gpu.ecc.uncorrected.volatile",
+                                    "gpu.ecc.uncorrected.aggregate"])
+        for s in ecc:
+            increase = np.diff(s.max, prepend=np.nan)
+            for f in shift_findings(
+                window, increase, self.rule, kind=self.kind, layer=Layer.INFRASTRUCTURE,
+                signal="gpu.ecc.uncorrected", unit="1", key=_gpu_key(s), what=_gpu(s),
+                host=s.host,
+            ):
+                yield _critical(f, f"uncorrectable ECC errors on {_gpu(s)}")
+
+
+def _critical(f: Finding, summary: str) -> Finding:
+    return Finding(f.kind, f.layer, f.signal, f.started_at_ns, f.detected_at_ns, f.baseline,
+                   f.current, f.unit, "critical", summary, f.service, f.host, f.key,
+                   f.ended_at_ns)
+
+
+class GPUFanDetector:
+    """A GPU fan slowing to half its usual speed or less (failing or stopped)."""
+
+    kind = "gpu_fan_failure"
+    rule = ShiftRule(direction="down", ratio=2.0, z=4.0, min_delta=15.0, current=2,
+                     min_points=2, recover=3)
+
+    def detect(self, window: Window) -> Iterable[Finding]:
+        for s in window.sample_series(["gpu.fan.speed"]):
+            for f in shift_findings(
+                window, s.mean, self.rule, kind=self.kind, layer=Layer.INFRASTRUCTURE,
+                signal="gpu.fan.speed", unit="%", key=_gpu_key(s), what=_gpu(s), host=s.host,
+            ):
+                yield _critical(f, f"fan of {_gpu(s)}: {f.baseline:.0f}% -> {f.current:.0f}%")
+
+
+INFRA_DETECTORS = (
+    GPUThermalDetector(),
+    GPUPowerThrottleDetector(),
+    GPUFaultDetector(),
+    GPUFanDetector(),
+)
