@@ -96,11 +96,16 @@ def _setup_contender(name: str, endpoint: str) -> Any:
 
         return flush
     if name == "openlit":
+        import tempfile
+
         import openlit
         from opentelemetry import metrics, trace
 
+        # A local (empty) price table: openlit would otherwise fetch one from GitHub.
+        prices = Path(tempfile.mkdtemp()) / "pricing.json"
+        prices.write_text('{"chat": {}, "embeddings": {}, "images": {}, "audio": {}}')
         openlit.init(otlp_endpoint=endpoint, application_name="bench", collect_gpu_stats=False,
-                     disable_batch=False)
+                     disable_batch=False, pricing_json=str(prices))
 
         def flush_openlit() -> None:
             trace.get_tracer_provider().force_flush()  # type: ignore[attr-defined]
@@ -164,6 +169,68 @@ def worker(args: argparse.Namespace) -> None:
     print(json.dumps({"cpu_us": cpu / args.calls * 1e6,
                       "wall_us": statistics.median(walls) * 1e6}), flush=True)
     os._exit(0)  # skip atexit flushes: they are not part of the measurement
+
+
+def isolated(ns: argparse.Namespace) -> None:
+    """Our instrumentation alone: the wrapped ``create`` around a fake that returns parsed
+    objects (no HTTP, no parsing), vs the fake itself; exporter thread included (flush).
+
+    Far less noisy than the end-to-end runs on a shared machine, and an upper bound on
+    what the SDK adds to a real call's CPU (minus GC/cache effects of the extra objects).
+    """
+    sys.path.insert(0, str(ROOT))
+    import openai
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+    from agent.sdk import init, openai_instr, shutdown
+    from tests.sdk import llm_server
+
+    sink, endpoint = _spawn([sys.executable, __file__, "--sink"])
+    handle = init("bench", endpoint=endpoint, instrument=(), set_global=False)
+    assert handle is not None
+    body = {"model": "gpt-4o-mini", "messages": [], "stream_options": {"include_usage": True}}
+    done = ChatCompletion.model_validate(llm_server.chat_completion(body))
+    chunks = [ChatCompletionChunk.model_validate(c) for c in llm_server.chat_stream(body)]
+
+    class FakeStream:  # iterates self._iterator and closes like openai.Stream
+        def __init__(self) -> None:
+            self._iterator = iter(chunks)
+
+        def __iter__(self) -> Any:
+            yield from self._iterator
+
+        def close(self) -> None:
+            pass
+
+    def fake(self: Any, **kw: Any) -> Any:
+        return FakeStream() if kw.get("stream") else done
+
+    wrapped = openai_instr._sync_factory(
+        "chat", openai_instr._CHAT_PARAMS, openai_instr._chat_summary,
+        openai_instr._ChatStream)(fake)
+    resource = openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="x").chat.completions
+    msgs = [{"role": "user", "content": "hi"}]
+
+    def run(fn: Any, stream: bool, n: int = 2000) -> float:
+        handle.force_flush()
+        t0 = time.process_time()
+        for _ in range(n):
+            if stream:
+                for _ in fn(resource, model="gpt-4o-mini", messages=msgs, stream=True,
+                            stream_options={"include_usage": True}):
+                    pass
+            else:
+                fn(resource, model="gpt-4o-mini", messages=msgs, temperature=0.0)
+        handle.force_flush()
+        return (time.process_time() - t0) / n * 1e6
+
+    for mode in ns.modes:
+        stream = mode == "stream"
+        added = [run(wrapped, stream) - run(fake, stream) for _ in range(ns.rounds)]
+        print(f"| {mode} | strata (isolated) | {statistics.median(added):.0f} | "
+              f"spans dropped: {handle.spans_dropped} |")
+    shutdown()
+    sink.terminate()
 
 
 # ---------------------------------------------------------------- orchestration
@@ -301,6 +368,8 @@ def main() -> None:
     p.add_argument("--peers", nargs="*", default=list(PEERS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the rows to this JSON file")
+    p.add_argument("--isolated", action="store_true",
+                   help="measure our wrapper alone around a fake create() (in-process)")
     ns = p.parse_args()
     if ns.setup:
         setup_venvs()
@@ -308,6 +377,8 @@ def main() -> None:
         sink_main(0)
     elif ns.worker:
         worker(ns)
+    elif ns.isolated:
+        isolated(ns)
     else:
         orchestrate(ns)
 

@@ -128,7 +128,8 @@ def embeddings(body: dict[str, Any]) -> dict[str, Any]:
 
 def anthropic_message(body: dict[str, Any]) -> dict[str, Any]:
     return {
-        "id": "msg_1", "type": "message", "role": "assistant", "model": _served_model(body["model"]),
+        "id": "msg_1", "type": "message", "role": "assistant",
+        "model": _served_model(body["model"]),
         "content": [{"type": "text", "text": TEXT}], "stop_reason": "end_turn",
         "stop_sequence": None,
         "usage": {"input_tokens": USAGE_INPUT, "output_tokens": USAGE_OUTPUT,
