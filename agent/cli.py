@@ -16,15 +16,14 @@ import httpx
 import typer
 from rich.console import Console
 
-from agent import __version__
+from agent import __version__, cli_finops, cli_incidents
 from agent.config import load
 from agent.errors import StrataError
 
 app = typer.Typer(help="Strata: observability and AIOps for generative-AI stacks.",
                   no_args_is_help=True, add_completion=False)
-incidents_app = typer.Typer(help="List, show, acknowledge and resolve incidents.",
-                            no_args_is_help=True)
-app.add_typer(incidents_app, name="incidents")
+app.add_typer(cli_incidents.app, name="incidents")
+cli_finops.register(app)
 console = Console()
 err_console = Console(stderr=True)
 

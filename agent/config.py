@@ -144,6 +144,8 @@ class Settings:
     forward_endpoint: str | None = None
     forward_queue_dir: str | None = None
     forward_max_queue_bytes: int = 512 * 1024**2
+    forward_initial_backoff_s: float = 1.0
+    forward_max_backoff_s: float = 30.0
     carbon_pue: float = 1.2
     carbon_grid_gco2e_per_kwh: float = 400.0
     pricing_file: str | None = None
@@ -173,6 +175,8 @@ _SCALARS: dict[tuple[str, str], tuple[str, Callable[[object, str], Any]]] = {
     ("forward", "endpoint"): ("forward_endpoint", _text),
     ("forward", "queue_dir"): ("forward_queue_dir", _text),
     ("forward", "max_queue_bytes"): ("forward_max_queue_bytes", parse_size_bytes),
+    ("forward", "initial_backoff"): ("forward_initial_backoff_s", parse_duration_s),
+    ("forward", "max_backoff"): ("forward_max_backoff_s", parse_duration_s),
     ("carbon", "pue"): ("carbon_pue", _positive_float),
     ("carbon", "grid_gco2e_per_kwh"): ("carbon_grid_gco2e_per_kwh", _positive_float),
     ("pricing", "file"): ("pricing_file", _text),

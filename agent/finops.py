@@ -23,7 +23,11 @@ host). ``refresh_cost_rollup`` rebuilds the hours touched by spans received sinc
 run (and hours given explicitly, e.g. after the GPU pass re-priced them). A query whose
 group and filters are rollup dimensions and whose bucket is a whole number of hours reads
 full hours from the rollup, the partial edge hours from ``spans``, and adds the spans
-received after the rollup's watermark, so answers never wait for the next refresh.
+received after the rollup's watermark, so answers never wait for the next refresh. The
+rollup only ever holds spans received at or before the watermark, so no span is counted
+twice; a batch that commits after a refresh with an older ``received_ns`` (it was stamped
+before it got the write lock) is missing from full hours until the next refresh, which
+re-scans ``ROLLUP_SLACK_NS`` back.
 """
 
 from __future__ import annotations
@@ -165,8 +169,11 @@ def cost_report(
     until_ns: int,
     bucket_ns: int | None = None,
     filters: Mapping[str, str] | None = None,
+    rollup: bool = True,
 ) -> list[dict[str, Any]]:
     """Cost, tokens, energy and carbon per (time bucket, group) over ``[since_ns, until_ns)``.
+
+    ``rollup=False`` reads only the spans table (same result; for checks and benchmarks).
 
     Spans are placed by start time. Buckets are aligned to the Unix epoch; without
     *bucket_ns* there is one bucket, whose ``bucket_ns`` is *since_ns*.
@@ -198,7 +205,8 @@ def cost_report(
     full_lo = -(-since_ns // HOUR_NS) * HOUR_NS
     full_hi = until_ns // HOUR_NS * HOUR_NS
     use_rollup = (
-        group.rollup_sql is not None
+        rollup
+        and group.rollup_sql is not None
         and all(c is not None for c in rollup_conds)
         and (bucket_ns is None or bucket_ns % HOUR_NS == 0)
         and full_lo < full_hi
@@ -206,7 +214,7 @@ def cost_report(
 
     def span_part(where: str) -> str:
         return (
-            f"SELECT {span_bucket} AS bucket_ns, {group.span_sql} AS grp, {_SPAN_AGGREGATES} "
+            f"SELECT {span_bucket} AS bucket_ns, {group.span_sql} AS grp, {_SPAN_AGGREGATES} "  # noqa: S608 - module SQL only
             f"FROM spans WHERE {where} AND {span_where} GROUP BY ALL"
         )
 
@@ -219,7 +227,7 @@ def cost_report(
             span_part("start_ns >= $since AND start_ns < $lo"),
             span_part("start_ns >= $hi AND start_ns < $until"),
             span_part("received_ns > $wm AND start_ns >= $lo AND start_ns < $hi"),
-            f"SELECT {rollup_bucket} AS bucket_ns, {group.rollup_sql} AS grp, {_SUM_MEASURES} "
+            f"SELECT {rollup_bucket} AS bucket_ns, {group.rollup_sql} AS grp, {_SUM_MEASURES} "  # noqa: S608
             f"FROM cost_hourly WHERE hour_ns >= $lo AND hour_ns < $hi AND {rollup_where} "
             "GROUP BY ALL",
         ]
@@ -275,20 +283,26 @@ def _watermark(cur: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row else -1
 
 
-def refresh_rollup_hours(cur: duckdb.DuckDBPyConnection, hours: Iterable[int]) -> int:
-    """Rebuild the rollup rows of *hours* (hour starts, ns) from spans, inside the caller's
-    transaction. Returns how many hours were rebuilt."""
+def refresh_rollup_hours(
+    cur: duckdb.DuckDBPyConnection, hours: Iterable[int], *, watermark_ns: int | None = None
+) -> int:
+    """Rebuild the rollup rows of *hours* (hour starts, ns) inside the caller's transaction.
+
+    Only spans received at or before the rollup's watermark (default: the stored one) go in,
+    because queries add the spans received after it from the spans table: a span is counted
+    in exactly one of the two. Returns how many hours were rebuilt.
+    """
     wanted = sorted({h - h % HOUR_NS for h in hours})
     if not wanted:
         return 0
-    params = {"hours": wanted, "lo": wanted[0], "hi": wanted[-1] + HOUR_NS}
-    cur.execute("DELETE FROM cost_hourly WHERE list_contains($hours, hour_ns)", params)
+    watermark = _watermark(cur) if watermark_ns is None else watermark_ns
+    cur.execute("DELETE FROM cost_hourly WHERE list_contains($hours, hour_ns)", {"hours": wanted})
     cur.execute(
         f"INSERT INTO cost_hourly SELECT start_ns - start_ns % {HOUR_NS} AS hour_ns, "  # noqa: S608 - module SQL
         f"service, team, {GROUP_COLUMNS['model']} AS model, provider, host, {_SPAN_AGGREGATES} "
-        "FROM spans WHERE start_ns >= $lo AND start_ns < $hi "
+        "FROM spans WHERE start_ns >= $lo AND start_ns < $hi AND received_ns <= $wm "
         f"AND list_contains($hours, start_ns - start_ns % {HOUR_NS}) GROUP BY ALL",
-        params,
+        {"hours": wanted, "lo": wanted[0], "hi": wanted[-1] + HOUR_NS, "wm": watermark},
     )
     return len(wanted)
 
@@ -317,9 +331,10 @@ def refresh_cost_rollup(store: DuckDBStore, *, hours: Iterable[int] = ()) -> int
                 [since],
             ).fetchall()
         }
-        rebuilt = refresh_rollup_hours(cur, touched | set(hours))
-        if latest is not None and int(latest) > previous:
+        watermark = max(previous, -1 if latest is None else int(latest))
+        rebuilt = refresh_rollup_hours(cur, touched | set(hours), watermark_ns=watermark)
+        if watermark > previous:
             cur.execute(
-                "INSERT OR REPLACE INTO meta VALUES (?, ?)", [ROLLUP_WATERMARK_KEY, str(latest)]
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)", [ROLLUP_WATERMARK_KEY, str(watermark)]
             )
     return rebuilt

@@ -24,6 +24,7 @@ compose; re-running a trailing window picks up late spans and samples.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from bisect import bisect_left, bisect_right
@@ -50,7 +51,13 @@ from analytics.attribution import (
 )
 from analytics.pricing import PriceTable
 
-__all__ = ["ENERGY_SIGNAL", "apply_gpu_attribution", "gpu_spans", "span_record"]
+__all__ = [
+    "ENERGY_SIGNAL",
+    "apply_gpu_attribution",
+    "gpu_spans",
+    "pending_gpu_window",
+    "span_record",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +160,7 @@ def _attribute_intervals(
     for gpu, points in sorted(series.items()):
         candidates = sorted(on_gpu.get(gpu, []), key=lambda s: s.start_unix_nano)
         starts = [s.start_unix_nano for s in candidates]
-        for s0, s1 in zip(points, points[1:], strict=False):
+        for s0, s1 in itertools.pairwise(points):
             t0, t1 = s0.time_unix_nano, s1.time_unix_nano
             active = [s for s in candidates[: bisect_left(starts, t1)] if s.end_unix_nano > t0]
             result = attribute_energy(
@@ -249,3 +256,29 @@ def apply_gpu_attribution(
         refresh_rollup_hours(tx, (s.start_unix_nano for s in owned))
     logger.debug("GPU pass: %d spans, %d GPU intervals", len(owned), len(interval_rows))
     return len(owned)
+
+
+def pending_gpu_window(
+    cur: duckdb.DuckDBPyConnection, *, received_since_ns: int, pad_ns: int = DEFAULT_PAD_NS
+) -> tuple[int, int] | None:
+    """The event-time window the GPU pass should (re)run after new data arrived.
+
+    Covers GPU-tied spans and GPU energy samples received at or after *received_since_ns*
+    (a replay of old telemetry lands in the past, so this is not "the last minute"), widened
+    by *pad_ns* so spans whose sharing or bracketing samples changed are re-priced too.
+
+    Returns:
+        ``(since_ns, until_ns)`` for ``apply_gpu_attribution``, or None when nothing arrived.
+    """
+    row = cur.execute(
+        "SELECT min(lo), max(hi) FROM ("
+        "  SELECT min(start_ns) AS lo, max(start_ns) AS hi FROM spans WHERE received_ns >= ? "
+        "    AND (attributes LIKE '%\"gpu.%' OR resource LIKE '%\"gpu.%')"
+        "  UNION ALL"
+        "  SELECT min(time_ns), max(time_ns) FROM samples WHERE received_ns >= ? AND canonical = ?"
+        ")",
+        [received_since_ns, received_since_ns, ENERGY_SIGNAL],
+    ).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return int(row[0]) - pad_ns, int(row[1]) + pad_ns + 1

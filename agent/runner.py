@@ -11,19 +11,27 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
+from agent.analysis import AnalysisReport, Analyzer
 from agent.api.otlp import ReceiverStats
 from agent.config import Settings
+from agent.finops import refresh_cost_rollup
+from agent.finops_gpu import apply_gpu_attribution
+from agent.layer_reads import correlate_trace
 from agent.model import Sample, SpanRecord
 from agent.normalize import IngestPolicy
-from agent.scheduler import CollectorScheduler, PollReport
 from agent.otlp_codec import DecodeResult
+from agent.scheduler import CollectorScheduler, PollReport
 from agent.store import CostColumns, DuckDBStore
+from agent.window import event_time_bounds
 from agent.wiring import build_collectors
 from agent.writer import BatchWriter
 from analytics.attribution import gpu_keys_of, span_cost
 from analytics.pricing import PriceTable
+from exporters.otlp_forward import OTLPForwarder
+from exporters.webhook import WebhookExporter
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +54,19 @@ class Agent:
         self.prices = PriceTable.load(settings.pricing_file)
         self.writer = BatchWriter(self.store, max_queue_items=settings.max_queue_spans,
                                   price=self.price_at_ingest, clock=clock)
+        self.forwarder: OTLPForwarder | None = None
+        if settings.forward_endpoint:
+            queue_dir = settings.forward_queue_dir or str(
+                Path(settings.db).parent / "forward-queue")
+            self.forwarder = OTLPForwarder(
+                settings.forward_endpoint, queue_dir,
+                max_queue_bytes=settings.forward_max_queue_bytes, price=self.price_at_ingest,
+                initial_backoff_s=settings.forward_initial_backoff_s,
+                max_backoff_s=settings.forward_max_backoff_s, start=False,
+            )
+        self.webhooks = tuple(WebhookExporter(w.url, format=w.format, start=False)
+                              for w in settings.webhooks)
+        self.analyzer = Analyzer(self.store)
         self.receiver_stats = ReceiverStats()
         collectors, intervals = build_collectors(settings, socket.gethostname())
         self.scheduler = CollectorScheduler(collectors, self.write_samples, intervals=intervals,
@@ -83,7 +104,12 @@ class Agent:
             return
         self._started = True
         self.writer.start()
+        if self.forwarder is not None:
+            self.forwarder.start()
+        for hook in self.webhooks:
+            hook.start()
         self.scheduler.start()
+        self._spawn(self._analysis_loop, "strata-analysis")
 
     def close(self) -> None:
         """Stop threads, commit what is queued, checkpoint. Safe to call twice."""
@@ -95,6 +121,10 @@ class Agent:
         for thread in reversed(self._threads):
             thread.join(timeout=10)
         self.writer.close()
+        if self.forwarder is not None:
+            self.forwarder.shutdown()
+        for hook in self.webhooks:
+            hook.shutdown()
         self.store.close()
 
     def __enter__(self) -> Agent:
@@ -104,14 +134,63 @@ class Agent:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _analysis_loop(self) -> None:
+        """Analyse when new data has arrived, apply retention hourly, checkpoint when idle."""
+        analysed_commits = -1
+        next_retention = 0.0
+        while not self._stop.wait(self.settings.analyze_interval_s):
+            try:
+                commits = self.writer.stats.commits
+                if commits != analysed_commits:
+                    analysed_commits = commits
+                    self.analyze_once()
+                elif self.writer.queued_items == 0:
+                    self.store.checkpoint()  # idle: keep the WAL short for fast restarts
+                if time.monotonic() >= next_retention:
+                    next_retention = time.monotonic() + 3600
+                    cutoff = self.clock() - int(self.settings.retention_days * 86400e9)
+                    self.store.purge_older_than(cutoff)
+            except Exception:
+                logger.exception("background analysis failed")
+
+    # -- analysis ----------------------------------------------------------------------------
+
+    def analyze_once(self, now_ns: int | None = None) -> AnalysisReport:
+        """GPU-time cost and measured energy, then detection and incidents, up to *now_ns*.
+
+        Event time only: *now_ns* defaults to the latest stored event, so a replay of old
+        telemetry yields the same incidents as watching it live. New, updated and resolved
+        incidents go to the webhooks.
+        """
+        bounds = event_time_bounds(self.store)
+        if bounds is not None:
+            lookback = self.analyzer.lookback_ns
+            since = bounds[0] if lookback is None else max(bounds[0], bounds[1] - lookback)
+            apply_gpu_attribution(self.store, since_ns=since, until_ns=bounds[1] + 1,
+                                  settings=self.settings, prices=self.prices)
+            refresh_cost_rollup(self.store)
+        report = self.analyzer.analyze(now_ns)
+        changed = [*report.new, *report.updated, *report.resolved]
+        for hook in self.webhooks:
+            if changed:
+                hook.export(changed)
+        return report
+
     # -- hooks used by the API ---------------------------------------------------------------
 
     def after_commit(self, result: DecodeResult) -> None:
         """Called by the receiver after a request's records are committed."""
+        if self.forwarder is not None:
+            self.forwarder.enqueue(result)
 
     def correlate(self, spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Attach the layer samples overlapping each span (issue 5); identity until then."""
-        return spans
+        """Attach the layer samples overlapping each span (same host, GPU, shard)."""
+        return correlate_trace(self.store.cursor(), spans)
 
     def poll_once(self, now_ns: int) -> PollReport:
         """Run the collectors that are due at *now_ns* (the ticker thread calls this too)."""
@@ -121,3 +200,5 @@ class Agent:
         """Collectors' sink: samples go through the same writer as OTLP metrics."""
         if samples:
             self.writer.write(samples=samples)
+            if self.forwarder is not None:
+                self.forwarder.enqueue(DecodeResult(samples=list(samples)))

@@ -131,12 +131,13 @@ class Simulator:
         scope.scope.name = "strata.simulator"
         gpu = effects.gpus.get(spec.gpu.uuid) if spec.gpu is not None else None
         offsets = np.sort(rng.integers(0, self.step_ns, size=n))
-        for offset in offsets:
-            scope.spans.extend(self._trace(spec, t + int(offset), load, svc, gpu, effects))
+        for k, offset in enumerate(offsets):
+            slow = svc.slow_request and k == 0
+            scope.spans.extend(self._trace(spec, t + int(offset), load, svc, gpu, effects, slow))
 
     def _trace(
         self, spec: ServiceSpec, start: int, load: float, svc: ServiceEffect, gpu: GPUState | None,
-        effects: Effects,
+        effects: Effects, slow: bool,
     ) -> list[Span]:
         rng = self._rng
         trace_id = rng.bytes(16)
@@ -171,7 +172,7 @@ class Simulator:
                     * gpu.latency_factor
         else:
             chat_s = (0.35 + out_tok * 0.012) * float(rng.lognormal(0.0, 0.18))
-        if svc.slow_request and rng.random() < svc.slow_request:
+        if slow:
             chat_s *= 10.0
         chat_attrs: dict[str, Any] = {
             "gen_ai.operation.name": "chat", "gen_ai.provider.name": spec.provider,
@@ -214,7 +215,7 @@ class Simulator:
 
 def _span(
     trace_id: bytes, span_id: bytes, parent: bytes, name: str, start: int, duration: int,
-    attributes: Mapping[str, Any], *, kind: int = Span.SPAN_KIND_INTERNAL, error: bool = False,
+    attributes: Mapping[str, Any], *, kind: Any = Span.SPAN_KIND_INTERNAL, error: bool = False,
 ) -> Span:
     return Span(
         trace_id=trace_id, span_id=span_id, parent_span_id=parent, name=name, kind=kind,

@@ -21,7 +21,7 @@ class ServiceEffect:
     extra_latency_s: float = 0.0
     tool_error_rate: float = 0.0
     rate_factor: float = 1.0
-    slow_request: float = 0.0  # probability that one request is 10x slower
+    slow_request: bool = False  # the step's first request is 10x slower
 
 
 @dataclass(slots=True)
@@ -61,7 +61,7 @@ def effects_at(injections: tuple[Injection, ...], t_ns: int, topology: Topology)
             continue
         elapsed = (t_ns - inj.start_ns) // MINUTE_NS + 1  # minutes, counting the first
         if inj.service is not None:
-            _service_effect(effects.services[inj.service], inj)
+            _service_effect(effects.services[inj.service], inj, elapsed)
         if inj.gpu is not None:
             _gpu_effect(effects.gpus[inj.gpu.uuid], inj, elapsed)
         if inj.collection is not None:
@@ -72,13 +72,13 @@ def effects_at(injections: tuple[Injection, ...], t_ns: int, topology: Topology)
     return effects
 
 
-def _service_effect(svc: ServiceEffect, inj: Injection) -> None:
+def _service_effect(svc: ServiceEffect, inj: Injection, elapsed: int) -> None:
     if inj.kind in ("cost_deploy", "latency_deploy"):
         svc.version = inj.new_version or svc.version
         svc.model = inj.new_model or svc.model
         svc.token_factor *= inj.token_factor
         if inj.kind == "latency_deploy":
-            svc.extra_latency_s += 3.0
+            svc.extra_latency_s += 4.0
     elif inj.kind == "token_spike":
         svc.token_factor *= inj.token_factor
     elif inj.kind == "tool_errors":
@@ -86,7 +86,7 @@ def _service_effect(svc: ServiceEffect, inj: Injection) -> None:
     elif inj.kind == "traffic_surge":
         svc.rate_factor = 3.0
     elif inj.kind == "slow_requests":
-        svc.slow_request = 0.03
+        svc.slow_request = elapsed % 7 == 1  # one isolated slow request every 7 minutes
 
 
 def _gpu_effect(gpu: GPUState, inj: Injection, elapsed: int) -> None:

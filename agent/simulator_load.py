@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from agent.changes import ChangeTracker
+from agent.model import Sample, SpanRecord
 from agent.normalize import IngestPolicy
 from agent.otlp_codec import decode_metrics_request, decode_trace_request
 from agent.simulator import SimBatch
@@ -36,15 +37,13 @@ def load_batches(
     """
     tracker = tracker or ChangeTracker()
     policy = IngestPolicy(salt=store.salt)
-    spans: list = []  # type: ignore[type-arg]
-    samples: list = []  # type: ignore[type-arg]
-    steps = 0
-    for batch in batches:
+    spans: list[SpanRecord] = []
+    samples: list[Sample] = []
+    for steps, batch in enumerate(batches, start=1):
         spans.extend(decode_trace_request(batch.traces.SerializeToString(), is_json=False,
                                           policy=policy).spans)
         samples.extend(decode_metrics_request(batch.metrics.SerializeToString(),
                                               is_json=False).samples)
-        steps += 1
         if steps % chunk == 0:
             store.write_batch(spans, samples, tracker.observe(spans), received_ns=batch.time_ns)
             spans, samples = [], []

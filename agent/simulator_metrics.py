@@ -15,7 +15,12 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric, NumberDataPoint, ScopeMetrics
+from opentelemetry.proto.metrics.v1.metrics_pb2 import (
+    AGGREGATION_TEMPORALITY_CUMULATIVE,
+    Metric,
+    NumberDataPoint,
+    ScopeMetrics,
+)
 
 from agent.simulator_effects import Effects, GPUState
 from agent.simulator_topology import CollectionSpec, GPUSpec, Topology
@@ -36,7 +41,7 @@ def _gauge(scope: ScopeMetrics, name: str, unit: str, value: float, t: int,
     point = NumberDataPoint(time_unix_nano=t, as_double=float(value), attributes=_labels(labels))
     if monotonic:
         metric.sum.is_monotonic = True
-        metric.sum.aggregation_temporality = 2  # cumulative
+        metric.sum.aggregation_temporality = AGGREGATION_TEMPORALITY_CUMULATIVE
         metric.sum.data_points.append(point)
     else:
         metric.gauge.data_points.append(point)

@@ -43,7 +43,7 @@ class SpanSeries:
     provider: str
     count: np.ndarray  # requests per bucket
     errors: np.ndarray
-    p50_s: np.ndarray
+    p50_s: np.ndarray  # of requests that did not fail
     p95_s: np.ndarray
     input_tokens: np.ndarray  # sums over spans reporting output tokens
     output_tokens: np.ndarray
@@ -142,8 +142,10 @@ class Window:
             SELECT start_ns // $b * $b AS bucket, {group_key} AS gkey,
                    count(*) AS n,
                    count(*) FILTER (WHERE status = 'error') AS errors,
-                   quantile_cont(duration_ns, 0.5) / 1e9 AS p50,
-                   quantile_cont(duration_ns, 0.95) / 1e9 AS p95,
+                   quantile_cont(duration_ns, 0.5) FILTER (WHERE status != 'error') / 1e9
+                     AS p50,
+                   quantile_cont(duration_ns, 0.95) FILTER (WHERE status != 'error') / 1e9
+                     AS p95,
                    coalesce(sum(input_tokens) FILTER (WHERE output_tokens IS NOT NULL), 0)
                      AS in_tok,
                    coalesce(sum(output_tokens), 0) AS out_tok,

@@ -49,6 +49,8 @@ def shift_findings(
     host: str | None = None,
     critical_ratio: float | None = None,
     report: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+    onset: np.ndarray | None = None,
 ) -> list[Finding]:
     """One Finding per sustained shift of *values* under *rule*.
 
@@ -60,15 +62,21 @@ def shift_findings(
         what: the entity in words, for the summary ("chat gpt-4o on rag-api").
         critical_ratio: current/baseline at or beyond which the finding is critical.
         report: values to report as baseline/current instead of *values* (same shape).
+        weights: requests per bucket, for a weighted current level (``find_shifts``).
+        onset: per-bucket flags of the raw anomaly; when given, the episode starts at the
+            first flagged bucket of those that led to detection (for smoothed signals).
     """
     findings = []
     times, width = window.times, window.bucket_ns
-    for ep in find_shifts(values, rule):
+    for ep in find_shifts(values, rule, weights):
+        start = ep.start
+        if onset is not None:
+            start = min(start, _onset(onset, ep.detect, reach=rule.current + 5))
         baseline, current = ep.baseline, ep.current
         if report is not None:
-            lo = max(0, ep.start - rule.baseline)
-            before = report[lo : ep.start]
-            after = report[ep.start : ep.detect + 1]
+            lo = max(0, start - rule.baseline)
+            before = report[lo:start]
+            after = report[start : ep.detect + 1]
             if np.any(~np.isnan(before)):
                 baseline = float(np.nanmedian(before))
             if np.any(~np.isnan(after)):
@@ -83,7 +91,7 @@ def shift_findings(
             kind=kind,
             layer=layer,
             signal=signal,
-            started_at_ns=int(times[ep.start]),
+            started_at_ns=int(times[start]),
             detected_at_ns=int(times[ep.detect]) + width,
             baseline=round(baseline, 6),
             current=round(current, 6),
@@ -96,6 +104,21 @@ def shift_findings(
             ended_at_ns=None if ep.end is None else int(times[ep.end]),
         ))
     return findings
+
+
+def _onset(flags: np.ndarray, detect: int, *, reach: int, max_gap: int = 2) -> int:
+    """The first flagged bucket of the streak (gaps of at most *max_gap*) ending at or
+    before *detect*, looking back at most *reach* buckets."""
+    lo = max(0, detect - reach)
+    flagged = np.flatnonzero(flags[lo : detect + 1])
+    if not len(flagged):
+        return detect
+    first = int(flagged[-1])
+    for j in flagged[-2::-1]:
+        if first - int(j) > max_gap:
+            break
+        first = int(j)
+    return lo + first
 
 
 def _fmt(value: float) -> str:

@@ -35,6 +35,7 @@ class ShiftRule:
         baseline: buckets in the baseline.
         recover: consecutive buckets inside the recovery band that end an episode.
         min_points: the fewest non-empty buckets the current window needs.
+        min_weight: with weights (requests per bucket), the fewest the current window needs.
     """
 
     direction: str = "up"
@@ -46,6 +47,7 @@ class ShiftRule:
     baseline: int = 120
     recover: int = 5
     min_points: int = 3
+    min_weight: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,30 @@ def rolling_median(values: np.ndarray, width: int, min_points: int) -> np.ndarra
     return out
 
 
+def rolling_weighted_median(
+    values: np.ndarray, weights: np.ndarray, width: int, min_points: int, min_weight: float
+) -> np.ndarray:
+    """Weighted median of the last *width* values at each i (NaN when the window has fewer
+    than *min_points* values or less than *min_weight* total weight)."""
+    n = len(values)
+    out = np.full(n, np.nan)
+    if n == 0 or width <= 0:
+        return out
+    pad_v = np.concatenate([np.full(width - 1, np.nan), values])
+    pad_w = np.concatenate([np.zeros(width - 1), np.where(np.isnan(values), 0.0, weights)])
+    v = sliding_window_view(pad_v, width)
+    w = sliding_window_view(pad_w, width)
+    order = np.argsort(np.where(np.isnan(v), np.inf, v), axis=1, kind="stable")
+    sv = np.take_along_axis(v, order, axis=1)
+    sw = np.take_along_axis(w, order, axis=1)
+    cum = np.cumsum(sw, axis=1)
+    total = cum[:, -1]
+    ok = (np.sum(~np.isnan(v), axis=1) >= min_points) & (total >= max(min_weight, 1e-12))
+    pick = np.argmax(cum >= total[:, None] / 2.0, axis=1)
+    out[ok] = sv[np.arange(n), pick][ok]
+    return out
+
+
 def rolling_baseline(values: np.ndarray, rule: ShiftRule) -> tuple[np.ndarray, np.ndarray]:
     """Baseline median and robust scale at each bucket, from the buckets before the current
     window; recomputed at absolute bucket multiples of a small step and held in between."""
@@ -94,7 +120,7 @@ def rolling_baseline(values: np.ndarray, rule: ShiftRule) -> tuple[np.ndarray, n
     uniq = np.unique(anchors)
     wins = windows[uniq]
     counts = np.sum(~np.isnan(wins), axis=1)
-    good = counts >= max(rule.min_points, width // 4)
+    good = counts >= max(rule.min_points, width // 2)
     m = np.full(len(uniq), np.nan)
     s = np.full(len(uniq), np.nan)
     if good.any():
@@ -126,13 +152,24 @@ def _exceeds(cur: np.ndarray | float, base: np.ndarray | float, scale: np.ndarra
     return np.asarray(ok & ~np.isnan(cur_a) & ~np.isnan(base_a))
 
 
-def find_shifts(values: np.ndarray, rule: ShiftRule) -> list[Episode]:
-    """Sustained shifts of *values* (one per bucket, NaN = no data) under *rule*."""
+def find_shifts(
+    values: np.ndarray, rule: ShiftRule, weights: np.ndarray | None = None
+) -> list[Episode]:
+    """Sustained shifts of *values* (one per bucket, NaN = no data) under *rule*.
+
+    With *weights* (requests behind each bucket's value) the current level is the weighted
+    median, so a bucket of one request counts for one request.
+    """
     values = np.asarray(values, dtype=float)
     n = len(values)
     if n == 0:
         return []
-    cur = rolling_median(values, rule.current, min(rule.min_points, rule.current))
+    min_points = min(rule.min_points, rule.current)
+    if weights is None:
+        cur = rolling_median(values, rule.current, min_points)
+    else:
+        cur = rolling_weighted_median(values, np.asarray(weights, dtype=float), rule.current,
+                                      min_points, rule.min_weight)
     base, scale = rolling_baseline(values, rule)
     candidates = np.flatnonzero(_exceeds(cur, base, scale, rule))
     episodes: list[Episode] = []
@@ -140,9 +177,7 @@ def find_shifts(values: np.ndarray, rule: ShiftRule) -> list[Episode]:
     while i_pos < len(candidates):
         i = int(candidates[i_pos])
         b, s = float(base[i]), float(scale[i])
-        lo = max(0, i - rule.current + 1)
-        hits = np.flatnonzero(_exceeds(values[lo : i + 1], b, s, rule))
-        start = lo + int(hits[0]) if len(hits) else i
+        start = _change_point(values, i, b, s, rule)
         inside = _exceeds(cur[i + 1 :], b, s, rule, strength=0.5)
         has_data = ~np.isnan(cur[i + 1 :])
         out = has_data & ~inside
@@ -153,6 +188,20 @@ def find_shifts(values: np.ndarray, rule: ShiftRule) -> list[Episode]:
             break
         i_pos = int(np.searchsorted(candidates, end_idx + rule.recover, side="left"))
     return episodes
+
+
+def _change_point(values: np.ndarray, i: int, base: float, scale: float, rule: ShiftRule) -> int:
+    """Where the shift detected at *i* began: the earliest exceeding bucket of the current
+    window from which at least three quarters of the buckets with data exceed (an early
+    noisy bucket followed by normal ones is not the start)."""
+    lo = max(0, i - rule.current + 1)
+    window = values[lo : i + 1]
+    hits = _exceeds(window, base, scale, rule)
+    has_data = ~np.isnan(window)
+    for j in np.flatnonzero(hits):
+        if hits[j:].sum() >= 0.75 * has_data[j:].sum():
+            return lo + int(j)
+    return i
 
 
 def _first_run(mask: np.ndarray, length: int) -> int | None:

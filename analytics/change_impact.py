@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.stats import mannwhitneyu
+from scipy.stats import mannwhitneyu  # type: ignore[import-untyped]
 
 from agent.model import Deployment, Finding, Layer
 
@@ -80,6 +80,7 @@ def _signals(s: SpanSeries) -> Iterable[tuple[str, np.ndarray, str]]:
     with np.errstate(invalid="ignore", divide="ignore"):
         tc = np.where(s.token_count > 0, s.token_count, np.nan)
         yield "latency.p95", np.where(s.count > 0, s.p95_s, np.nan), "s"
+        yield "latency.p50", np.where(s.count > 0, s.p50_s, np.nan), "s"
         if np.any(s.token_count > 0):
             yield "tokens.output_per_request", s.output_tokens / tc, "{token}"
             yield "cost_per_request", s.cost_usd / tc, "USD"

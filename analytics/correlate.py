@@ -30,6 +30,7 @@ readings that bracket it.
 
 from __future__ import annotations
 
+import itertools
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,11 +42,13 @@ from analytics.attribution import GPUKey, SpanKey, gpu_keys_of, span_key
 __all__ = [
     "DEFAULT_PAD_NS",
     "CorrelationTargets",
+    "Move",
     "SignalSummary",
     "correlate_spans",
     "correlation_hosts",
     "correlation_targets",
     "is_key_signal",
+    "rank_moves",
     "sample_matches",
     "series_key",
 ]
@@ -265,4 +268,35 @@ def _summary(key: SeriesKey, points: Sequence[Sample]) -> SignalSummary:
 
 def _increase(values: Sequence[float]) -> float:
     """Increase of a cumulative counter; a drop is a reset (the new reading is the increase)."""
-    return sum(b - a if b >= a else b for a, b in zip(values, values[1:], strict=False))
+    return sum(b - a if b >= a else b for a, b in itertools.pairwise(values))
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """How much one series changed between the first and second half of a time range."""
+
+    index: int  # position of the series in the input
+    before: float
+    after: float
+    relative_change: float | None  # (after - before) / |before|; None when before is 0
+
+
+def rank_moves(series: Sequence[Sequence[float | None]], *, min_points: int = 2) -> list[Move]:
+    """Series ordered by how much they moved: mean of the second half against the first.
+
+    Answers "latency went up: what else moved?" over aligned step series. A series needs
+    *min_points* values in each half; one whose first half averages 0 ranks by any change.
+    """
+    moves = []
+    for i, values in enumerate(series):
+        half = len(values) // 2
+        first = [v for v in values[:half] if v is not None]
+        second = [v for v in values[half:] if v is not None]
+        if len(first) < min_points or len(second) < min_points:
+            continue
+        before, after = sum(first) / len(first), sum(second) / len(second)
+        relative = (after - before) / abs(before) if before else None
+        moves.append(Move(i, before, after, relative))
+    moves.sort(key=lambda m: -(abs(m.relative_change) if m.relative_change is not None
+                               else (float("inf") if m.after != m.before else 0.0)))
+    return moves

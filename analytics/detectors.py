@@ -40,33 +40,36 @@ def _rolling_sum(values: np.ndarray, width: int) -> np.ndarray:
 
 
 class LatencyRegressionDetector:
-    """p95 latency of a span group up by half or more, sustained for minutes."""
+    """p50 or p95 latency of a span group up by 50% or more, sustained for minutes."""
 
     kind = "latency_regression"
-    rule = ShiftRule(direction="up", ratio=1.4, z=4.0, min_delta=0.05, current=5, min_points=3)
+    rule = ShiftRule(direction="up", ratio=1.5, z=3.5, min_delta=0.05, current=7, min_points=3,
+                     min_weight=12)
 
     def detect(self, window: Window) -> Iterable[Finding]:
         for s in window.span_series():
             if not _busy(s):
                 continue
-            p95 = np.where(s.count > 0, s.p95_s, np.nan)
-            yield from shift_findings(
-                window, p95, self.rule, kind=self.kind, layer=Layer(s.layer),
-                signal="latency.p95", unit="s", key=f"span:{s.key}", what=_what(s),
-                service=s.service, critical_ratio=3.0,
-            )
+            for signal, values in (("latency.p95", s.p95_s), ("latency.p50", s.p50_s)):
+                yield from shift_findings(
+                    window, np.where(s.count > 0, values, np.nan), self.rule, kind=self.kind,
+                    layer=Layer(s.layer), signal=signal, unit="s", key=f"span:{s.key}",
+                    what=_what(s), service=s.service, critical_ratio=3.0,
+                    weights=s.count - s.errors,
+                )
 
 
 class ErrorSpikeDetector:
-    """Error rate of a span group up by at least five points, with three or more errors.
+    """Error rate of a span group up by at least eight points, with four or more errors.
 
-    The rate is pooled over the last five minutes with two errors of slack taken off, so a
-    single failed request in a quiet minute is not a spike.
+    The rate is pooled over the last five minutes with three errors of slack taken off, so a
+    few failed requests in a quiet minute are not a spike.
     """
 
     kind = "error_spike"
     pool = 5
-    rule = ShiftRule(direction="up", ratio=1.0, z=3.0, min_delta=0.05, floor=0.05, current=3,
+    slack = 3.0
+    rule = ShiftRule(direction="up", ratio=1.0, z=3.0, min_delta=0.08, floor=0.08, current=2,
                      min_points=2)
 
     def detect(self, window: Window) -> Iterable[Finding]:
@@ -76,12 +79,13 @@ class ErrorSpikeDetector:
             n = _rolling_sum(s.count, self.pool)
             e = _rolling_sum(s.errors, self.pool)
             with np.errstate(invalid="ignore", divide="ignore"):
-                slack = np.where(n > 0, np.maximum(e - 2.0, 0.0) / n, np.nan)
+                slack = np.where(n > 0, np.maximum(e - self.slack, 0.0) / n, np.nan)
                 rate = np.where(n > 0, e / n, np.nan)
             yield from shift_findings(
                 window, slack, self.rule, kind=self.kind, layer=Layer(s.layer),
                 signal="error_rate", unit="1", key=f"span:{s.key}", what=_what(s),
                 service=s.service, report=rate, critical_ratio=20.0,
+                onset=(s.errors > 0) & (s.errors >= self.rule.floor * s.count),
             )
 
 
@@ -89,7 +93,8 @@ class TokenSpikeDetector:
     """Output (or input) tokens per request of a model span group up by 60% or more."""
 
     kind = "token_spike"
-    rule = ShiftRule(direction="up", ratio=1.6, z=4.0, min_delta=20.0, current=5, min_points=3)
+    rule = ShiftRule(direction="up", ratio=1.6, z=4.0, min_delta=20.0, current=7, min_points=3,
+                     min_weight=10)
 
     def detect(self, window: Window) -> Iterable[Finding]:
         for s in window.span_series():
@@ -104,15 +109,16 @@ class TokenSpikeDetector:
                 yield from shift_findings(
                     window, values, self.rule, kind=self.kind, layer=Layer.MODEL,
                     signal=signal, unit="{token}", key=f"span:{s.key}", what=_what(s),
-                    service=s.service, critical_ratio=4.0,
+                    service=s.service, critical_ratio=4.0, weights=s.token_count,
                 )
 
 
 class CostRegressionDetector:
-    """Cost per request of a model span group up by 40% or more (NaN where unpriced)."""
+    """Cost per request of a model span group up by 50% or more (NaN where unpriced)."""
 
     kind = "cost_regression"
-    rule = ShiftRule(direction="up", ratio=1.4, z=4.0, min_delta=0.0, current=5, min_points=3)
+    rule = ShiftRule(direction="up", ratio=1.5, z=4.0, min_delta=0.0, current=7, min_points=3,
+                     min_weight=10)
 
     def detect(self, window: Window) -> Iterable[Finding]:
         for s in window.span_series():
@@ -123,7 +129,7 @@ class CostRegressionDetector:
             yield from shift_findings(
                 window, per_request, self.rule, kind=self.kind, layer=Layer.MODEL,
                 signal="cost_per_request", unit="USD", key=f"span:{s.key}", what=_what(s),
-                service=s.service, critical_ratio=3.0,
+                service=s.service, critical_ratio=3.0, weights=s.token_count,
             )
 
 

@@ -2,7 +2,8 @@
 
 Related findings become one incident (no alert storms): findings on the same service, on the
 same host, or on a service and a host it depends on (its GPU host, vector DB, serving engine),
-that start within ``group_gap_ns`` of each other. ``info`` findings (deployment impact,
+that start within ``group_gap_ns`` of each other or while the other is still active (or
+within ``REJOIN_NS`` of its recovery). ``info`` findings (deployment impact,
 multivariate outliers) join incidents but never open one.
 
 The id is a hash of the incident's *anchor*, its earliest-detected finding. Detection is
@@ -23,6 +24,8 @@ from analytics.rootcause import change_of, describe_cause, rank_causes
 from analytics.suggest import suggest
 
 GROUP_GAP_NS = 30 * 60 * 1_000_000_000
+REJOIN_NS = 15 * 60 * 1_000_000_000  # a relapse this soon after recovery is the same incident
+MAX_SPAN_NS = 6 * 3600 * 1_000_000_000  # findings further apart are never grouped
 HOST_KINDS = ("gpu_fault", "gpu_fan_failure", "gpu_thermal", "gpu_power_throttle",
               "vectordb_degradation", "serving_saturation")
 _HOST_LAYERS = {"gpu_fault": "infrastructure", "gpu_fan_failure": "infrastructure",
@@ -69,11 +72,13 @@ def group_findings(
         return i
 
     for i, a in enumerate(items):
+        # a finding stays open to joiners until it recovers (then for a short grace)
+        reach = max(a.started_at_ns + gap_ns, (a.ended_at_ns or MAX_SPAN_NS) + REJOIN_NS)
         for j in range(i + 1, len(items)):
             b = items[j]
-            if b.started_at_ns - a.started_at_ns > gap_ns:
+            if b.started_at_ns - a.started_at_ns > MAX_SPAN_NS:
                 break
-            if _related(a, b, dependencies):
+            if b.started_at_ns <= reach and _related(a, b, dependencies):
                 parent[root(j)] = root(i)
     groups: dict[int, list[Finding]] = {}
     for i, f in enumerate(items):

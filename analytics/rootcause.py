@@ -25,7 +25,7 @@ SIGNAL_PRIORITY = {
     "vectordb.segments": 0, "vectordb.query.latency": 1,
     "serving.kv_cache.usage": 0, "serving.requests.waiting": 1, "serving.ttft": 2,
     "tokens.output_per_request": 0, "tokens.input_per_request": 0, "cost_per_request": 1,
-    "error_rate": 2, "latency.p95": 3, "throughput": 4,
+    "error_rate": 2, "latency.p50": 3, "latency.p95": 3, "throughput": 4,
 }
 
 

@@ -61,11 +61,16 @@ _CACHE_VALUE_CHARS = 256
 # (models, providers, operations) repeat on nearly every span; bounded because values can
 # be attacker-chosen, and cleared when full rather than evicted one by one.
 _entry_cache: dict[tuple[bytes, str, type, object], bytes] = {}
+_seen_once: set[tuple[bytes, str, type, object]] = set()
+
+
+_ONE_BYTE = [bytes((i,)) for i in range(0x80)]
+_TWO_BYTES = [bytes(((i & 0x7F) | 0x80, i >> 7)) for i in range(0x4000)]
 
 
 def _varint(value: int) -> bytes:
-    if 0 <= value < 0x80:
-        return bytes((value,))
+    if 0 <= value < 0x4000:
+        return _ONE_BYTE[value] if value < 0x80 else _TWO_BYTES[value]
     value &= 0xFFFF_FFFF_FFFF_FFFF  # negative int64: ten-byte two's complement
     out = bytearray()
     while value >= 0x80:
@@ -123,10 +128,14 @@ def _attribute(tag: bytes, key: str, value: AttributeValue) -> bytes:
         return _key_value(tag, key, value)
     if entry is None:
         entry = _key_value(tag, key, value)
-        if not isinstance(value, str) or len(value) <= _CACHE_VALUE_CHARS:
-            if len(_entry_cache) >= _CACHE_LIMIT:
+        if cache_key in _seen_once:  # admitted on its second sighting: unique values
+            if len(_entry_cache) >= _CACHE_LIMIT:  # (token counts, content hashes) stay out
                 _entry_cache.clear()
             _entry_cache[cache_key] = entry
+        elif not isinstance(value, str) or len(value) <= _CACHE_VALUE_CHARS:
+            if len(_seen_once) >= _CACHE_LIMIT:
+                _seen_once.clear()
+            _seen_once.add(cache_key)
     return entry
 
 
@@ -135,20 +144,28 @@ def _attributes(tag: bytes, attributes: Mapping[str, AttributeValue]) -> list[by
             if v is not None and k not in _ENRICHED_KEYS]
 
 
-def _enrichment(layer: str, cost: CostColumns | None) -> list[bytes]:
-    extra = [_attribute(b"\x4a", LAYER, layer)]
+def _double_prefix(key: str) -> bytes:
+    """A span attribute ``KeyValue(key, double)`` up to the 8 value bytes (fixed length)."""
+    key_field = _field(b"\x0a", key.encode())
+    return b"\x4a" + _varint(len(key_field) + 11) + key_field + b"\x12\x09\x21"
+
+
+_USD, _WH, _CO2E = _double_prefix(COST_USD), _double_prefix(ENERGY_WH), _double_prefix(CO2E_G)
+
+
+def _enrichment(parts: list[bytes], layer: str, cost: CostColumns | None) -> None:
+    parts.append(_attribute(b"\x4a", LAYER, layer))
     if cost is None:
-        return extra
+        return
     usd, _usd_source, energy_wh, energy_source, co2e_g = cost
     if usd is not None:
-        extra.append(_key_value(b"\x4a", COST_USD, float(usd)))
+        parts += (_USD, _DOUBLE(usd))
     if energy_wh is not None:
-        extra.append(_key_value(b"\x4a", ENERGY_WH, float(energy_wh)))
+        parts += (_WH, _DOUBLE(energy_wh))
         if energy_source:
-            extra.append(_attribute(b"\x4a", ENERGY_SOURCE, energy_source))
+            parts.append(_attribute(b"\x4a", ENERGY_SOURCE, energy_source))
     if co2e_g is not None:
-        extra.append(_key_value(b"\x4a", CO2E_G, float(co2e_g)))
-    return extra
+        parts += (_CO2E, _DOUBLE(co2e_g))
 
 
 def _span(record: SpanRecord, cost: CostColumns | None) -> bytes:
@@ -164,7 +181,7 @@ def _span(record: SpanRecord, cost: CostColumns | None) -> bytes:
         parts.append(b"\x30" + _varint(kind))
     parts += (b"\x39", _FIXED64(record.start_unix_nano), b"\x41", _FIXED64(record.end_unix_nano))
     parts += _attributes(b"\x4a", record.attributes)
-    parts += _enrichment(record.layer.value, cost)
+    _enrichment(parts, record.layer.value, cost)
     status = _STATUS.get(record.status, 0)
     if status:
         parts.append(_field(b"\x7a", b"\x18" + _varint(status)))

@@ -9,8 +9,8 @@ Families (every name is ``strata_*``; the OTel-style internal names stay interna
 
 - receiver / writer / store / collector / exporter health, from in-memory counters and the
   latest ``strata.collector.*`` self-metric samples;
-- ``strata_span_duration_seconds{service,quantile}`` over spans received in the last
-  ``latency_window_s`` (default 5 min);
+- ``strata_span_duration_seconds{service}``, a summary: quantiles over spans received in the
+  last ``latency_window_s`` (default 5 min), ``_count`` and ``_sum`` cumulative;
 - ``strata_gen_ai_*_total{service,model}``: spans, errors, tokens, cost, energy and carbon,
   accumulated incrementally from newly received spans (a scrape reads only rows received
   since the previous one, so the counters never go down when retention deletes old rows;
@@ -92,6 +92,7 @@ class _Totals:
     cost_usd: float = 0.0
     energy_wh: float = 0.0
     co2e_g: float = 0.0
+    duration_s: float = 0.0
 
     def add(self, other: _Totals) -> None:
         for name in self.__slots__:
@@ -106,8 +107,14 @@ class _Budget:
     per_family: int
     overflowed: dict[str, int] = field(default_factory=dict)
 
-    def cap(self, family: str, wanted: int) -> int:
-        allowed = max(min(self.per_family, self.remaining), 1)
+    def cap(self, family: str, wanted: int, *, series_each: int = 1, families: int = 1) -> int:
+        """How many of *wanted* label sets may be shown.
+
+        Each label set costs *series_each* series in each of *families* families; a family
+        holds at most ``per_family`` series and all of them together ``remaining``.
+        """
+        allowed = max(min(self.per_family // series_each,
+                          self.remaining // (series_each * families)), 1)
         if wanted > allowed:
             self.overflowed[family] = wanted - allowed + 1
         return min(wanted, allowed)
@@ -144,7 +151,7 @@ class StrataCollector:
         clock: Callable[[], int] = time.time_ns,
         latency_window_s: float = 300.0,
         max_series: int = 10_000,
-        max_series_per_family: int = 2_000,
+        max_series_per_family: int = 1_000,
     ) -> None:
         self._store = store
         self._receiver = receiver
@@ -187,9 +194,10 @@ class StrataCollector:
         yield from self._store_families()
         budget = _Budget(self._max_series, self._per_family)
         yield from self._collector_families(cur, budget)
-        yield from self._latency_family(cur, budget)
-        yield from self._usage_families(cur, budget)
         yield from self._incident_family(cur, budget)
+        self._refresh_totals(cur)
+        yield from self._latency_family(cur, budget)
+        yield from self._usage_families(budget)
         yield from self._exporter_families()
         overflow = GaugeMetricFamily(
             "strata_metrics_overflow_series",
@@ -261,7 +269,7 @@ class StrataCollector:
         latest: dict[str, dict[str, float]] = {}
         for collector, name, value in rows:
             latest.setdefault(_label(collector), {})[name] = float(value)
-        names = sorted(latest)[: budget.cap("strata_collector", len(latest))]
+        names = sorted(latest)[: budget.cap("strata_collector", len(latest), families=3)]
         budget.spend(3 * len(names))
         up = GaugeMetricFamily("strata_collector_up", "1 if the collector's last run succeeded.",
                                labels=["collector"])
@@ -283,34 +291,47 @@ class StrataCollector:
     # -- derived layer metrics -------------------------------------------------------------
 
     def _latency_family(self, cur: duckdb.DuckDBPyConnection, budget: _Budget) -> Iterator[Metric]:
+        """A summary per service: quantiles over the window, ``_count``/``_sum`` cumulative.
+
+        The same shape as a client library's Summary (sliding-window quantiles, cumulative
+        count and sum); only services with spans in the window are listed.
+        """
         since = self._clock() - self._window_ns
-        busiest = cur.execute(
+        busiest = [row[0] for row in cur.execute(
             "SELECT service, count(*) FROM spans WHERE received_ns >= ? GROUP BY service "
             "ORDER BY 2 DESC, 1 LIMIT ?",
             [since, self._max_series + 1],
-        ).fetchall()
-        keep = budget.cap("strata_span_duration_seconds", len(busiest) * len(QUANTILES))
-        n_services = max(keep // len(QUANTILES), 1)
-        if len(busiest) > n_services:
-            n_services -= 1  # one slot for 'other'
-        kept = [row[0] for row in busiest[:n_services]]
-        family = GaugeMetricFamily(
-            "strata_span_duration_seconds",
-            f"Span duration quantiles over spans received in the last "
-            f"{self._window_ns // _NS} s, by service.",
-            labels=["service", "quantile"])
+        ).fetchall()]
+        per_service = len(QUANTILES) + 2
+        family = Metric("strata_span_duration_seconds",
+                        f"Span duration by service; quantiles over spans received in the last "
+                        f"{self._window_ns // _NS} s.", "summary")
         if not busiest:
             yield family
             return
+        keep = budget.cap("strata_span_duration_seconds", len(busiest), series_each=per_service)
+        kept = busiest if len(busiest) <= keep else busiest[: max(keep - 1, 0)]
         rows = cur.execute(
             "SELECT CASE WHEN list_contains(?, service) THEN service ELSE ? END AS svc, "
-            "quantile_cont(duration_ns, ?) FROM spans WHERE received_ns >= ? GROUP BY svc",
+            "quantile_cont(duration_ns, ?) FROM spans WHERE received_ns >= ? GROUP BY svc "
+            "ORDER BY svc",
             [kept, OTHER, list(QUANTILES), since],
         ).fetchall()
+        kept_labels = {_label(service) for service in kept}
+        count: dict[str, float] = {}
+        total: dict[str, float] = {}
+        for (service, _model), totals in self._totals.items():
+            key = service if service in kept_labels else OTHER
+            count[key] = count.get(key, 0.0) + totals.spans
+            total[key] = total.get(key, 0.0) + totals.duration_s
         for service, quantiles in rows:
+            label = _label(service)
             for q, value in zip(QUANTILES, quantiles, strict=True):
-                family.add_metric([_label(service), str(q)], value / _NS)
-        budget.spend(len(rows) * len(QUANTILES))
+                family.add_sample(family.name, {"service": label, "quantile": str(q)},
+                                  value / _NS)
+            family.add_sample(family.name + "_count", {"service": label}, count.get(label, 0.0))
+            family.add_sample(family.name + "_sum", {"service": label}, total.get(label, 0.0))
+        budget.spend(len(rows) * per_service)
         yield family
 
     def _refresh_totals(self, cur: duckdb.DuckDBPyConnection) -> None:
@@ -318,8 +339,9 @@ class StrataCollector:
             "SELECT service, coalesce(response_model, request_model, ''), count(*), "
             "count(*) FILTER (WHERE status = 'error'), coalesce(sum(input_tokens), 0), "
             "coalesce(sum(output_tokens), 0), coalesce(sum(cost_usd), 0), "
-            "coalesce(sum(energy_wh), 0), coalesce(sum(co2e_g), 0), max(received_ns) "
-            "FROM spans WHERE received_ns > ? GROUP BY ALL",
+            "coalesce(sum(energy_wh), 0), coalesce(sum(co2e_g), 0), sum(duration_ns) / 1e9, "
+            "max(received_ns) "
+            "FROM spans WHERE received_ns > ? GROUP BY ALL ORDER BY 3 DESC",
             [self._watermark_ns if self._watermark_ns is not None else -1],
         ).fetchall()
         for service, model, *values, newest in rows:
@@ -330,10 +352,7 @@ class StrataCollector:
             if self._watermark_ns is None or newest > self._watermark_ns:
                 self._watermark_ns = int(newest)
 
-    def _usage_families(self, cur: duckdb.DuckDBPyConnection, budget: _Budget) -> Iterator[Metric]:
-        self._refresh_totals(cur)
-        groups = _fold(self._totals, budget.cap("strata_gen_ai", len(self._totals)))
-        budget.spend(len(groups))
+    def _usage_families(self, budget: _Budget) -> Iterator[Metric]:
         specs = (
             ("spans", "spans", "Spans received, by service and model."),
             ("errors", "errors", "Spans with error status."),
@@ -343,6 +362,9 @@ class StrataCollector:
             ("energy_wh", "energy_wh", "Energy in Wh known at ingest (estimates for hosted APIs)."),
             ("co2e_grams", "co2e_g", "Carbon in gCO2e known at ingest."),
         )
+        keep = budget.cap("strata_gen_ai", len(self._totals), families=len(specs))
+        groups = _fold(self._totals, keep)
+        budget.spend(len(groups) * len(specs))
         for suffix, attr, doc in specs:
             family = CounterMetricFamily(f"strata_gen_ai_{suffix}", doc,
                                          labels=["service", "model"])
@@ -430,16 +452,14 @@ def _fold(
     totals: dict[tuple[str, str], _Totals], keep: int
 ) -> list[tuple[tuple[str, str], _Totals]]:
     """The *keep* label sets with the most spans; the rest summed under ('other', 'other')."""
-    ordered = sorted(totals.items(), key=lambda kv: (-kv[1].spans, kv[0]))
-    if len(ordered) <= keep:
-        return ordered
-    kept = ordered[: keep - 1]
-    rest = _Totals()
-    for _key, value in ordered[keep - 1:]:
-        rest.add(value)
-    merged = dict(kept)
-    if (OTHER, OTHER) in merged:  # copy: the running totals must not absorb the fold
-        rest.add(merged[(OTHER, OTHER)])
-    merged[(OTHER, OTHER)] = rest
-    return list(merged.items())
-
+    other = totals.get((OTHER, OTHER))
+    ordered = sorted(((k, v) for k, v in totals.items() if k != (OTHER, OTHER)),
+                     key=lambda kv: (-kv[1].spans, kv[0]))
+    if len(ordered) + (other is not None) <= keep:
+        return ordered + ([((OTHER, OTHER), other)] if other is not None else [])
+    folded = _Totals()  # a fresh object: the running totals must not absorb the fold
+    if other is not None:
+        folded.add(other)
+    for _key, value in ordered[max(keep - 1, 0):]:
+        folded.add(value)
+    return [*ordered[: max(keep - 1, 0)], ((OTHER, OTHER), folded)]

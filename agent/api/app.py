@@ -9,7 +9,18 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from agent import __version__
-from agent.api import health, otlp, traces
+from agent.api import (
+    cost,
+    deployments,
+    health,
+    incidents,
+    metrics_api,
+    metrics_endpoint,
+    otlp,
+    timeline,
+    traces,
+    ui,
+)
 from agent.api.guard import GuardMiddleware
 
 if TYPE_CHECKING:
@@ -32,7 +43,8 @@ def create_app(agent: Agent) -> FastAPI:
             agent.close()
 
     app = FastAPI(title="Strata agent", version=__version__, lifespan=lifespan)
-    for module in (health, otlp, traces):
+    for module in (health, otlp, traces, incidents, deployments, cost, metrics_api, timeline,
+                   metrics_endpoint, ui):
         app.include_router(module.build_router(agent))
     app.add_middleware(
         GuardMiddleware,

@@ -64,7 +64,9 @@ def file_response(path: Path, *, cache_control: str) -> FileResponse:
     return FileResponse(path, media_type=CONTENT_TYPES[path.suffix], headers=headers)
 
 
-def build_router(agent: Agent) -> APIRouter:  # noqa: ARG001 - the console reads the public API
+def build_router(agent: Agent) -> APIRouter:
+    """The console's routes. *agent* is unused: the console reads only the public API."""
+    del agent
     router = APIRouter(tags=["ui"], include_in_schema=False)
 
     @router.api_route("/ui", methods=["GET", "HEAD"])

@@ -29,7 +29,7 @@ POLICY = IngestPolicy(salt="test-salt")
 CANARY = "CANARY-7f3e-prompt-text"
 
 
-def decoded_spans(request: ExportTraceServiceRequest):  # noqa: ANN201 - test helper
+def decoded_spans(request: ExportTraceServiceRequest):
     result = decode_trace_request(request.SerializeToString(), is_json=False, policy=POLICY)
     assert result.rejected == 0
     return result.spans
@@ -59,8 +59,10 @@ def test_spans_round_trip_with_enrichment_and_shared_resources() -> None:
     assert rs.scope_spans[0].scope.name == "strata.forward"
     got = list(rs.scope_spans[0].spans)
     assert [s.span_id for s in got] == [root.span_id, llm.span_id]
-    assert got[1].parent_span_id == root.span_id and got[1].trace_id == root.trace_id
-    assert got[1].status.code == llm.status.code and got[1].kind == llm.kind
+    assert got[1].parent_span_id == root.span_id
+    assert got[1].trace_id == root.trace_id
+    assert got[1].status.code == llm.status.code
+    assert got[1].kind == llm.kind
     assert got[1].start_time_unix_nano == llm.start_time_unix_nano
     assert got[1].end_time_unix_nano == llm.end_time_unix_nano
     first, second = attributes_of(got[0].attributes), attributes_of(got[1].attributes)

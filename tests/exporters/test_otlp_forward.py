@@ -24,7 +24,7 @@ from agent.normalize import IngestPolicy
 from agent.otlp_codec import attributes_of, decode_metrics_request, decode_trace_request
 from exporters.base import ExportResult
 from exporters.otlp_forward import OTLPForwarder, parse_retry_after
-from tests.exporters.upstream import RecordingUpstream, Received, Reply
+from tests.exporters.upstream import Received, RecordingUpstream, Reply
 from tests.otlp_factory import gauge_request, genai_attributes, make_span, trace_request
 
 POLICY = IngestPolicy(salt="s")
@@ -80,7 +80,8 @@ def test_forwards_spans_and_points_enriched(upstream: RecordingUpstream, tmp_pat
     price = lambda spans: [(0.01, "price-table", 0.2, "estimate", 0.1)] * len(spans)  # noqa: E731
     fwd = forwarder(upstream, tmp_path, price=price)
     spans, samples = span_batch(3), sample_batch(2)
-    assert fwd.enqueue(spans) and fwd.enqueue(samples)
+    assert fwd.enqueue(spans)
+    assert fwd.enqueue(samples)
     upstream.wait_for(lambda rs: len(rs) == 2)
     fwd.shutdown()
     traces = next(r for r in upstream.requests if r.path == "/v1/traces")
@@ -89,7 +90,8 @@ def test_forwards_spans_and_points_enriched(upstream: RecordingUpstream, tmp_pat
     msg = ExportTraceServiceRequest()
     msg.ParseFromString(traces.body)
     attrs = attributes_of(msg.resource_spans[0].scope_spans[0].spans[0].attributes)
-    assert attrs["strata.layer"] == "model" and attrs["gen_ai.usage.cost.usd"] == 0.01
+    assert attrs["strata.layer"] == "model"
+    assert attrs["gen_ai.usage.cost.usd"] == 0.01
     assert attrs["strata.energy.wh"] == 0.2
     metrics = ExportMetricsServiceRequest()
     metrics.ParseFromString(next(r for r in upstream.requests if r.path == "/v1/metrics").body)
@@ -123,13 +125,16 @@ def test_upstream_down_then_back_delivers_everything(
     deadline = time.monotonic() + 5
     while fwd.stats.retries < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert fwd.stats.retries >= 2 and fwd.stats.last_status is None
-    assert fwd.stats.sent_spans == 0 and fwd.queue_bytes > 0
+    assert fwd.stats.retries >= 2
+    assert fwd.stats.last_status is None
+    assert fwd.stats.sent_spans == 0
+    assert fwd.queue_bytes > 0
     upstream.start()
     expected = sorted(s.span_id for b in sent for s in b.spans)
     upstream.wait_for(lambda rs: sorted(span_ids(rs)) == expected)
     fwd.shutdown()
-    assert fwd.stats.sent_spans == 50 and fwd.stats.dropped_spans == 0
+    assert fwd.stats.sent_spans == 50
+    assert fwd.stats.dropped_spans == 0
 
 
 def test_retry_after_is_honoured(upstream: RecordingUpstream, tmp_path: Path) -> None:
@@ -142,7 +147,8 @@ def test_retry_after_is_honoured(upstream: RecordingUpstream, tmp_path: Path) ->
     first, second = upstream.requests
     assert second.monotonic - first.monotonic >= 1.0  # not the 0.05 s backoff
     assert span_ids([first]) == span_ids([second])  # the same batch again
-    assert fwd.stats.sent_spans == 2 and fwd.stats.retries == 1
+    assert fwd.stats.sent_spans == 2
+    assert fwd.stats.retries == 1
 
 
 def test_400_is_dropped_counted_and_not_retried(
@@ -158,7 +164,8 @@ def test_400_is_dropped_counted_and_not_retried(
     time.sleep(0.3)  # longer than the whole backoff schedule: a retry would show up here
     fwd.shutdown()
     assert len(upstream.requests) == 1
-    assert fwd.stats.dropped_spans == 4 and fwd.stats.last_status == 400
+    assert fwd.stats.dropped_spans == 4
+    assert fwd.stats.last_status == 400
     assert fwd.queue_bytes == 0
 
 
@@ -170,7 +177,8 @@ def test_retryable_statuses(upstream: RecordingUpstream, tmp_path: Path, status:
     fwd.enqueue(span_batch(1))
     upstream.wait_for(lambda rs: len(rs) == 3)
     fwd.shutdown()
-    assert fwd.stats.sent_spans == 1 and fwd.stats.retries == 2
+    assert fwd.stats.sent_spans == 1
+    assert fwd.stats.retries == 2
 
 
 def test_partial_success_is_counted(upstream: RecordingUpstream, tmp_path: Path) -> None:
@@ -181,7 +189,8 @@ def test_partial_success_is_counted(upstream: RecordingUpstream, tmp_path: Path)
     fwd.enqueue(span_batch(5))
     upstream.wait_for(lambda rs: len(rs) == 1)
     fwd.shutdown()
-    assert fwd.stats.rejected_upstream == 2 and fwd.stats.sent_spans == 5
+    assert fwd.stats.rejected_upstream == 2
+    assert fwd.stats.sent_spans == 5
 
 
 def test_slow_upstream_never_slows_enqueue(upstream: RecordingUpstream, tmp_path: Path) -> None:
@@ -208,13 +217,14 @@ def test_slow_upstream_never_slows_enqueue(upstream: RecordingUpstream, tmp_path
 
 def test_full_queue_refuses_and_counts(upstream: RecordingUpstream, tmp_path: Path) -> None:
     upstream.stop()
-    fwd = forwarder(upstream, tmp_path, max_queue_bytes=20_000, start=False)
+    fwd = forwarder(upstream, tmp_path, max_queue_bytes=3_000, start=False)
     results = [fwd.enqueue(span_batch(10)) for _ in range(10)]
-    assert not all(results) and any(results)
+    assert not all(results)
+    assert any(results)
     assert fwd.stats.enqueue_failed == results.count(False)
     assert fwd.stats.enqueue_failed_spans == 10 * results.count(False)
     assert fwd.export([span_batch(10)]) is ExportResult.FAILURE
-    assert fwd.queue_bytes <= 20_000
+    assert fwd.queue_bytes <= 3_000
     fwd.shutdown()
 
 
@@ -246,8 +256,8 @@ def test_backoff_doubles_with_jitter_and_caps(tmp_path: Path) -> None:
                         max_backoff_s=30.0, rng=random.Random(0), start=False)
     delays = []
     for failures in range(1, 9):
-        fwd._failures = failures  # noqa: SLF001 - the schedule is the unit under test
-        delays.append(fwd._backoff())  # noqa: SLF001
+        fwd._failures = failures
+        delays.append(fwd._backoff())
     for n, delay in enumerate(delays):
         base = min(2.0**n, 30.0)
         assert 0.5 * base <= delay <= min(1.5 * base, 30.0)

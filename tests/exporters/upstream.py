@@ -29,6 +29,11 @@ def ok(_request: Received) -> Reply:
     return 200, {"Content-Type": "application/x-protobuf"}, b""
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that hangs up early (response size limit) is expected
+
+
 class RecordingUpstream:
     def __init__(self, responder: Callable[[Received], Reply] = ok) -> None:
         self.responder = responder
@@ -46,7 +51,7 @@ class RecordingUpstream:
         upstream = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
                 if self.headers.get("Content-Encoding") == "gzip":
@@ -65,10 +70,10 @@ class RecordingUpstream:
             def log_message(self, *_args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = _QuietServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True).start()
 
     def stop(self) -> None:
         if self._server is not None:

@@ -1,8 +1,9 @@
 """Simulated telemetry for the console tests: a 4-service stack with one cost regression.
 
-A deploy of ``rag-api`` that makes answers 2.5x longer (so cost per request rises) runs for
-four hours and is then rolled back. The telemetry goes to a live agent over OTLP/HTTP, the
-same path an SDK uses, and ``POST /api/v1/analyze`` turns it into incidents.
+A deploy of ``rag-api`` that makes answers 2.5x longer (so cost per request rises) goes out
+six hours before the end of the data and is still running there. The telemetry goes to a
+live agent over OTLP/HTTP, the same path an SDK uses, and ``POST /api/v1/analyze`` turns it
+into incidents.
 """
 
 from __future__ import annotations
@@ -34,13 +35,14 @@ class Scenario:
     end_ns: int
 
 
-def send_scenario(otlp_endpoint: str, *, end_ns: int, hours: float = 30.0,
+def send_scenario(otlp_endpoint: str, *, end_ns: int, hours: float = 20.0,
                   seed: int = 11) -> Scenario:
     """Send *hours* of telemetry ending at *end_ns* (with the injected regression)."""
     topology = default_topology(4)
     spec = topology.services[0]
     end_ns = end_ns // MINUTE_NS * MINUTE_NS
-    deploy_ns, rollback_ns = end_ns - 8 * HOUR_NS, end_ns - 4 * HOUR_NS
+    # Still running at the end of the data, so its incident is open (and can be acked).
+    deploy_ns, rollback_ns = end_ns - 6 * HOUR_NS, end_ns + HOUR_NS
     new_version = bump_minor(spec.version)
     injection = Injection("cost_deploy", deploy_ns, rollback_ns, service=spec.name,
                           old_version=spec.version, new_version=new_version, token_factor=2.5)
@@ -56,5 +58,6 @@ def send_scenario(otlp_endpoint: str, *, end_ns: int, hours: float = 30.0,
                 for path, request in (("/v1/traces", traces), ("/v1/metrics", metrics)):
                     body = gzip.compress(request.SerializeToString(), 1)
                     client.post(path, content=body, headers=PROTOBUF_GZIP).raise_for_status()
-                traces, metrics, steps = ExportTraceServiceRequest(), ExportMetricsServiceRequest(), 0
+                traces, metrics = ExportTraceServiceRequest(), ExportMetricsServiceRequest()
+                steps = 0
     return Scenario(spec.name, spec.version, new_version, deploy_ns, rollback_ns, end_ns)

@@ -131,10 +131,16 @@ async function loadAgentInfo() {
 }
 
 async function start() {
-  await loadAgentInfo();
-  if (session.writes) await setActions(true);
-  else document.body.dataset.writes = "0";
+  // The first page's data and the agent facts load in parallel; views that need the facts
+  // (content capture) await context.ready.
+  context.ready = loadAgentInfo();
   window.addEventListener("hashchange", route);
+  if (session.writes) {
+    await context.ready;
+    await setActions(true);
+  } else {
+    document.body.dataset.writes = "0";
+  }
   await route();
 }
 

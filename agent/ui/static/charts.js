@@ -2,7 +2,7 @@
 // optional baseline band and vertical markers (deploys, model changes, incident start).
 // Every chart is a <figure> with a text summary, since a canvas says nothing to a reader.
 
-import { h, num } from "./dom.js";
+import { h, num, tick } from "./dom.js";
 
 const uPlot = window.uPlot;
 export const PALETTE = ["#1f5fbf", "#c2410c", "#15803d", "#7e22ce", "#b91c1c", "#0e7490",
@@ -44,14 +44,17 @@ function drawBand(u, band) {
   ctx.restore();
 }
 
-function drawMarkers(u, markers) {
+function drawMarkers(u, markers, figure) {
   const { ctx } = u;
+  const drawn = [];
   const { left, top, width, height } = u.bbox;
   const [xmin, xmax] = [u.scales.x.min, u.scales.x.max];
   ctx.save();
   ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
   ctx.textBaseline = "top";
-  for (const m of markers) {
+  const lineHeight = 13 * devicePixelRatio;
+  let row = 0;
+  for (const m of [...markers].sort((a, b) => a.time - b.time)) {
     if (m.time < xmin || m.time > xmax) continue;
     const x = Math.round(u.valToPos(m.time, "x", true));
     ctx.strokeStyle = MARKER_COLORS[m.kind] || "#334155";
@@ -62,13 +65,15 @@ function drawMarkers(u, markers) {
     ctx.moveTo(x, top);
     ctx.lineTo(x, top + height);
     ctx.stroke();
+    drawn.push(m.label || m.kind);
     if (m.label) {
       const w = ctx.measureText(m.label).width;
       const tx = x + 4 + w > left + width ? x - 4 - w : x + 4;
-      ctx.fillText(m.label, tx, top + 2 * devicePixelRatio);
+      ctx.fillText(m.label, tx, top + 2 * devicePixelRatio + (row++ % 3) * lineHeight); // staggered
     }
   }
   ctx.restore();
+  figure.dataset.markers = drawn.join("|"); // what is on the canvas, for tests and tooling
 }
 
 function describe(spec, data) {
@@ -112,6 +117,7 @@ export function timeChart(spec) {
   };
   const opts = {
     width: 600,
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"), // every time in the console is UTC
     height: spec.height || 180,
     legend: { show: true, live: true },
     cursor: spec.syncKey ? { sync: { key: spec.syncKey } } : {},
@@ -120,7 +126,7 @@ export function timeChart(spec) {
       y: { range: yRange },
     },
     axes: [{ stroke: "#334155", grid: { stroke: "#e2e8f0" } },
-      { stroke: "#334155", grid: { stroke: "#e2e8f0" }, size: 60, values: (u, vals) => vals.map((v) => num(v)) }],
+      { stroke: "#334155", grid: { stroke: "#e2e8f0" }, size: 60, values: (u, vals) => vals.map(tick) }],
     series: [{ value: (u, v) => (v === null ? "–" : new Date(v * 1000).toISOString().slice(5, 16).replace("T", " ")) },
       ...spec.series.map((s, i) => ({
         label: s.label,
@@ -132,7 +138,7 @@ export function timeChart(spec) {
       }))],
     hooks: {
       drawClear: band ? [(u) => drawBand(u, band)] : [],
-      draw: [(u) => { drawMarkers(u, markers); figure.dataset.drawn = "1"; }],
+      draw: [(u) => { drawMarkers(u, markers, figure); figure.dataset.drawn = "1"; }],
     },
   };
   const plot = new uPlot(opts, data, holder);

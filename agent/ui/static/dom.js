@@ -51,6 +51,15 @@ export function num(value, unit = "") {
   return unit ? `${text} ${unit}` : text;
 }
 
+const AXIS = new Intl.NumberFormat("en", { maximumSignificantDigits: 3 });
+const COMPACT = new Intl.NumberFormat("en", { notation: "compact", maximumSignificantDigits: 3 });
+
+// Tick labels: three significant digits, compact above a thousand (1.2K, 3.4M).
+export function tick(value) {
+  if (value === null || value === undefined) return "";
+  return Math.abs(value) >= 1000 ? COMPACT.format(value) : AXIS.format(value);
+}
+
 export function usd(value) {
   if (value === null || value === undefined) return "–";
   return Math.abs(value) < 0.01 && value !== 0 ? `$${SMALL.format(value)}` : `$${NUMBER.format(value)}`;

@@ -1,7 +1,7 @@
 // Shared console state: agent facts, the session's write access, navigation and the
 // polite status line read out by screen readers.
 
-export const context = { health: null, writes: false };
+export const context = { health: null, writes: false, ready: Promise.resolve() };
 
 export function navigate(path, params = {}) {
   const query = new URLSearchParams();

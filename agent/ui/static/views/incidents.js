@@ -85,12 +85,13 @@ function actions(incident) {
     h("button", { type: "button", id: "resolve", onclick: () => act("resolve") }, "Resolve"));
 }
 
-// The window charted around an incident: 6 h before it started to 3 h after detection.
-export function incidentWindow(incident) {
-  const start = Date.parse(incident.started_at) - 6 * HOUR_MS;
-  const end = Math.max(Date.parse(incident.detected_at ?? incident.started_at),
-    Date.parse(incident.started_at)) + 3 * HOUR_MS;
-  return [start, Math.min(end, Math.max(Date.now(), Date.parse(incident.started_at) + HOUR_MS))];
+// The window charted around an incident: from 6 h before it started to 2 h after it was
+// resolved (or to now while it is not), at most a day after the start.
+export function incidentWindow(incident, now = Date.now()) {
+  const started = Date.parse(incident.started_at);
+  const detected = Date.parse(incident.detected_at ?? incident.started_at);
+  const end = incident.resolved_at ? Date.parse(incident.resolved_at) + 2 * HOUR_MS : now;
+  return [started - 6 * HOUR_MS, Math.max(detected + HOUR_MS, Math.min(end, started + 24 * HOUR_MS))];
 }
 
 function eventsBlock(incident) {

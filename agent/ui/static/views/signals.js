@@ -5,21 +5,43 @@
 import { maybe } from "../api.js";
 import { seconds } from "../charts.js";
 
-// A timeline or metrics payload as a flat list of series.
+// A timeline payload ({times, series: [{signal, values}]}) or a metrics payload
+// ({series: [{name, canonical, points}]}) as a flat list of {name, layer, unit, labels, points}.
 export function seriesOf(payload) {
-  if (!payload) return [];
-  if (Array.isArray(payload.series)) return payload.series;
-  if (Array.isArray(payload.layers)) return payload.layers.flatMap((l) => (l.series ?? l.signals ?? []).map((s) => ({ layer: l.layer ?? l.name, ...s })));
-  if (payload.layers && typeof payload.layers === "object") {
-    return Object.entries(payload.layers).flatMap(([layer, signals]) =>
-      (Array.isArray(signals) ? signals : Object.entries(signals).map(([name, s]) => ({ name, ...(Array.isArray(s) ? { points: s } : s) })))
-        .map((s) => ({ layer, ...s })));
-  }
-  return [];
+  if (!payload || !Array.isArray(payload.series)) return [];
+  const times = payload.times;
+  return payload.series.map((s) => {
+    const labels = { ...(s.labels ?? {}) };
+    for (const key of ["host", "device"]) if (s[key]) labels[key] = s[key];
+    const points = s.points ?? (times ? times.map((t, i) => [t, s.values[i]]) : []);
+    return { ...s, name: s.signal ?? s.canonical ?? s.name, labels, points };
+  });
 }
 
+// Detector signal names that the timeline spells differently.
+const ALIASES = { error_rate: "error.ratio", throughput: "requests" };
+
 export function matches(series, signal) {
-  return series.name === signal || series.canonical === signal || series.signal === signal;
+  const wanted = ALIASES[signal] ?? signal;
+  return series.name === wanted || series.canonical === wanted || series.signal === wanted;
+}
+
+// Per-request series derived from a timeline's per-step totals (cost, tokens) and requests.
+export function perRequest(all) {
+  const requests = all.find((s) => s.name === "requests" && s.source === "spans");
+  if (!requests) return [];
+  const derive = (name, total, unit) => {
+    const t = all.find((s) => s.name === total && s.source === "spans");
+    if (!t) return null;
+    const points = t.points.map(([time, v], i) => {
+      const n = requests.points[i]?.[1];
+      return [time, v === null || v === undefined || !n ? null : v / n];
+    });
+    return { name, layer: t.layer, unit, labels: {}, points, source: "derived" };
+  };
+  // Named as the detectors name them, so evidence finds them.
+  return [derive("cost_per_request", "cost", "USD"), derive("tokens.input_per_request", "tokens.input", "{token}"),
+    derive("tokens.output_per_request", "tokens.output", "{token}")].filter(Boolean);
 }
 
 function labelOf(series) {
@@ -36,18 +58,12 @@ function quantile(sorted, q) {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
 }
 
-// Baseline band: the API's band when it gives one, else the 10th–90th percentile of the
-// points before the incident started, around the evidence baseline.
-export function bandFor(series, evidence, startedS) {
-  const given = series.find((s) => s.band || s.baseline_band);
-  if (given) {
-    const b = given.band ?? given.baseline_band;
-    const [lo, hi] = Array.isArray(b) ? b : [b.lo ?? b.low, b.hi ?? b.high];
-    return { lo, hi, mid: evidence?.baseline ?? b.mid };
-  }
-  const before = series.flatMap((s) => s.points.filter(([t, v]) => seconds(t) < startedS && v !== null).map(([, v]) => v)).sort((a, b) => a - b);
-  if (before.length < 3) return evidence?.baseline != null ? { lo: evidence.baseline, hi: evidence.baseline, mid: evidence.baseline } : null;
-  return { lo: quantile(before, 0.1), hi: quantile(before, 0.9), mid: evidence?.baseline ?? quantile(before, 0.5) };
+// Baseline band: the 10th–90th percentile of the series before the incident started, with
+// its median as a dashed line (the evidence table gives the detector's own baseline).
+export function bandFor(series, startedS) {
+  const before = series.flatMap((s) => s.points.filter(([t, v]) => seconds(t) < startedS && v !== null && v !== undefined).map(([, v]) => v)).sort((a, b) => a - b);
+  if (before.length < 3) return null;
+  return { lo: quantile(before, 0.1), hi: quantile(before, 0.9), mid: quantile(before, 0.5) };
 }
 
 export function stepFor(sinceMs, untilMs, points = 240) {
@@ -59,13 +75,17 @@ export function stepFor(sinceMs, untilMs, points = 240) {
 export async function evidenceSeries(incident, range) {
   const evidence = incident.evidence ?? [];
   const step = stepFor(Date.parse(range.since), Date.parse(range.until));
-  const timeline = incident.service
-    ? seriesOf(await maybe(`/api/v1/services/${encodeURIComponent(incident.service)}/timeline`, { ...range, step }))
-    : [];
+  let timeline = [];
+  if (incident.service) {
+    timeline = seriesOf(await maybe(`/api/v1/services/${encodeURIComponent(incident.service)}/timeline`, { ...range, step }));
+    timeline = [...timeline, ...perRequest(timeline)];
+  }
   const startedS = seconds(incident.started_at);
-  const out = await Promise.all(evidence.map(async (e) => {
+  const seen = new Set();
+  const unique = evidence.filter((e) => !seen.has(e.signal) && seen.add(e.signal));
+  const out = await Promise.all(unique.map(async (e) => {
     let found = timeline.filter((s) => matches(s, e.signal));
-    if (found.length === 0) {
+    if (found.length === 0 && /^[\w.]+$/.test(e.signal)) { // "deployment impact" is no metric
       const params = { name: e.signal, ...range };
       if (incident.service && ["model", "orchestration", "serving"].includes(e.layer)) params.service = incident.service;
       if (incident.host && ["infrastructure", "data"].includes(e.layer)) params.host = incident.host;
@@ -74,9 +94,9 @@ export async function evidenceSeries(incident, range) {
     found = found.filter((s) => (s.points ?? []).length > 0).slice(0, 4);
     if (found.length === 0) return null;
     return {
-      signal: e.signal, layer: e.layer ?? found[0].layer, unit: e.unit ?? found[0].unit,
+      signal: e.signal, layer: found[0].layer ?? e.layer, unit: found[0].unit ?? e.unit,
       series: found.map((s) => ({ label: found.length > 1 ? labelOf(s) : e.signal, points: s.points })),
-      band: bandFor(found, e, startedS),
+      band: bandFor(found, startedS),
     };
   }));
   return out.filter(Boolean);

@@ -3,7 +3,7 @@
 
 import { get, iso } from "../api.js";
 import { badge, h, ms, num, table, time, timeEl, usd } from "../dom.js";
-import { captureOn, isContentKey, navigate } from "../state.js";
+import { captureOn, context, isContentKey, navigate } from "../state.js";
 import { listOf } from "./incidents.js";
 import { rangeOf, rangeSelect } from "./services.js";
 
@@ -58,7 +58,7 @@ function flatten(spans, depth = 0, out = []) {
 }
 
 function samplesOf(span) {
-  return span.samples ?? span.correlated ?? span.layer_samples ?? span.correlated_samples ?? [];
+  return span.signals ?? span.samples ?? span.layer_samples ?? span.correlated ?? [];
 }
 
 function detailRow(span, id, colspan) {
@@ -75,9 +75,10 @@ function detailRow(span, id, colspan) {
     ["Carbon", num(span.co2e_g, "gCO2e")], ["Host", span.host ?? "–"], ["Status", span.status],
   ];
   const sampleTable = samples.length === 0 ? h("p", {}, "No layer samples correlated with this span.")
-    : table("Correlated layer samples", ["Layer", "Signal", "Value", "Labels"], samples.map((s) => [
-      s.layer ?? "", s.name ?? s.signal ?? "",
-      s.value !== undefined ? num(s.value, s.unit) : `${num(s.min)}–${num(s.max)} ${s.unit ?? ""}`,
+    : table("Correlated layer samples (mean, min–max over the span)", ["Layer", "Signal", "Value", "Labels"], samples.map((s) => [
+      s.layer ?? "", s.signal ?? s.name ?? "",
+      s.value !== undefined ? num(s.value, s.unit)
+        : s.delta != null ? `+${num(s.delta, s.unit)}` : `${num(s.mean, s.unit)} (${num(s.min)}–${num(s.max)})`,
       Object.entries(s.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(" ") || s.device || s.host || "",
     ]));
   return h("tr", { id, class: "span-detail", hidden: true },
@@ -90,12 +91,12 @@ function detailRow(span, id, colspan) {
 }
 
 export async function renderTrace(traceId, _query) {
-  const trace = await get(`/api/v1/traces/${traceId}`);
+  const [trace] = await Promise.all([get(`/api/v1/traces/${traceId}`), context.ready]);
   const rows = flatten(trace.spans);
   const t0 = Math.min(...rows.map(({ span }) => Date.parse(span.start_time)));
   const t1 = Math.max(...rows.map(({ span }) => Date.parse(span.start_time) + span.duration_ms));
   const total = Math.max(t1 - t0, 0.001);
-  const headers = ["Span", "Layer", "Service", "Duration", "Tokens", "Cost", "Energy", "Timeline"];
+  const headers = ["Span", "Layer", "Service", "Start", "Duration", "Tokens", "Cost", "Energy", "Timeline"];
   const tbody = h("tbody");
   rows.forEach(({ span, depth }, i) => {
     const offset = ((Date.parse(span.start_time) - t0) / total) * 100;
@@ -111,7 +112,8 @@ export async function renderTrace(traceId, _query) {
     const tokens = span.input_tokens != null || span.output_tokens != null ? `${num(span.input_tokens)} / ${num(span.output_tokens)}` : "";
     tbody.append(h("tr", { class: `span-row layer-${span.layer} status-${span.status}`, dataset: { spanId: span.span_id } },
       h("th", { scope: "row" }, toggle),
-      h("td", {}, span.layer), h("td", {}, span.service ?? ""), h("td", { class: "num" }, ms(span.duration_ms)),
+      h("td", {}, span.layer), h("td", {}, span.service ?? ""),
+      h("td", { class: "num" }, `+${ms(Date.parse(span.start_time) - t0)}`), h("td", { class: "num" }, ms(span.duration_ms)),
       h("td", { class: "num" }, tokens), h("td", { class: "num" }, span.cost_usd != null ? usd(span.cost_usd) : ""),
       h("td", { class: "num" }, span.energy_wh != null ? num(span.energy_wh, "Wh") : ""),
       h("td", { class: "bar-cell", "aria-hidden": "true" },

@@ -1,0 +1,190 @@
+"""GET /api/v1/cost, /api/v1/cost/rightsizing, /api/v1/energy and /api/v1/budgets.
+
+Filters: ``service``, ``team``, ``model``, ``provider``, ``host``, ``operation``, ``user``
+and ``attr.<key>=<value>`` for any span or resource attribute. Keys are validated and
+bound (``agent.finops.group_spec``); an invalid one is a 400, never SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any, Final
+
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from agent.api.render import parse_time, rfc3339
+from agent.budgets import check_budgets
+from agent.config import parse_duration_s
+from agent.errors import ConfigError
+from agent.finops import cost_report, summarize
+from agent.finops_reads import gpu_energy_summary, gpu_hours, model_profiles
+from analytics.rightsizing import cheaper_model_findings, idle_gpu_findings
+
+if TYPE_CHECKING:
+    from agent.runner import Agent
+
+DEFAULT_RANGE_NS: Final = 7 * 86_400_000_000_000
+MAX_BUCKETS: Final = 10_000
+FILTER_PARAMS: Final = ("service", "team", "model", "provider", "host", "operation", "user")
+_HIDDEN: Final = frozenset({"token_energy_wh", "token_energy_tokens"})
+
+
+def time_range(agent: Agent, since: str | None, until: str | None) -> tuple[int, int]:
+    """Parsed ``since``/``until`` (defaults: the last 7 days to now); 400 when reversed."""
+    until_ns = parse_time(until, "until")
+    until_ns = agent.clock() if until_ns is None else until_ns
+    since_ns = parse_time(since, "since")
+    since_ns = until_ns - DEFAULT_RANGE_NS if since_ns is None else since_ns
+    if since_ns >= until_ns:
+        raise HTTPException(400, "since must be before until")
+    return since_ns, until_ns
+
+
+def request_filters(request: Request) -> dict[str, str]:
+    """Equality filters from the query string (named ones and ``attr.<key>``)."""
+    filters = {}
+    for key, value in request.query_params.items():
+        if key in FILTER_PARAMS:
+            filters[key] = value
+        elif key.startswith("attr."):
+            filters[key[len("attr.") :]] = value
+    return filters
+
+
+def measures(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in _HIDDEN}
+
+
+def build_router(agent: Agent) -> APIRouter:
+    router = APIRouter(tags=["cost"])
+
+    @router.get("/api/v1/cost")
+    def cost(
+        request: Request,
+        group_by: str = "service",
+        since: str | None = None,
+        until: str | None = None,
+        bucket: str | None = None,
+    ) -> dict[str, Any]:
+        since_ns, until_ns = time_range(agent, since, until)
+        bucket_ns = None
+        if bucket:
+            try:
+                bucket_ns = int(parse_duration_s(bucket, "bucket") * 1e9)
+            except ConfigError as exc:
+                raise HTTPException(400, str(exc)) from None
+            if (until_ns - since_ns) // bucket_ns > MAX_BUCKETS:
+                raise HTTPException(400, f"more than {MAX_BUCKETS} buckets; use a larger bucket")
+        try:
+            rows = cost_report(agent.store.cursor(), group_by=group_by, since_ns=since_ns,
+                               until_ns=until_ns, bucket_ns=bucket_ns,
+                               filters=request_filters(request))
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        groups: dict[Any, list[dict[str, Any]]] = {}
+        buckets: dict[int, list[dict[str, Any]]] = {}
+        for row in rows:
+            groups.setdefault(row["group"], []).append(row)
+            buckets.setdefault(row["bucket_ns"], []).append(row)
+        body: dict[str, Any] = {
+            "group_by": group_by, "since": rfc3339(since_ns), "until": rfc3339(until_ns),
+            "bucket": bucket or None,
+            "totals": measures(summarize(rows)),
+            "groups": [{"group": g, **measures(summarize(r))} for g, r in groups.items()],
+        }  # fmt: skip
+        body["groups"].sort(key=lambda g: -(g["usd"] or 0.0))
+        if bucket_ns is not None:
+            body["buckets"] = [
+                {"start": rfc3339(b), "groups": [{"group": r["group"], **measures(summarize([r]))}
+                                                 for r in items]}
+                for b, items in buckets.items()
+            ]
+        return body
+
+    @router.get("/api/v1/cost/rightsizing")
+    def rightsizing(
+        since: str | None = None,
+        until: str | None = None,
+        idle_below_pct: float = Query(5.0, ge=0, le=100),
+        underused_below_pct: float = Query(30.0, ge=0, le=100),
+        min_hours: int = Query(2, ge=1),
+        max_input_tokens: int = Query(2000, ge=1),
+        max_output_tokens: int = Query(256, ge=1),
+    ) -> dict[str, Any]:
+        since_ns, until_ns = time_range(agent, since, until)
+        cur = agent.store.cursor()
+        gpu = idle_gpu_findings(
+            gpu_hours(cur, since_ns=since_ns, until_ns=until_ns),
+            gpu_hour_usd=agent.settings.gpu_hour_usd, idle_below_pct=idle_below_pct,
+            underused_below_pct=underused_below_pct, min_hours=min_hours,
+        )
+        models = cheaper_model_findings(
+            model_profiles(cur, since_ns=since_ns, until_ns=until_ns,
+                           max_input_tokens=max_input_tokens, max_output_tokens=max_output_tokens),
+            agent.prices, max_input_tokens=max_input_tokens, max_output_tokens=max_output_tokens,
+        )
+        findings = []
+        for f in (*gpu, *models):
+            item = asdict(f)
+            item["start_time"] = rfc3339(item.pop("start_ns"))
+            item["end_time"] = rfc3339(item.pop("end_ns"))
+            findings.append(item)
+        return {
+            "since": rfc3339(since_ns), "until": rfc3339(until_ns), "findings": findings,
+            "totals": {
+                "waste_usd": sum(f.waste_usd or 0.0 for f in gpu),
+                "waste_wh": sum(f.waste_wh or 0.0 for f in gpu),
+                "saving_usd": sum(f.saving_usd or 0.0 for f in models),
+            },
+        }  # fmt: skip
+
+    @router.get("/api/v1/energy")
+    def energy(
+        request: Request,
+        group_by: str = "service",
+        since: str | None = None,
+        until: str | None = None,
+    ) -> dict[str, Any]:
+        since_ns, until_ns = time_range(agent, since, until)
+        cur = agent.store.cursor()
+        try:
+            rows = cost_report(cur, group_by=group_by, since_ns=since_ns, until_ns=until_ns,
+                               filters=request_filters(request))
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        keep = ("requests", "energy_requests", "energy_wh", "energy_wh_measured",
+                "energy_wh_estimated", "co2e_g", "wh_per_request", "j_per_token",
+                "gco2e_per_request", "input_tokens", "output_tokens")
+        gpus = []
+        for g in gpu_energy_summary(cur, since_ns=since_ns, until_ns=until_ns):
+            g["start_time"], g["end_time"] = rfc3339(g.pop("start_ns")), rfc3339(g.pop("end_ns"))
+            g["idle_s"] = g.pop("idle_ns") / 1e9
+            gpus.append(g)
+        totals = summarize(rows)
+        return {
+            "group_by": group_by, "since": rfc3339(since_ns), "until": rfc3339(until_ns),
+            "carbon": {"pue": agent.settings.carbon_pue,
+                       "grid_gco2e_per_kwh": agent.settings.carbon_grid_gco2e_per_kwh},
+            "totals": {k: totals[k] for k in keep},
+            "groups": [{"group": r["group"], **{k: s[k] for k in keep}}
+                       for r in rows for s in [summarize([r])]],
+            "gpus": gpus,
+        }  # fmt: skip
+
+    @router.get("/api/v1/budgets")
+    def budgets() -> dict[str, Any]:
+        now = agent.clock()
+        try:
+            statuses = check_budgets(agent.store.cursor(), agent.settings.budgets, now_ns=now)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return {"budgets": [
+            {"group_by": s.budget.group_by, "value": s.budget.value,
+             "usd_per_month": s.budget.usd_per_month, "month": s.month,
+             "spent_usd": s.spent_usd, "burn_usd_per_day": s.burn_usd_per_day,
+             "projected_usd": s.projected_usd, "unpriced_requests": s.unpriced_requests,
+             "will_exceed": s.will_exceed, "over_budget": s.over_budget}
+            for s in statuses
+        ]}  # fmt: skip
+
+    return router

@@ -1,0 +1,119 @@
+"""Incidents API: list, show, acknowledge, resolve, and POST /api/v1/analyze."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Body, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from agent import incident_store as db
+from agent.api.render import parse_time, rfc3339
+from agent.model import Incident
+
+if TYPE_CHECKING:
+    from agent.runner import Agent
+
+_STATUS = "^(open|acknowledged|resolved)$"
+
+
+class StatusChange(BaseModel):
+    note: str | None = Field(None, max_length=500, description="Shown on the timeline.")
+
+
+class AnalyzeRequest(BaseModel):
+    now: str | None = Field(None, description="Event time to analyse up to (RFC 3339); "
+                            "default: the latest stored.")
+
+
+NoteBody = Annotated[StatusChange | None, Body()]
+
+
+def render_incident(incident: Incident, *, timeline: bool = False) -> dict[str, Any]:
+    """An incident in DESIGN.md's JSON shape (times RFC 3339 UTC)."""
+    out: dict[str, Any] = {
+        "id": incident.id,
+        "kind": incident.kind,
+        "layer": incident.layer,
+        "service": incident.service,
+        "host": incident.host,
+        "status": incident.status,
+        "severity": incident.severity,
+        "started_at": rfc3339(incident.started_at_ns),
+        "detected_at": rfc3339(incident.detected_at_ns),
+        "resolved_at": rfc3339(incident.resolved_at_ns),
+        "summary": incident.summary,
+        "evidence": [asdict(e) for e in incident.evidence],
+        "suspected_cause": asdict(incident.suspected_cause) if incident.suspected_cause else None,
+        "suggestion": asdict(incident.suggestion) if incident.suggestion else None,
+    }
+    if timeline:
+        out["timeline"] = [{"time": rfc3339(e.time_unix_nano), "event": e.event,
+                            "detail": e.detail} for e in incident.events]
+    return out
+
+
+def build_router(agent: Agent) -> APIRouter:
+    router = APIRouter(tags=["incidents"])
+
+    @router.get("/api/v1/incidents")
+    def incidents(
+        status: str | None = Query(None, pattern=_STATUS),
+        service: str | None = None,
+        kind: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = Query(500, ge=1, le=5000),
+    ) -> dict[str, Any]:
+        rows = db.list_incidents(
+            agent.store.cursor(), status=status, service=service, kind=kind,
+            since_ns=parse_time(since, "since"), until_ns=parse_time(until, "until"),
+            limit=limit,
+        )
+        return {"incidents": [render_incident(i) for i in rows]}
+
+    @router.get("/api/v1/incidents/{incident_id}")
+    def incident(incident_id: str) -> dict[str, Any]:
+        found = db.get_incident(agent.store.cursor(), incident_id)
+        if found is None:
+            raise HTTPException(404, f"incident {incident_id[:80]} not found")
+        return render_incident(found, timeline=True)
+
+    def change(incident_id: str, status: str, detail: str) -> dict[str, Any]:
+        with agent.store.transaction() as cur:
+            current = db.get_incident(cur, incident_id, with_events=False)
+            if current is None:
+                raise HTTPException(404, f"incident {incident_id[:80]} not found")
+            if status == "acknowledged" and current.status == "resolved":
+                raise HTTPException(409, f"incident {incident_id} is already resolved")
+            updated = db.set_status(cur, incident_id, status, time_ns=agent.clock(),
+                                    detail=detail)
+        assert updated is not None  # noqa: S101 - checked above inside the transaction
+        return render_incident(updated, timeline=True)
+
+    @router.post("/api/v1/incidents/{incident_id}/ack")
+    def ack(incident_id: str, body: NoteBody = None) -> dict[str, Any]:
+        note = body.note if body is not None and body.note else ""
+        return change(incident_id, "acknowledged", f"acknowledged by operator {note}".strip())
+
+    @router.post("/api/v1/incidents/{incident_id}/resolve")
+    def resolve(incident_id: str, body: NoteBody = None) -> dict[str, Any]:
+        note = body.note if body is not None and body.note else ""
+        return change(incident_id, "resolved", f"{db.MANUAL_RESOLVE} {note}".strip())
+
+    @router.post("/api/v1/analyze")
+    def analyze(body: Annotated[AnalyzeRequest | None, Body()] = None) -> dict[str, Any]:
+        now_ns = parse_time(body.now, "now") if body is not None else None
+        report = agent.analyze_once(now_ns)
+        return {
+            "window": {"start": rfc3339(report.window_start_ns),
+                       "end": rfc3339(report.window_end_ns)},
+            "findings": report.findings,
+            "new": [render_incident(i) for i in report.new],
+            "updated": [render_incident(i) for i in report.updated],
+            "resolved": [render_incident(i) for i in report.resolved],
+            "elapsed_s": round(report.elapsed_s, 3),
+        }
+
+    return router

@@ -1,0 +1,122 @@
+"""GET /api/v1/services/{service}/timeline: the layers' key signals side by side.
+
+For one service over ``[since, until)`` in steps of ``step``: its own request, latency,
+error, token and cost series (from spans), and the series of the GPUs, serving endpoints
+and vector-DB shards its spans ran against (the same matching rules as trace correlation,
+``analytics.correlate``). All series share one time axis (``times``; null where a step has
+no data). ``moved`` ranks the series by the change of their mean between the first and
+second half of the range: "latency went up: what else moved?".
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from fastapi import APIRouter, HTTPException, Query
+
+from agent.api.cost import time_range
+from agent.api.render import rfc3339
+from agent.config import parse_duration_s
+from agent.errors import ConfigError
+from agent.layer_reads import bucketed_samples, service_span_series, service_targets
+from analytics.correlate import (
+    COUNTER_SIGNALS,
+    correlation_hosts,
+    correlation_targets,
+    is_key_signal,
+    rank_moves,
+    sample_matches,
+)
+
+if TYPE_CHECKING:
+    from agent.runner import Agent
+
+DEFAULT_RANGE_NS: Final = 6 * 3_600_000_000_000
+MAX_STEPS: Final = 2000
+# (column of service_span_series, layer, signal, unit)
+SPAN_SIGNALS: Final = (
+    ("requests", "orchestration", "requests", "{request}"),
+    ("latency_p50", "orchestration", "latency.p50", "s"),
+    ("latency_p95", "orchestration", "latency.p95", "s"),
+    ("error_ratio", "orchestration", "error.ratio", "1"),
+    ("model_latency_p95", "model", "model.latency.p95", "s"),
+    ("input_tokens", "model", "tokens.input", "{token}"),
+    ("output_tokens", "model", "tokens.output", "{token}"),
+    ("usd", "model", "cost", "USD"),
+    ("energy_wh", "model", "energy", "Wh"),
+    ("retrieval_latency_p95", "data", "retrieval.latency.p95", "s"),
+)
+
+
+def build_router(agent: Agent) -> APIRouter:
+    router = APIRouter(tags=["timeline"])
+
+    @router.get("/api/v1/services/{service}/timeline")
+    def timeline(
+        service: str,
+        since: str | None = None,
+        until: str | None = None,
+        step: str = Query("5m"),
+        top: int = Query(10, ge=1, le=100),
+    ) -> dict[str, Any]:
+        if since is None:
+            _, until_ns = time_range(agent, None, until)
+            since_ns = until_ns - DEFAULT_RANGE_NS
+        else:
+            since_ns, until_ns = time_range(agent, since, until)
+        try:
+            step_ns = int(parse_duration_s(step, "step") * 1e9)
+        except ConfigError as exc:
+            raise HTTPException(400, str(exc)) from None
+        first = since_ns - since_ns % step_ns
+        times = list(range(first, until_ns, step_ns))
+        if len(times) > MAX_STEPS:
+            raise HTTPException(400, f"more than {MAX_STEPS} steps; use a larger step")
+        index = {t: i for i, t in enumerate(times)}
+        cur = agent.store.cursor()
+        series: list[dict[str, Any]] = []
+        span_rows = service_span_series(cur, service, since_ns=since_ns, until_ns=until_ns,
+                                        step_ns=step_ns)
+        for column, layer, signal, unit in SPAN_SIGNALS:
+            values: list[float | None] = [None] * len(times)
+            for row in span_rows:
+                if row[column] is not None and row["t"] in index:
+                    values[index[row["t"]]] = float(row[column])
+            if any(v is not None for v in values):
+                series.append({"layer": layer, "signal": signal, "unit": unit, "host": None,
+                               "device": None, "source": "spans", "labels": {},
+                               "values": values})
+        targets = [correlation_targets(s) for s in
+                   service_targets(cur, service, since_ns=since_ns, until_ns=until_ns)]
+        by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for sample, _max, increase in bucketed_samples(
+            cur, since_ns=since_ns, until_ns=until_ns, step_ns=step_ns,
+            hosts=correlation_hosts(targets),
+        ):
+            if not is_key_signal(sample) or sample.time_unix_nano not in index:
+                continue
+            if not any(sample_matches(t, sample) for t in targets):
+                continue
+            signal = sample.canonical or sample.name
+            labels = dict(sorted(sample.attributes.items()))
+            key = (str(sample.layer), signal, sample.host, sample.device, sample.service,
+                   tuple(labels.items()))
+            entry = by_key.setdefault(key, {
+                "layer": str(sample.layer), "signal": signal, "unit": sample.unit,
+                "host": sample.host, "device": sample.device, "source": sample.service,
+                "labels": labels, "values": [None] * len(times),
+            })  # fmt: skip
+            value = increase if signal in COUNTER_SIGNALS else sample.value
+            entry["values"][index[sample.time_unix_nano]] = value
+        series.extend(v for _, v in sorted(by_key.items(), key=lambda kv: str(kv[0])))
+        moved = [
+            {"layer": series[m.index]["layer"], "signal": series[m.index]["signal"],
+             "host": series[m.index]["host"], "device": series[m.index]["device"],
+             "before": m.before, "after": m.after, "relative_change": m.relative_change}
+            for m in rank_moves([s["values"] for s in series])[:top]
+        ]  # fmt: skip
+        return {"service": service, "since": rfc3339(since_ns), "until": rfc3339(until_ns),
+                "step_s": step_ns / 1e9, "times": [rfc3339(t) for t in times],
+                "series": series, "moved": moved}
+
+    return router

@@ -1,0 +1,125 @@
+"""Detection quality and speed on the simulator (issue 6).
+
+Over several seeds, the default six-service stack runs about 30 h of event time through
+every injected incident kind and the decoys; one analysis over everything stored is scored
+against the ground truth: recall, precision, false incidents per simulated day, median
+detection delay (event time), root-cause and rollback accuracy. Then a 24 h x 20-service
+store is analysed once to time analysis.
+
+    .venv/bin/python benchmarks/detection.py [--seeds 1 2 3 4 5] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from agent import incident_store
+from agent.analysis import Analyzer
+from agent.simulator import Simulator
+from agent.simulator_load import load_batches
+from agent.simulator_scenario import (
+    HOUR_NS,
+    expected_incident,
+    plan_scenario,
+    scenario_end_ns,
+)
+from agent.simulator_score import score_incidents
+from agent.simulator_topology import default_topology
+from agent.store import DuckDBStore
+from analytics.pricing import PriceTable
+
+START_NS = 1_767_225_600_000_000_000
+TABLE = PriceTable.packaged()
+
+
+def price(provider: str | None, model: str | None) -> tuple[float, float] | None:
+    entry = TABLE.lookup(provider, model)
+    if entry is None or entry.rates.input_usd_per_mtok is None:
+        return None
+    return entry.rates.input_usd_per_mtok, entry.rates.output_usd_per_mtok or 0.0
+
+
+def run_seed(seed: int, directory: Path) -> dict[str, object]:
+    topology = default_topology(6)
+    plan = plan_scenario(topology, seed, start_ns=START_NS)
+    end = scenario_end_ns(plan)
+    store = DuckDBStore(directory / f"seed{seed}.duckdb")
+    load_batches(store, Simulator(seed, start_ns=START_NS, topology=topology,
+                                  injections=plan).batches(end))
+    Analyzer(store, price=price, lookback_ns=None).analyze()
+    incidents = incident_store.list_incidents(store.cursor())
+    store.close()
+    expected = [e for e in map(expected_incident, plan) if e is not None]
+    score = score_incidents(incidents, expected)
+    for miss in score.missed:
+        print(f"  seed {seed}: MISSED {miss.kind} {miss.service or miss.host}", file=sys.stderr)
+    for false in score.false:
+        print(f"  seed {seed}: FALSE {false.kind} {false.service or false.host} "
+              f"{false.summary[:90]}", file=sys.stderr)
+    for m in score.matches:
+        if not (m.cause_ok and m.action_ok):
+            print(f"  seed {seed}: {m.expected.kind}: cause {m.incident.suspected_cause} "
+                  f"suggestion {m.incident.suggestion}", file=sys.stderr)
+    return {"days": (end - START_NS) / (24 * HOUR_NS), "expected": len(expected),
+            "incidents": len(incidents), "score": score}
+
+
+def time_analysis(directory: Path, services: int = 20) -> tuple[float, int, int]:
+    topology = default_topology(services)
+    plan = plan_scenario(topology, 11, start_ns=START_NS)
+    store = DuckDBStore(directory / "scale.duckdb")
+    load_batches(store, Simulator(11, start_ns=START_NS, topology=topology,
+                                  injections=plan).batches(START_NS + 24 * HOUR_NS))
+    counts = store.counts()
+    analyzer = Analyzer(store, price=price, lookback_ns=24 * HOUR_NS)
+    started = time.perf_counter()
+    analyzer.analyze(START_NS + 24 * HOUR_NS)
+    elapsed = time.perf_counter() - started
+    store.close()
+    return elapsed, counts["spans"], counts["samples"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    parser.add_argument("--services", type=int, default=20)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = [run_seed(seed, Path(tmp)) for seed in args.seeds]
+        elapsed, spans, samples = time_analysis(Path(tmp), args.services)
+    matches = [m for r in runs for m in r["score"].matches]  # type: ignore[attr-defined]
+    expected = sum(int(r["expected"]) for r in runs)  # type: ignore[call-overload]
+    incidents = sum(int(r["incidents"]) for r in runs)  # type: ignore[call-overload]
+    false = sum(len(r["score"].false) for r in runs)  # type: ignore[attr-defined]
+    days = sum(float(r["days"]) for r in runs)  # type: ignore[arg-type]
+    rollbacks = [m for m in matches if m.expected.rollback is not None]
+    delay_min = statistics.median(m.delay_ns / 60e9 for m in matches) if matches else float("nan")
+    rows = [
+        ("seeds", " ".join(map(str, args.seeds)), ""),
+        ("simulated days", f"{days:.1f}", ""),
+        ("injected incidents", str(expected), ""),
+        ("recall", f"{len(matches) / expected:.3f}", ">= 0.95"),
+        ("precision", f"{len(matches) / incidents:.3f}" if incidents else "n/a", ">= 0.9"),
+        ("false incidents per simulated day", f"{false / days:.2f}", "<= 1"),
+        ("median detection delay (event time)", f"{delay_min:.1f} min", "<= 5 min"),
+        ("root cause (layer and signal) correct",
+         f"{sum(m.cause_ok for m in matches) / max(len(matches), 1):.1%}", ">= 90%"),
+        ("rollback target exact", f"{sum(m.action_ok for m in rollbacks)}/{len(rollbacks)} "
+         f"({sum(m.action_ok for m in rollbacks) / max(len(rollbacks), 1):.0%})", ">= 90%"),
+        ("suggested action correct (all kinds)",
+         f"{sum(m.action_ok for m in matches) / max(len(matches), 1):.1%}", ""),
+        (f"analysis time, 24 h x {args.services} services",
+         f"{elapsed:.2f} s ({spans:,} spans, {samples:,} samples)", "<= 10 s"),
+    ]
+    print("| metric | value | goal |\n|---|---|---|")
+    for name, value, goal in rows:
+        print(f"| {name} | {value} | {goal} |")
+
+
+if __name__ == "__main__":
+    main()
