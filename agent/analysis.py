@@ -88,15 +88,16 @@ class Analyzer:
         self._gap_ns = group_gap_ns
         self._lock = threading.Lock()
 
-    def window(self, now_ns: int | None = None) -> Window | None:
-        """The window one analysis at *now_ns* reads, or None when the store is empty."""
+    def window(self, now_ns: int | None = None, *, full: bool = False) -> Window | None:
+        """The window one analysis at *now_ns* reads (all stored data when *full*)."""
         bounds = event_time_bounds(self._store)
         if bounds is None:
             return None
         earliest, latest = bounds
         end = (latest + 1) if now_ns is None else now_ns
         # the bucket holding *end* may still be filling; analyse complete buckets only
-        start = earliest if self.lookback_ns is None else max(earliest, end - self.lookback_ns)
+        lookback = None if full else self.lookback_ns
+        start = earliest if lookback is None else max(earliest, end - lookback)
         return Window(self._store, start_ns=start, end_ns=end, bucket_ns=self.bucket_ns,
                       price=self._price)
 
@@ -117,18 +118,19 @@ class Analyzer:
         )
         return found, drafts
 
-    def analyze(self, now_ns: int | None = None) -> AnalysisReport:
+    def analyze(self, now_ns: int | None = None, *, full: bool = False) -> AnalysisReport:
         """Detect over the window ending at *now_ns* and reconcile the stored incidents.
 
         Args:
             now_ns: event time to analyse up to (default: the latest stored).
+            full: read everything stored, not just the lookback (``POST /api/v1/analyze``).
 
         Returns:
             The report: new, updated and auto-resolved incidents (for alerting).
         """
         started = time.perf_counter()
         with self._lock:
-            window = self.window(now_ns)
+            window = self.window(now_ns, full=full)
             if window is None or window.n_buckets == 0:
                 return AnalysisReport(None, None, 0)
             found, drafts = self.drafts(window)

@@ -128,7 +128,8 @@ def show_incidents(incidents: list[dict[str, Any]], console: Console) -> None:
 
 def show_cost(rows: list[dict[str, Any]], console: Console) -> None:
     table = Table(title="Cost, energy and carbon by team", title_justify="left")
-    for column in ("team", "requests", "tokens in", "tokens out", "USD", "Wh", "gCO2e"):
+    for column in ("team", "requests", "unpriced", "Mtok", "USD", "Wh meas.", "Wh est.",
+                   "gCO2e"):
         table.add_column(column, justify="right" if column != "team" else "left")
 
     def fmt(value: Any, spec: str) -> str:
@@ -136,9 +137,11 @@ def show_cost(rows: list[dict[str, Any]], console: Console) -> None:
 
     for row in rows:
         table.add_row(str(row.get("group")), fmt(row.get("requests"), ","),
-                      fmt(row.get("input_tokens"), ","), fmt(row.get("output_tokens"), ","),
-                      fmt(row.get("usd"), ".2f"), fmt(row.get("wh"), ".1f"),
-                      fmt(row.get("gco2e"), ".1f"))
+                      fmt(row.get("unpriced_requests"), ","),
+                      fmt(((row.get("input_tokens") or 0) + (row.get("output_tokens") or 0))
+                          / 1e6, ".1f"),
+                      fmt(row.get("usd"), ".2f"), fmt(row.get("energy_wh_measured"), ".1f"),
+                      fmt(row.get("energy_wh_estimated"), ".1f"), fmt(row.get("co2e_g"), ".1f"))
     console.print(table)
 
 

@@ -16,16 +16,17 @@ from typing import Any
 
 from agent.analysis import AnalysisReport, Analyzer
 from agent.api.otlp import ReceiverStats
+from agent.budgets import budget_alerts, check_budgets
 from agent.config import Settings
-from agent.finops import refresh_cost_rollup
-from agent.finops_gpu import apply_gpu_attribution
+from agent.finops import ROLLUP_SLACK_NS, refresh_cost_rollup
+from agent.finops_gpu import apply_gpu_attribution, pending_gpu_window
+from agent.incident_store import get_incident, insert_incident
 from agent.layer_reads import correlate_trace
-from agent.model import Sample, SpanRecord
+from agent.model import Incident, Sample, SpanRecord
 from agent.normalize import IngestPolicy
 from agent.otlp_codec import DecodeResult
 from agent.scheduler import CollectorScheduler, PollReport
 from agent.store import CostColumns, DuckDBStore
-from agent.window import event_time_bounds
 from agent.wiring import build_collectors
 from agent.writer import BatchWriter
 from analytics.attribution import gpu_keys_of, span_cost
@@ -66,7 +67,8 @@ class Agent:
             )
         self.webhooks = tuple(WebhookExporter(w.url, format=w.format, start=False)
                               for w in settings.webhooks)
-        self.analyzer = Analyzer(self.store)
+        self.analyzer = Analyzer(self.store, price=self._token_rates)
+        self._finops_received_ns = 0
         self.receiver_stats = ReceiverStats()
         collectors, intervals = build_collectors(settings, socket.gethostname())
         self.scheduler = CollectorScheduler(collectors, self.write_samples, intervals=intervals,
@@ -160,26 +162,49 @@ class Agent:
 
     # -- analysis ----------------------------------------------------------------------------
 
-    def analyze_once(self, now_ns: int | None = None) -> AnalysisReport:
+    def _token_rates(self, provider: str | None, model: str | None) -> tuple[float, float] | None:
+        """(input, output) USD per 1M tokens, for detectors pricing spans stored unpriced."""
+        entry = self.prices.lookup(provider, model)
+        if entry is None or entry.rates.input_usd_per_mtok is None:
+            return None
+        return entry.rates.input_usd_per_mtok, entry.rates.output_usd_per_mtok or 0.0
+
+    def analyze_once(self, now_ns: int | None = None, *, full: bool = False) -> AnalysisReport:
         """GPU-time cost and measured energy, then detection and incidents, up to *now_ns*.
 
         Event time only: *now_ns* defaults to the latest stored event, so a replay of old
-        telemetry yields the same incidents as watching it live. New, updated and resolved
-        incidents go to the webhooks.
+        telemetry yields the same incidents as watching it live. *full* reads everything
+        stored instead of the analyzer's lookback. New, updated and resolved incidents, and
+        budget alerts, go to the webhooks.
         """
-        bounds = event_time_bounds(self.store)
-        if bounds is not None:
-            lookback = self.analyzer.lookback_ns
-            since = bounds[0] if lookback is None else max(bounds[0], bounds[1] - lookback)
-            apply_gpu_attribution(self.store, since_ns=since, until_ns=bounds[1] + 1,
+        started = self.clock()
+        pending = pending_gpu_window(self.store.cursor(),
+                                     received_since_ns=self._finops_received_ns)
+        if pending is not None:
+            apply_gpu_attribution(self.store, since_ns=pending[0], until_ns=pending[1],
                                   settings=self.settings, prices=self.prices)
-            refresh_cost_rollup(self.store)
-        report = self.analyzer.analyze(now_ns)
-        changed = [*report.new, *report.updated, *report.resolved]
+        refresh_cost_rollup(self.store)
+        self._finops_received_ns = started - ROLLUP_SLACK_NS
+        report = self.analyzer.analyze(now_ns, full=full)
+        changed = [*report.new, *report.updated, *report.resolved, *self._budget_alerts()]
         for hook in self.webhooks:
             if changed:
                 hook.export(changed)
         return report
+
+    def _budget_alerts(self) -> list[Incident]:
+        """Budgets whose burn rate will exceed them this month: stored once, alerted once."""
+        if not self.settings.budgets:
+            return []
+        now_ns = self.clock()
+        statuses = check_budgets(self.store.cursor(), self.settings.budgets, now_ns=now_ns)
+        fresh = []
+        with self.store.transaction() as cur:
+            for alert in budget_alerts(statuses, now_ns=now_ns):
+                if get_incident(cur, alert.id, with_events=False) is None:
+                    insert_incident(cur, alert, now_ns)
+                    fresh.append(alert)
+        return fresh
 
     # -- hooks used by the API ---------------------------------------------------------------
 

@@ -105,7 +105,7 @@ def build_router(agent: Agent) -> APIRouter:
     @router.post("/api/v1/analyze")
     def analyze(body: Annotated[AnalyzeRequest | None, Body()] = None) -> dict[str, Any]:
         now_ns = parse_time(body.now, "now") if body is not None else None
-        report = agent.analyze_once(now_ns)
+        report = agent.analyze_once(now_ns, full=True)
         return {
             "window": {"start": rfc3339(report.window_start_ns),
                        "end": rfc3339(report.window_end_ns)},

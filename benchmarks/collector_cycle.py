@@ -7,7 +7,7 @@ Measures process CPU time (user + system, all threads), not wall time:
 3. agent-style: every collector (NVML with 8 fake GPUs, one scrape target per fixture, host)
    under the real scheduler at 1 s intervals for ``--seconds`` seconds, as % of one core.
 
-Run: ``.venv/bin/python -m benchmarks.collectors [--seconds 20] [--markdown]``
+Run: ``.venv/bin/python -m benchmarks.collector_cycle [--seconds 20] [--markdown]``
 """
 
 from __future__ import annotations
