@@ -108,6 +108,8 @@ class ScrapeTarget:
     timeout_s: float = 10.0
     body_limit_bytes: int = 32 * 1024**2
     sample_limit: int = 50_000
+    label_limit: int = 64
+    label_value_length_limit: int = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +142,8 @@ class Settings:
     analyze_interval_s: float = 60.0
     gpu_enabled: bool = True
     gpu_interval_s: float = 5.0
+    gpu_timeout_s: float = 2.0
+    gpu_pcie_throughput: bool = False
     host_enabled: bool = True
     forward_endpoint: str | None = None
     forward_queue_dir: str | None = None
@@ -171,6 +175,8 @@ _SCALARS: dict[tuple[str, str], tuple[str, Callable[[object, str], Any]]] = {
     ("agent", "analyze_interval"): ("analyze_interval_s", parse_duration_s),
     ("gpu", "enabled"): ("gpu_enabled", _bool),
     ("gpu", "interval"): ("gpu_interval_s", parse_duration_s),
+    ("gpu", "timeout"): ("gpu_timeout_s", parse_duration_s),
+    ("gpu", "pcie_throughput"): ("gpu_pcie_throughput", _bool),
     ("host", "enabled"): ("host_enabled", _bool),
     ("forward", "endpoint"): ("forward_endpoint", _text),
     ("forward", "queue_dir"): ("forward_queue_dir", _text),
@@ -207,6 +213,7 @@ def load(
         ConfigError: unreadable file, unknown profile, or an invalid value (named).
     """
     doc = _read_file(Path(path)) if path else {}
+    _check_known(doc, str(path))
     values: dict[str, Any] = {}
     for (table, key), (name, parse) in _SCALARS.items():
         section = doc.get(table, {})
@@ -234,6 +241,34 @@ def load(
     if "api_port" in flags:
         flags["api_port"] = _port(flags["api_port"], "--api-port")
     return replace(settings, **flags)
+
+
+_ARRAY_TABLES = {
+    "scrape": {"name", "url", "profile", "interval", "timeout", "body_limit", "sample_limit",
+               "label_limit", "label_value_length_limit"},
+    "webhook": {"url", "format"},
+    "budget": {"group_by", "value", "usd_per_month"},
+}
+
+
+def _check_known(doc: Mapping[str, Any], path: str) -> None:
+    """Refuse unknown tables and keys: a typo must not silently fall back to a default."""
+    known_scalar = {(t, k) for t, k in _SCALARS}
+    for table, body in doc.items():
+        if table in _ARRAY_TABLES:
+            for index, item in enumerate(body if isinstance(body, list) else [body]):
+                unknown = sorted(set(item) - _ARRAY_TABLES[table])
+                if unknown:
+                    msg = f"{path}: unknown key(s) {unknown} in [[{table}]] #{index + 1}"
+                    raise ConfigError(msg)
+            continue
+        if not isinstance(body, dict) or not any(t == table for t, _ in known_scalar):
+            msg = f"{path}: unknown table [{table}]"
+            raise ConfigError(msg)
+        unknown = sorted(k for k in body if (table, k) not in known_scalar)
+        if unknown:
+            msg = f"{path}: unknown key(s) {unknown} in [{table}]"
+            raise ConfigError(msg)
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -275,6 +310,9 @@ def _scrape_target(table: Mapping[str, Any], index: int) -> ScrapeTarget:
         timeout_s=timeout,
         body_limit_bytes=parse_size_bytes(table.get("body_limit", "32MiB"), f"{where} body_limit"),
         sample_limit=_positive_int(table.get("sample_limit", 50_000), f"{where} sample_limit"),
+        label_limit=_positive_int(table.get("label_limit", 64), f"{where} label_limit"),
+        label_value_length_limit=_positive_int(table.get("label_value_length_limit", 2048),
+                                               f"{where} label_value_length_limit"),
     )
 
 

@@ -33,7 +33,8 @@ def build_collectors(settings: Settings, host: str) -> tuple[list[Collector], di
         intervals[collector.name] = interval_s
 
     if settings.gpu_enabled:
-        add(NVMLCollector(host=host), settings.gpu_interval_s)
+        add(NVMLCollector(host=host, call_timeout_s=settings.gpu_timeout_s,
+                          pcie_throughput=settings.gpu_pcie_throughput), settings.gpu_interval_s)
     if settings.host_enabled:
         add(HostCollector(host=host), max(settings.gpu_interval_s, 15.0))
     for target in settings.scrape:
@@ -44,7 +45,9 @@ def build_collectors(settings: Settings, host: str) -> tuple[list[Collector], di
         add(PrometheusScrapeCollector(
             target.name, target.url, target.profile, timeout_s=target.timeout_s,
             body_limit_bytes=target.body_limit_bytes, sample_limit=target.sample_limit,
-            host=host), target.interval_s)
+            label_limit=target.label_limit,
+            label_value_length_limit=target.label_value_length_limit, host=host),
+            target.interval_s)
         if target.profile == "qdrant":  # segment detail only exists in /telemetry
             add(QdrantTelemetryCollector(target.name, base_url(target.url),
                                          timeout_s=target.timeout_s, host=host),

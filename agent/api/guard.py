@@ -2,7 +2,8 @@
 
 - The OTLP port serves only ``/v1/*``; the API port serves everything else, so a scraper of
   the API port never reaches the receiver by accident and vice versa.
-- With a token configured, every route but ``/healthz`` needs ``Authorization: Bearer``;
+- With a token configured, every route but ``/healthz`` and the console's static files
+  (``/ui``) needs ``Authorization: Bearer``;
   the comparison is constant-time (``hmac.compare_digest``).
 """
 
@@ -20,6 +21,12 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 OPEN_PATHS = frozenset({"/healthz"})
+
+
+def is_open(path: str) -> bool:
+    """Paths served without a token: liveness, and the console's static files (no data; the
+    page has to load before it can ask for the token)."""
+    return path in OPEN_PATHS or path == "/ui" or path.startswith("/ui/")
 
 
 class GuardMiddleware:
@@ -43,7 +50,7 @@ class GuardMiddleware:
         ):
             await _reply(send, 404, {"detail": "Not Found"})
             return
-        if self._token is not None and path not in OPEN_PATHS and not _authorized(
+        if self._token is not None and not is_open(path) and not _authorized(
             scope, self._token
         ):
             await _reply(send, 401, {"detail": "missing or invalid bearer token"},

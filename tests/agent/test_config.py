@@ -91,3 +91,23 @@ def test_every_key_has_an_env_var() -> None:
     names = {(t, k): env for t, k, env, _ in documented_keys()}
     assert names[("agent", "db")] == "STRATA_DB"
     assert names[("carbon", "grid_gco2e_per_kwh")] == "STRATA_CARBON_GRID_GCO2E_PER_KWH"
+
+
+def test_unknown_keys_are_refused(tmp_path: Path) -> None:
+    """A typo in a key or table is an error naming it, not a silent default."""
+    with pytest.raises(ConfigError, match="otlp_prot"):
+        load(write(tmp_path, "[agent]\notlp_prot = 1\n"), {})
+    with pytest.raises(ConfigError, match=r"\[carbn\]"):
+        load(write(tmp_path, "[carbn]\npue = 1.1\n"), {})
+    with pytest.raises(ConfigError, match="intervall"):
+        load(write(tmp_path, '[[scrape]]\nname = "a"\nurl = "http://h/m"\nintervall = "5s"\n'), {})
+
+
+def test_example_configs_load() -> None:
+    """Every strata.toml shipped in examples/ loads."""
+    from tests.conftest import REPO
+
+    paths = list((REPO / "examples").rglob("strata*.toml"))
+    assert paths
+    for path in paths:
+        load(path, {})

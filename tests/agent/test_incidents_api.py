@@ -27,8 +27,8 @@ class AgentFacade:
     def clock(self) -> int:
         return START_NS + 40 * HOUR_NS
 
-    def analyze_once(self, now_ns: int | None = None) -> AnalysisReport:
-        return self.analyzer.analyze(now_ns)
+    def analyze_once(self, now_ns: int | None = None, *, full: bool = False) -> AnalysisReport:
+        return self.analyzer.analyze(now_ns, full=full)
 
 
 @pytest.fixture(name="client")

@@ -97,6 +97,20 @@ def test_trace_waterfall_renders(page: Page, console_agent: ConsoleAgent) -> Non
     expect(detail).to_contain_text("Tokens in / out")
     expect(detail).to_contain_text("Cost")
     expect(detail).to_contain_text("Energy")
+    open_span_with_samples(page)
+
+
+def open_span_with_samples(page: Page) -> None:
+    """A self-hosted chat span lists the GPU and serving samples correlated with it."""
+    page.goto(page.url.split("#")[0] + "#/traces?service=support-bot&range=24h")
+    page.wait_for_selector(RENDERED)
+    page.locator("a.trace-link").first.click()
+    page.wait_for_url(re.compile(r"#/traces/[0-9a-f]{32}$"))
+    page.wait_for_selector(RENDERED)
+    page.locator("#waterfall tr.span-row", has_text="chat").get_by_role("button").click()
+    samples = page.locator("tr.span-detail:not([hidden]) table")
+    expect(samples).to_contain_text("infrastructure")
+    expect(samples).to_contain_text("gpu.temperature")
 
 
 def test_service_overview_aligns_layers(page: Page, console_agent: ConsoleAgent) -> None:

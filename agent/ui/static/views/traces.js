@@ -57,8 +57,9 @@ function flatten(spans, depth = 0, out = []) {
   return out;
 }
 
+// The API's {infrastructure: [...], serving: [...], data: [...]} as one list with layers.
 function samplesOf(span) {
-  return span.signals ?? span.samples ?? span.layer_samples ?? span.correlated ?? [];
+  return Object.entries(span.correlated ?? {}).flatMap(([layer, list]) => list.map((s) => ({ layer, ...s })));
 }
 
 function detailRow(span, id, colspan) {
@@ -79,7 +80,7 @@ function detailRow(span, id, colspan) {
       s.layer ?? "", s.signal ?? s.name ?? "",
       s.value !== undefined ? num(s.value, s.unit)
         : s.delta != null ? `+${num(s.delta, s.unit)}` : `${num(s.mean, s.unit)} (${num(s.min)}–${num(s.max)})`,
-      Object.entries(s.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(" ") || s.device || s.host || "",
+      [s.host, s.device, ...Object.entries(s.labels ?? {}).map(([k, v]) => `${k}=${v}`)].filter(Boolean).join(" "),
     ]));
   return h("tr", { id, class: "span-detail", hidden: true },
     h("td", { colspan },
