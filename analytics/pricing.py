@@ -197,6 +197,9 @@ def _tokens_usd(tokens: int, usd_per_mtok: float | None) -> float | None:
     return tokens * usd_per_mtok / _TOKENS_PER_MTOK
 
 
+_MEMO_LIMIT = 10_000
+
+
 class PriceTable:
     """Model prices with case-insensitive lookup by exact id, alias, then longest prefix.
 
@@ -214,6 +217,9 @@ class PriceTable:
                 self._names[provider, name.lower()] = entry
             for prefix in entry.prefixes:
                 self._prefixes[provider, prefix.lower()] = entry
+        # Lookups repeat for every span of the same model: memoise (bounded: model names
+        # arrive from the wire). A dict is safe to share; a racing miss just recomputes.
+        self._memo: dict[tuple[str | None, str | None], ModelPrice | None] = {}
 
     @classmethod
     def packaged(cls) -> PriceTable:
@@ -275,6 +281,15 @@ class PriceTable:
         ``openai`` when calling DeepSeek or Qwen). ``models/gemini-2.5-pro`` and
         ``openai/gpt-4o`` retry with the last path segment.
         """
+        key = (provider, model)
+        if key in self._memo:
+            return self._memo[key]
+        found = self._lookup(provider, model)
+        if len(self._memo) < _MEMO_LIMIT:
+            self._memo[key] = found
+        return found
+
+    def _lookup(self, provider: str | None, model: str | None) -> ModelPrice | None:
         if not model:
             return None
         canonical = self._provider_aliases.get(provider.lower()) if provider else None
