@@ -8,6 +8,7 @@ content capture is on. Metrics get a layer and canonical name from ``agent.metri
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,8 +51,14 @@ class PromotedFields:
 def redact(value: AttributeValue, salt: str) -> str:
     """Replace content by its length and a salted hash, so equal prompts stay comparable."""
     text = value if isinstance(value, str) else repr(value)
-    digest = hashlib.sha256((salt + text).encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    return f"[redacted len={len(text)} sha256={digest}]"
+    hasher = _salted(salt).copy()  # the salt's state is computed once per salt
+    hasher.update(text.encode("utf-8", "surrogatepass"))
+    return f"[redacted len={len(text)} sha256={hasher.hexdigest()[:32]}]"
+
+
+@functools.lru_cache(maxsize=8)
+def _salted(salt: str) -> hashlib._Hash:
+    return hashlib.sha256(salt.encode())
 
 
 _KEY_CACHE_LIMIT = 10_000
