@@ -8,7 +8,8 @@ them without a mapping layer. Times are integers in nanoseconds since the Unix e
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeAlias
 
@@ -184,3 +185,34 @@ class Incident:
     suggestion: Suggestion | None
     resolved_at_ns: int | None = None
     events: tuple[IncidentEvent, ...] = ()
+
+
+def rfc3339(ns: int | None) -> str | None:
+    """Nanoseconds since the epoch as an RFC 3339 UTC string (microsecond precision)."""
+    if ns is None:
+        return None
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def incident_json(incident: Incident, *, timeline: bool = False) -> dict[str, Any]:
+    """An incident in DESIGN.md's JSON shape, as the API and the webhooks send it."""
+    out: dict[str, Any] = {
+        "id": incident.id,
+        "kind": incident.kind,
+        "layer": incident.layer,
+        "service": incident.service,
+        "host": incident.host,
+        "status": incident.status,
+        "severity": incident.severity,
+        "started_at": rfc3339(incident.started_at_ns),
+        "detected_at": rfc3339(incident.detected_at_ns),
+        "resolved_at": rfc3339(incident.resolved_at_ns),
+        "summary": incident.summary,
+        "evidence": [asdict(e) for e in incident.evidence],
+        "suspected_cause": asdict(incident.suspected_cause) if incident.suspected_cause else None,
+        "suggestion": asdict(incident.suggestion) if incident.suggestion else None,
+    }
+    if timeline:
+        out["timeline"] = [{"time": rfc3339(e.time_unix_nano), "event": e.event,
+                            "detail": e.detail} for e in incident.events]
+    return out

@@ -50,9 +50,10 @@ class Agent:
     def __init__(self, settings: Settings, *, clock: Callable[[], int] = time.time_ns) -> None:
         self.settings = settings
         self.clock = clock
+        # A bad price file fails before the store is opened.
+        self.prices = PriceTable.load(settings.pricing_file)
         self.store = DuckDBStore(settings.db)
         self.policy = IngestPolicy(salt=self.store.salt, capture_content=settings.capture_content)
-        self.prices = PriceTable.load(settings.pricing_file)
         self.writer = BatchWriter(self.store, max_queue_items=settings.max_queue_spans,
                                   price=self.price_at_ingest, clock=clock)
         self.forwarder: OTLPForwarder | None = None
@@ -208,10 +209,12 @@ class Agent:
 
     # -- hooks used by the API ---------------------------------------------------------------
 
-    def after_commit(self, result: DecodeResult) -> None:
-        """Called by the receiver after a request's records are committed."""
+    def after_commit(
+        self, result: DecodeResult, costs: Sequence[CostColumns] | None = None
+    ) -> None:
+        """Called by the receiver after a request's records are committed (with their costs)."""
         if self.forwarder is not None:
-            self.forwarder.enqueue(result)
+            self.forwarder.enqueue(result, costs)
 
     def correlate(self, spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Attach the layer samples overlapping each span (same host, GPU, shard)."""

@@ -29,7 +29,7 @@ class _Pending:
     spans: Sequence[SpanRecord]
     samples: Sequence[Sample]
     deployments: Sequence[Deployment]
-    future: Future[None] = field(default_factory=Future)
+    future: Future[Sequence[CostColumns] | None] = field(default_factory=Future)
 
     @property
     def size(self) -> int:
@@ -98,8 +98,10 @@ class BatchWriter:
         spans: Sequence[SpanRecord] = (),
         samples: Sequence[Sample] = (),
         deployments: Sequence[Deployment] = (),
-    ) -> Future[None]:
+    ) -> Future[Sequence[CostColumns] | None]:
         """Queue records; the future resolves after their COMMIT (or fails with the error).
+
+        Its result is the spans' cost columns as stored (None when nothing priced them).
 
         Raises:
             BackpressureError: the queue is full or the writer is closing.
@@ -165,8 +167,11 @@ class BatchWriter:
         self.stats.committed_spans += len(spans)
         self.stats.committed_samples += len(samples)
         self.stats.last_commit_s = time.perf_counter() - started
+        offset = 0
         for pending in batch:
-            pending.future.set_result(None)
+            n = len(pending.spans)
+            pending.future.set_result(costs[offset:offset + n] if costs is not None else None)
+            offset += n
         if self._on_commit is not None:
             try:
                 self._on_commit(spans, samples)

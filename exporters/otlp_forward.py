@@ -177,10 +177,12 @@ class OTLPForwarder:
 
     # -- producer side (ingest path) -------------------------------------------------------
 
-    def enqueue(self, records: Records) -> bool:
+    def enqueue(self, records: Records, costs: Sequence[CostColumns] | None = None) -> bool:
         """Queue *records*' spans and samples durably; never blocks on the network.
 
         Safe from any thread. Costs the encoding of the records plus one fsync'd append.
+        *costs* are the spans' cost columns when the caller already has them (the writer
+        computed them for the commit); otherwise they are priced here.
 
         Returns:
             True when everything was queued; False when the queue refused some of it
@@ -189,7 +191,8 @@ class OTLPForwarder:
         ok = True
         spans, samples = records.spans, records.samples
         if spans:
-            costs = self._price(spans) if self._price is not None else None
+            if costs is None and self._price is not None:
+                costs = self._price(spans)
             ok &= self._put(_TRACES, len(spans), encode_trace_request(spans, costs))
         if samples:
             ok &= self._put(_METRICS, len(samples), encode_metrics_request(samples))

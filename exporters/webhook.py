@@ -23,13 +23,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from agent.model import Incident
+from agent.model import Incident, incident_json, rfc3339
 from exporters.base import ExportResult
 from exporters.otlp_forward import parse_retry_after
 
@@ -44,30 +43,7 @@ _SEVERITY_ICON = {"critical": ":red_circle:", "warning": ":large_orange_circle:"
                   "info": ":large_blue_circle:"}
 
 
-def _rfc3339(ns: int | None) -> str | None:
-    if ns is None:
-        return None
-    return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat().replace("+00:00", "Z")
-
-
-def incident_document(incident: Incident) -> dict[str, Any]:
-    """The incident as DESIGN.md's JSON (times RFC 3339 UTC)."""
-    return {
-        "id": incident.id,
-        "kind": incident.kind,
-        "layer": incident.layer,
-        "service": incident.service,
-        "host": incident.host,
-        "status": incident.status,
-        "severity": incident.severity,
-        "started_at": _rfc3339(incident.started_at_ns),
-        "detected_at": _rfc3339(incident.detected_at_ns),
-        "resolved_at": _rfc3339(incident.resolved_at_ns),
-        "summary": incident.summary,
-        "evidence": [asdict(e) for e in incident.evidence],
-        "suspected_cause": asdict(incident.suspected_cause) if incident.suspected_cause else None,
-        "suggestion": asdict(incident.suggestion) if incident.suggestion else None,
-    }
+incident_document = incident_json
 
 
 def slack_message(incident: Incident) -> dict[str, Any]:
@@ -84,7 +60,7 @@ def slack_message(incident: Incident) -> dict[str, Any]:
         lines.append(f"Suspected cause: {cause.layer} / {cause.signal}: {cause.detail}")
     if incident.suggestion is not None:
         lines.append(f"Suggestion: {incident.suggestion.action}: {incident.suggestion.detail}")
-    lines.append(f"Incident `{incident.id}` started {_rfc3339(incident.started_at_ns)}")
+    lines.append(f"Incident `{incident.id}` started {rfc3339(incident.started_at_ns)}")
     text = "\n".join(lines)
     return {"text": f"{title}: {incident.summary}"[:3000],
             "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}]}

@@ -66,6 +66,9 @@ def build_router(agent: Agent) -> APIRouter:
         until: str | None = None,
         bucket: str | None = None,
     ) -> dict[str, Any]:
+        """Tokens, USD, Wh (measured/estimated) and gCO2e grouped by team, service, model, user
+        or any attribute, optionally per time bucket; unpriced requests counted, never priced
+        at 0."""
         since_ns, until_ns = time_range(agent, since, until)
         bucket_ns = None
         if bucket:
@@ -111,6 +114,8 @@ def build_router(agent: Agent) -> APIRouter:
         max_input_tokens: int = Query(2000, ge=1),
         max_output_tokens: int = Query(256, ge=1),
     ) -> dict[str, Any]:
+        """Rightsizing findings: idle or under-used GPUs (USD and Wh wasted) and requests a
+        cheaper model of the same family could serve, with the estimated saving."""
         since_ns, until_ns = time_range(agent, since, until)
         cur = agent.store.cursor()
         gpu = idle_gpu_findings(
@@ -145,6 +150,7 @@ def build_router(agent: Agent) -> APIRouter:
         since: str | None = None,
         until: str | None = None,
     ) -> dict[str, Any]:
+        """Energy (measured vs estimated), carbon, per-request figures and GPU idle energy."""
         since_ns, until_ns = time_range(agent, since, until)
         cur = agent.store.cursor()
         try:
@@ -173,6 +179,7 @@ def build_router(agent: Agent) -> APIRouter:
 
     @router.get("/api/v1/budgets")
     def budgets() -> dict[str, Any]:
+        """Configured budgets with this month's spend and projected burn."""
         now = agent.clock()
         try:
             statuses = check_budgets(agent.store.cursor(), agent.settings.budgets, now_ns=now)

@@ -41,6 +41,8 @@ def build_router(agent: Agent) -> APIRouter:
         until: str | None = None,
         limit: int = Query(500, ge=1, le=5000),
     ) -> dict[str, Any]:
+        """Deployments: explicit markers and changes of service.version or model detected in
+        the data."""
         since_ns, until_ns = parse_time(since, "since"), parse_time(until, "until")
         rows = agent.store.cursor().execute(
             """
@@ -57,6 +59,7 @@ def build_router(agent: Agent) -> APIRouter:
 
     @router.post("/api/v1/deployments", status_code=201)
     def add(body: DeploymentIn) -> dict[str, Any]:
+        """Add an explicit deployment marker (previous version filled from the last known one)."""
         if body.version is None and body.model is None:
             raise HTTPException(422, "a deployment needs a version or a model")
         time_ns = parse_time(body.time, "time") or agent.clock()

@@ -21,6 +21,7 @@ def build_router(agent: Agent) -> APIRouter:
 
     @router.get("/api/v1/health")
     def health() -> dict[str, Any]:
+        """Status, version and store counts (spans, samples, incidents, deployments)."""
         counts = agent.store.counts()
         return {
             "status": "ok",

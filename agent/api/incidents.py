@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query
@@ -10,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from agent import incident_store as db
 from agent.api.render import parse_time, rfc3339
-from agent.model import Incident
+from agent.model import incident_json
 
 if TYPE_CHECKING:
     from agent.runner import Agent
@@ -30,28 +29,7 @@ class AnalyzeRequest(BaseModel):
 NoteBody = Annotated[StatusChange | None, Body()]
 
 
-def render_incident(incident: Incident, *, timeline: bool = False) -> dict[str, Any]:
-    """An incident in DESIGN.md's JSON shape (times RFC 3339 UTC)."""
-    out: dict[str, Any] = {
-        "id": incident.id,
-        "kind": incident.kind,
-        "layer": incident.layer,
-        "service": incident.service,
-        "host": incident.host,
-        "status": incident.status,
-        "severity": incident.severity,
-        "started_at": rfc3339(incident.started_at_ns),
-        "detected_at": rfc3339(incident.detected_at_ns),
-        "resolved_at": rfc3339(incident.resolved_at_ns),
-        "summary": incident.summary,
-        "evidence": [asdict(e) for e in incident.evidence],
-        "suspected_cause": asdict(incident.suspected_cause) if incident.suspected_cause else None,
-        "suggestion": asdict(incident.suggestion) if incident.suggestion else None,
-    }
-    if timeline:
-        out["timeline"] = [{"time": rfc3339(e.time_unix_nano), "event": e.event,
-                            "detail": e.detail} for e in incident.events]
-    return out
+render_incident = incident_json
 
 
 def build_router(agent: Agent) -> APIRouter:
@@ -66,6 +44,7 @@ def build_router(agent: Agent) -> APIRouter:
         until: str | None = None,
         limit: int = Query(500, ge=1, le=5000),
     ) -> dict[str, Any]:
+        """Incidents, filtered by status, service, kind and time."""
         rows = db.list_incidents(
             agent.store.cursor(), status=status, service=service, kind=kind,
             since_ns=parse_time(since, "since"), until_ns=parse_time(until, "until"),
@@ -75,6 +54,7 @@ def build_router(agent: Agent) -> APIRouter:
 
     @router.get("/api/v1/incidents/{incident_id}")
     def incident(incident_id: str) -> dict[str, Any]:
+        """One incident with its evidence, cause, suggestion and timeline of events."""
         found = db.get_incident(agent.store.cursor(), incident_id)
         if found is None:
             raise HTTPException(404, f"incident {incident_id[:80]} not found")
@@ -94,16 +74,20 @@ def build_router(agent: Agent) -> APIRouter:
 
     @router.post("/api/v1/incidents/{incident_id}/ack")
     def ack(incident_id: str, body: NoteBody = None) -> dict[str, Any]:
+        """Acknowledge an open incident (409 if already resolved)."""
         note = body.note if body is not None and body.note else ""
         return change(incident_id, "acknowledged", f"acknowledged by operator {note}".strip())
 
     @router.post("/api/v1/incidents/{incident_id}/resolve")
     def resolve(incident_id: str, body: NoteBody = None) -> dict[str, Any]:
+        """Resolve an incident (kept resolved by later analyses)."""
         note = body.note if body is not None and body.note else ""
         return change(incident_id, "resolved", f"{db.MANUAL_RESOLVE} {note}".strip())
 
     @router.post("/api/v1/analyze")
     def analyze(body: Annotated[AnalyzeRequest | None, Body()] = None) -> dict[str, Any]:
+        """Run detection now over everything stored; idempotent (no duplicate incidents).
+        Returns when done."""
         now_ns = parse_time(body.now, "now") if body is not None else None
         report = agent.analyze_once(now_ns, full=True)
         return {

@@ -37,6 +37,7 @@ def build_router(agent: Agent) -> APIRouter:
         until: str | None = None,
         limit: int = Query(1000, ge=1, le=10_000),
     ) -> dict[str, Any]:
+        """Stored metric series by layer, name (as received or canonical), time and labels."""
         if since is None:
             _, until_ns = time_range(agent, None, until)
             since_ns = until_ns - DEFAULT_RANGE_NS

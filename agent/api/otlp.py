@@ -110,7 +110,7 @@ def build_router(agent: Agent) -> APIRouter:
             return _status(400, str(exc)[:500], as_json=as_json)
         try:
             future = agent.writer.submit(result.spans, result.samples)
-            await asyncio.wrap_future(future)
+            costs = await asyncio.wrap_future(future)
         except BackpressureError as exc:
             stats.throttled += 1
             return _status(503, str(exc), as_json=as_json, retry_after=exc.retry_after_s)
@@ -122,7 +122,7 @@ def build_router(agent: Agent) -> APIRouter:
             stats.accepted_points += len(result.samples)
         else:
             stats.accepted_spans += len(result.spans)
-        agent.after_commit(result)
+        agent.after_commit(result, costs)
         body = encode_partial_success(result.rejected, result.error_message, metrics=metrics,
                                       as_json=as_json)
         return Response(body, media_type=JSON if as_json else PROTOBUF)

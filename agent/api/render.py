@@ -6,12 +6,9 @@ from datetime import UTC, datetime
 
 from fastapi import HTTPException
 
+from agent.model import rfc3339
 
-def rfc3339(ns: int | None) -> str | None:
-    """Nanoseconds since the epoch as an RFC 3339 UTC string (microsecond precision)."""
-    if ns is None:
-        return None
-    return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat().replace("+00:00", "Z")
+__all__ = ["parse_time", "rfc3339"]
 
 
 def parse_time(value: str | None, name: str) -> int | None:

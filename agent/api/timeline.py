@@ -59,6 +59,7 @@ def build_router(agent: Agent) -> APIRouter:
         step: str = Query("5m"),
         top: int = Query(10, ge=1, le=100),
     ) -> dict[str, Any]:
+        """The five layers' key signals for one service on one time axis (what else moved?)."""
         if since is None:
             _, until_ns = time_range(agent, None, until)
             since_ns = until_ns - DEFAULT_RANGE_NS

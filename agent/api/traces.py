@@ -48,6 +48,8 @@ def build_router(agent: Agent) -> APIRouter:
         until: str | None = None,
         limit: int = Query(100, ge=1, le=1000),
     ) -> dict[str, Any]:
+        """Trace summaries, newest first, filtered by service, model, status, minimum duration
+        and time."""
         rows = list_traces(
             agent.store.cursor(),
             service=service,
@@ -65,6 +67,8 @@ def build_router(agent: Agent) -> APIRouter:
 
     @router.get("/api/v1/traces/{trace_id}")
     def trace(trace_id: str) -> dict[str, Any]:
+        """One trace as a span tree, each span with tokens, cost, energy and the layer samples
+        correlated to it."""
         if not _TRACE_ID.fullmatch(trace_id):
             raise HTTPException(400, "trace_id must be 32 lowercase hex characters")
         spans = trace_spans(agent.store.cursor(), trace_id)
