@@ -2,7 +2,7 @@
 
 Starts a real agent (OTLP receiver + API on free loopback ports), drives the simulator — a
 RAG service, a support bot, a search agent and a summariser, two of them self-hosted on
-vLLM GPUs, retrieval from Milvus and Qdrant — through a few days of event time over
+vLLM on two GPU hosts, retrieval from Milvus and Qdrant — through a few days of event time over
 OTLP/HTTP, with a deploy that raises cost per request, a GPU that throttles and a vector-DB
 collection that fragments. Then it asks the agent to analyse and prints what an operator
 would see: a per-layer summary, each incident with evidence, cause and suggestion, and the
@@ -15,6 +15,7 @@ import gzip
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from agent.config import Settings
 from agent.server import RunningServer, start_in_thread
 from agent.simulator import SimBatch, Simulator
 from agent.simulator_scenario import HOUR_NS, MINUTE_NS, plan_scenario, scenario_end_ns
-from agent.simulator_topology import default_topology
+from agent.simulator_topology import GPUSpec, Topology, default_topology
 
 DEMO_KINDS = ("cost_deploy", "gpu_thermal", "segment_explosion", "benign_deploy")
 STEPS_PER_REQUEST = 60  # one simulated hour of telemetry per OTLP request
@@ -56,9 +57,18 @@ def chunks(batches: Iterator[SimBatch], size: int) -> Iterator[tuple[int, bytes,
     del last
 
 
+def demo_topology() -> Topology:
+    """Four services (RAG, support bot, search agent, summariser), two of them self-hosted
+    on vLLM, each of those on its own GPU host; retrieval from Milvus and Qdrant."""
+    base = default_topology(4)
+    moved = {g: GPUSpec(f"gpu-node-{i + 1}", 0, g.uuid) for i, g in enumerate(base.gpus)}
+    services = tuple(replace(s, gpu=moved[s.gpu]) if s.gpu else s for s in base.services)
+    return Topology(services, tuple(moved.values()), base.collections)
+
+
 def drive(server: RunningServer, days: float, seed: int, console: Console) -> int:
     """Send *days* of simulated telemetry ending now; returns the number of steps sent."""
-    topology = default_topology(4)
+    topology = demo_topology()
     start_ns = (time.time_ns() // HOUR_NS) * HOUR_NS - int(days * 24 * HOUR_NS)
     warmup = int(days * 24 * HOUR_NS * 0.45)
     spacing = int(days * 24 * HOUR_NS * 0.12)

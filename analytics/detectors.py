@@ -43,8 +43,9 @@ class LatencyRegressionDetector:
     """p50 or p95 latency of a span group up by 50% or more, sustained for minutes."""
 
     kind = "latency_regression"
+    # p95 of a few requests is their maximum: judge only with 20+ requests in the window
     rule = ShiftRule(direction="up", ratio=1.5, z=3.5, min_delta=0.05, current=7, min_points=3,
-                     min_weight=12)
+                     min_weight=20)
 
     def detect(self, window: Window) -> Iterable[Finding]:
         for s in window.span_series():
