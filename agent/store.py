@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import threading
 import time
@@ -327,11 +326,6 @@ class DuckDBStore:
             "WHERE version IS NOT NULL GROUP BY service"
         ).fetchall()
         return {r[0]: (r[1], int(r[2])) for r in rows}
-
-
-def free_disk_bytes(path: Path) -> int:
-    stat = os.statvfs(path.parent if path.parent.exists() else Path.cwd())
-    return stat.f_bavail * stat.f_frsize
 
 
 TRACE_SPAN_COLUMNS = (
