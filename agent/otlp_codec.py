@@ -145,13 +145,19 @@ def decode_trace_request(body: bytes, *, is_json: bool, policy: IngestPolicy) ->
     return result
 
 
-def _proto_span_groups(body: bytes) -> Iterator[tuple[Resource, Any]]:
-    request = ExportTraceServiceRequest()
+def _parse_proto(body: bytes, message_type: Any) -> Any:
+    """Parse a whole request; upb's recursion limit turns deep nesting into an error here."""
+    request = message_type()
     try:
         request.ParseFromString(body)
     except (ProtobufDecodeError, RecursionError) as exc:
-        msg = f"invalid protobuf ExportTraceServiceRequest: {exc}"
+        msg = f"invalid protobuf {message_type.__name__}: {exc}"
         raise DecodeError(msg) from None
+    return request
+
+
+def _proto_span_groups(body: bytes) -> Iterator[tuple[Resource, Any]]:
+    request = _parse_proto(body, ExportTraceServiceRequest)
     for rs in request.resource_spans:
         for ss in rs.scope_spans:
             yield rs.resource, ss.spans
@@ -320,12 +326,7 @@ def decode_metrics_request(body: bytes, *, is_json: bool) -> DecodeResult:
     if is_json:
         request = _parse_json(_load_json(body), ExportMetricsServiceRequest)
     else:
-        request = ExportMetricsServiceRequest()
-        try:
-            request.ParseFromString(body)
-        except (ProtobufDecodeError, RecursionError) as exc:
-            msg = f"invalid protobuf ExportMetricsServiceRequest: {exc}"
-            raise DecodeError(msg) from None
+        request = _parse_proto(body, ExportMetricsServiceRequest)
     for rm in request.resource_metrics:
         resource = attributes_of(rm.resource.attributes)
         for sm in rm.scope_metrics:
