@@ -167,9 +167,13 @@ def find_shifts(
     min_points = min(rule.min_points, rule.current)
     if weights is None:
         cur = rolling_median(values, rule.current, min_points)
+        settled = cur
     else:
-        cur = rolling_weighted_median(values, np.asarray(weights, dtype=float), rule.current,
-                                      min_points, rule.min_weight)
+        w = np.asarray(weights, dtype=float)
+        cur = rolling_weighted_median(values, w, rule.current, min_points, rule.min_weight)
+        # Recovery needs evidence, not volume: a quiet night with a few normal requests
+        # shows the shift is over even when it is too thin to open one.
+        settled = rolling_weighted_median(values, w, rule.current, min_points, 0.0)
     base, scale = rolling_baseline(values, rule)
     candidates = np.flatnonzero(_exceeds(cur, base, scale, rule))
     episodes: list[Episode] = []
@@ -178,8 +182,8 @@ def find_shifts(
         i = int(candidates[i_pos])
         b, s = float(base[i]), float(scale[i])
         start = _change_point(values, i, b, s, rule)
-        inside = _exceeds(cur[i + 1 :], b, s, rule, strength=0.5)
-        has_data = ~np.isnan(cur[i + 1 :])
+        inside = _exceeds(settled[i + 1 :], b, s, rule, strength=0.5)
+        has_data = ~np.isnan(settled[i + 1 :])
         out = has_data & ~inside
         end = _first_run(out, rule.recover)
         end_idx = None if end is None else i + 1 + end

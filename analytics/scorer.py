@@ -39,6 +39,11 @@ class AnomalyScorer:
        anything recently seen", which is comparable across series of any
        scale or noise level, and after an anomaly its own feature values
        raise the reference, so the same anomaly is not reported forever.
+       A feature only takes part once its history holds ``min_history``
+       values (200 by default: with 100, the reference maximum of a
+       seasonal feature that has just switched on, after two periods, is
+       taken over too few values and the switch-on itself raised false
+       alarms on NAB).
     3. **Level-shift re-adaptation.** When ``shift_len`` consecutive points
        lie more than ``shift_z`` robust sigmas on the same side of the
        baseline, the baseline is rebuilt from those points only.
@@ -60,7 +65,7 @@ class AnomalyScorer:
         short_window: int = 6,
         mid_window: int = 48,
         history_window: int = 1000,
-        min_history: int = 100,
+        min_history: int = 200,
         warmup: int = 150,
         seasonal_bins: int = 96,
         seasonal_alpha: float = 0.1,
