@@ -107,3 +107,27 @@ def live_agent_fixture(tmp_path: Path) -> Iterator[LiveAgent]:
     if live.process.poll() is None:
         live.process.kill()
         live.process.wait(10)
+
+
+def ensure_apt_binary(binary: str, package: str) -> str:
+    """*binary* from PATH, apt-installing *package* on demand (CI runs on fresh machines
+    with the registries reachable); skips, saying why, when that is impossible."""
+    import shutil
+
+    found = shutil.which(binary)
+    if found:
+        return found
+    if os.geteuid() != 0:
+        pytest.skip(f"{binary} not on PATH and not root: cannot apt-get install {package}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "--no-install-recommends", package]
+    if subprocess.run(install, env=env, capture_output=True, timeout=600, check=False).returncode:
+        subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=600,
+                       check=False)
+        result = subprocess.run(install, env=env, capture_output=True, timeout=600, check=False)
+        if result.returncode:
+            pytest.skip(f"apt-get install {package} failed: {result.stderr.decode()[-300:]}")
+    found = shutil.which(binary)
+    if not found:
+        pytest.skip(f"{binary} not on PATH after apt-get install {package}")
+    return found

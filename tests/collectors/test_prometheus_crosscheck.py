@@ -9,8 +9,6 @@ our derived p50 and per-state segment counts. Prometheus is installed on demand 
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ import pytest
 
 from collectors.scrape import PrometheusScrapeCollector
 from tests.collectors.conftest import FixtureServer, free_port
+from tests.conftest import ensure_apt_binary
 
 pytestmark = pytest.mark.slow
 
@@ -45,24 +44,7 @@ NOW = 1_800_000_000_000_000_000
 
 
 def _install_prometheus() -> str:
-    found = shutil.which("prometheus")
-    if found:
-        return found
-    if os.geteuid() != 0:
-        pytest.skip("prometheus not on PATH and not root: cannot apt-get install it")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    cmd = ["apt-get", "install", "-y", "--no-install-recommends", "prometheus"]
-    if subprocess.run(cmd, env=env, capture_output=True, timeout=300, check=False).returncode:
-        subprocess.run(
-            ["apt-get", "update"], env=env, capture_output=True, timeout=300, check=False
-        )
-        result = subprocess.run(cmd, env=env, capture_output=True, timeout=300, check=False)
-        if result.returncode:
-            pytest.skip(f"apt-get install prometheus failed: {result.stderr.decode()[-300:]}")
-    found = shutil.which("prometheus")
-    if not found:
-        pytest.skip("prometheus still not on PATH after apt-get install")
-    return found
+    return ensure_apt_binary("prometheus", "prometheus")
 
 
 @pytest.fixture(name="prometheus", scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import LiveAgent, free_port
+from tests.conftest import LiveAgent, ensure_apt_binary, free_port
 from tests.exporters.test_forward_live import launch_edge
 from tests.otlp_factory import genai_attributes, make_span, trace_request
 
@@ -20,24 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def install_prometheus() -> str:
-    """The prometheus binary, apt-installed on demand (idempotent; other tests may race)."""
-    found = shutil.which("prometheus")
-    if found:
-        return found
-    if os.geteuid() != 0:
-        pytest.skip("prometheus not on PATH and not root: cannot apt-get install it")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "prometheus"]
-    if subprocess.run(install, env=env, capture_output=True, timeout=600, check=False).returncode:
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=600,
-                       check=False)
-        result = subprocess.run(install, env=env, capture_output=True, timeout=600, check=False)
-        if result.returncode:
-            pytest.skip(f"apt-get install prometheus failed: {result.stderr.decode()[-300:]}")
-    found = shutil.which("prometheus")
-    if not found:
-        pytest.skip("prometheus not on PATH after apt-get install")
-    return found
+    return ensure_apt_binary("prometheus", "prometheus")
 
 
 def query(url: str, expr: str) -> list[dict]:  # type: ignore[type-arg]
