@@ -104,3 +104,19 @@ def test_every_route_needs_the_token(token_agent: LiveAgent) -> None:
     assert reply.status_code == 200
     token_agent.stop()
     assert TOKEN not in token_agent.log.read_text()
+
+
+def test_default_bind_is_loopback_only(live_agent: LiveAgent) -> None:
+    """With no host configured, both listening sockets are on 127.0.0.1 only (S1)."""
+    ports = {int(live_agent.otlp_endpoint.rsplit(":", 1)[1]),
+             int(live_agent.api_url.rsplit(":", 1)[1])}
+    listening = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as handle:
+            for line in handle.readlines()[1:]:
+                fields = line.split()
+                address, port_hex = fields[1].rsplit(":", 1)
+                if fields[3] == "0A" and int(port_hex, 16) in ports:  # 0A = LISTEN
+                    listening.setdefault(int(port_hex, 16), set()).add(address)
+    assert set(listening) == ports
+    assert all(addresses == {"0100007F"} for addresses in listening.values()), listening
