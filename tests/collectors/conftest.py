@@ -135,13 +135,19 @@ def _handler(server: FixtureServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A scraper hanging up on a slow or oversized target is what those tests do."""
+
+
 @pytest.fixture(name="fixture_server", scope="module")
 def fixture_server_fixture() -> Iterator[FixtureServer]:
     """A threaded HTTP server on 127.0.0.1:<free port>, stopped after the module."""
     stopping = threading.Event()
     holder = FixtureServer("", stopping)
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(holder))
-    httpd.daemon_threads = True
+    httpd = _QuietServer(("127.0.0.1", 0), _handler(holder))
     holder.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
