@@ -37,9 +37,9 @@ def configuration_reference() -> str:
 
 
 def api_reference() -> str:
-    from agent.api.app import create_app  # noqa: PLC0415 - opens a store
-    from agent.config import Settings  # noqa: PLC0415
-    from agent.runner import Agent  # noqa: PLC0415
+    from agent.api.app import create_app
+    from agent.config import Settings
+    from agent.runner import Agent
 
     with tempfile.TemporaryDirectory() as tmp:
         agent = Agent(Settings(db=str(Path(tmp) / "doc.duckdb"), gpu_enabled=False,

@@ -39,7 +39,8 @@ def test_leaves_import_nothing_from_the_packages() -> None:
 
 def test_packages_only_import_leaves_across_boundaries() -> None:
     """collectors, analytics and exporters never import agent internals beyond the leaves."""
-    allowed_agent = {"agent.model", "agent.errors", "agent.semconv", "agent.config", "agent.__version__",
+    allowed_agent = {"agent.model", "agent.errors", "agent.semconv", "agent.config",
+                     "agent.__version__",
                      "agent.metric_names", "agent.store", "agent.window"}
     for package in ("collectors", "analytics", "exporters"):
         for path in (REPO / package).rglob("*.py"):

@@ -10,11 +10,11 @@ import zlib
 
 import httpx
 import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
 from tests.conftest import LiveAgent
 from tests.otlp_factory import gauge_request, genai_attributes, make_span, trace_request
@@ -52,7 +52,8 @@ def test_real_otel_sdk_exporter_spans_are_queryable(live_agent: LiveAgent) -> No
     assert detail["span_count"] == 2
     (root_span,) = detail["spans"]
     assert root_span["layer"] == "orchestration"
-    assert root_span["service"] == "rag-api" and root_span["service_version"] == "1.4.0"
+    assert root_span["service"] == "rag-api"
+    assert root_span["service_version"] == "1.4.0"
     (llm,) = root_span["children"]
     assert (llm["layer"], llm["provider"], llm["request_model"]) == ("model", "openai", "gpt-4o")
     assert (llm["input_tokens"], llm["output_tokens"], llm["team"]) == (321, 54, "search")
@@ -218,7 +219,8 @@ def test_kill_9_after_200_loses_nothing(live_agent: LiveAgent) -> None:
 
 @pytest.mark.parametrize("payload", [
     "' OR 1=1--", "x'; DROP TABLE spans; --", "1 UNION SELECT * FROM meta",
-    "read_csv('/etc/passwd')", "'; COPY spans TO '/tmp/x.csv'; --", "ʼ OR ʼ1ʼ=ʼ1",
+    "read_csv('/etc/passwd')", "'; COPY spans TO '/tmp/x.csv'; --",
+    "ʼ OR ʼ1ʼ=ʼ1",  # noqa: RUF001 - homoglyph quotes are the attack being tested
     "'; ATTACH '/tmp/evil.db'; --", "'; INSTALL httpfs; --",
 ])
 def test_sql_injection_in_filters_changes_nothing(live_agent: LiveAgent, payload: str) -> None:
