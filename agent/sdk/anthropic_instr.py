@@ -19,7 +19,7 @@ from agent.sdk import attributes as A
 from agent.sdk.content import ContentPolicy
 from agent.sdk.patching import unwrap, wrap
 from agent.sdk.streams import observe
-from agent.sdk.telemetry import ACTIVE, LLMCall, Telemetry, suppressed
+from agent.sdk.telemetry import ACTIVE, LLMCall, Telemetry, call_wrappers
 
 logger = logging.getLogger(__name__)
 
@@ -184,46 +184,10 @@ def _complete(call: LLMCall, result: Any, kwargs: Mapping[str, Any], is_async: b
         call.finish({}, None, None, None)
 
 
-def _sync_create(original: Callable[..., Any]) -> Callable[..., Any]:
-    def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        tel = ACTIVE.telemetry
-        if tel is None or suppressed():
-            return original(self, *args, **kwargs)
-        call = _start(tel, self, kwargs, kwargs.get("stream") is True)
-        if call is None:
-            return original(self, *args, **kwargs)
-        try:
-            result = original(self, *args, **kwargs)
-        except BaseException as exc:
-            call.detach()
-            call.fail(exc)
-            raise
-        call.detach()
-        _complete(call, result, kwargs, False)
-        return result
-
-    return create
-
-
-def _async_create(original: Callable[..., Any]) -> Callable[..., Any]:
-    async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        tel = ACTIVE.telemetry
-        if tel is None or suppressed():
-            return await original(self, *args, **kwargs)
-        call = _start(tel, self, kwargs, kwargs.get("stream") is True)
-        if call is None:
-            return await original(self, *args, **kwargs)
-        try:
-            result = await original(self, *args, **kwargs)
-        except BaseException as exc:
-            call.detach()
-            call.fail(exc)
-            raise
-        call.detach()
-        _complete(call, result, kwargs, True)
-        return result
-
-    return create
+_sync_create, _async_create = call_wrappers(
+    lambda tel, client, kwargs: _start(tel, client, kwargs, kwargs.get("stream") is True),
+    _complete,
+)
 
 
 _MANAGER_REQUEST = {"MessageStreamManager": "_MessageStreamManager__api_request",

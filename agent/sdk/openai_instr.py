@@ -20,7 +20,7 @@ from agent.sdk import attributes as A
 from agent.sdk.content import ContentPolicy
 from agent.sdk.patching import unwrap, wrap
 from agent.sdk.streams import Accumulator, observe
-from agent.sdk.telemetry import ACTIVE, LLMCall, Telemetry, suppressed
+from agent.sdk.telemetry import LLMCall, Telemetry, call_wrappers
 
 logger = logging.getLogger(__name__)
 
@@ -287,58 +287,16 @@ def _complete(
         call.finish({}, None, None, None)
 
 
-def _sync_factory(
+def _factories(
     operation: str, params: Params, summary: Summary,
     stream_acc: Callable[[ContentPolicy], Accumulator] | None,
-) -> Callable[[Any], Callable[..., Any]]:
-    def factory(original: Callable[..., Any]) -> Callable[..., Any]:
-        def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-            tel = ACTIVE.telemetry
-            if tel is None or suppressed():
-                return original(self, *args, **kwargs)
-            call = _start(tel, self, kwargs, operation, params)
-            if call is None:
-                return original(self, *args, **kwargs)
-            try:
-                result = original(self, *args, **kwargs)
-            except BaseException as exc:
-                call.detach()
-                call.fail(exc)
-                raise
-            call.detach()
-            _complete(call, result, kwargs, summary, stream_acc, False)
-            return result
-
-        return create
-
-    return factory
-
-
-def _async_factory(
-    operation: str, params: Params, summary: Summary,
-    stream_acc: Callable[[ContentPolicy], Accumulator] | None,
-) -> Callable[[Any], Callable[..., Any]]:
-    def factory(original: Callable[..., Any]) -> Callable[..., Any]:
-        async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-            tel = ACTIVE.telemetry
-            if tel is None or suppressed():
-                return await original(self, *args, **kwargs)
-            call = _start(tel, self, kwargs, operation, params)
-            if call is None:
-                return await original(self, *args, **kwargs)
-            try:
-                result = await original(self, *args, **kwargs)
-            except BaseException as exc:
-                call.detach()
-                call.fail(exc)
-                raise
-            call.detach()
-            _complete(call, result, kwargs, summary, stream_acc, True)
-            return result
-
-        return create
-
-    return factory
+) -> tuple[Callable[[Any], Callable[..., Any]], Callable[[Any], Callable[..., Any]]]:
+    """Sync and async wrapper factories for one OpenAI operation."""
+    return call_wrappers(
+        lambda tel, client, kwargs: _start(tel, client, kwargs, operation, params),
+        lambda call, result, kwargs, is_async: _complete(call, result, kwargs, summary,
+                                                         stream_acc, is_async),
+    )
 
 
 def _targets() -> list[tuple[type, Callable[[Any], Callable[..., Any]]]]:
@@ -346,13 +304,13 @@ def _targets() -> list[tuple[type, Callable[[Any], Callable[..., Any]]]]:
     from openai.resources.embeddings import AsyncEmbeddings, Embeddings
     from openai.resources.responses import AsyncResponses, Responses
 
-    chat = (A.OP_CHAT, _CHAT_PARAMS, _chat_summary, _ChatStream)
-    responses = (A.OP_CHAT, _RESPONSES_PARAMS, _responses_summary, _ResponsesStream)
-    embed = (A.OP_EMBEDDINGS, _EMBEDDINGS_PARAMS, _embeddings_summary, None)
+    chat = _factories(A.OP_CHAT, _CHAT_PARAMS, _chat_summary, _ChatStream)
+    responses = _factories(A.OP_CHAT, _RESPONSES_PARAMS, _responses_summary, _ResponsesStream)
+    embed = _factories(A.OP_EMBEDDINGS, _EMBEDDINGS_PARAMS, _embeddings_summary, None)
     return [
-        (Completions, _sync_factory(*chat)), (AsyncCompletions, _async_factory(*chat)),
-        (Responses, _sync_factory(*responses)), (AsyncResponses, _async_factory(*responses)),
-        (Embeddings, _sync_factory(*embed)), (AsyncEmbeddings, _async_factory(*embed)),
+        (Completions, chat[0]), (AsyncCompletions, chat[1]),
+        (Responses, responses[0]), (AsyncResponses, responses[1]),
+        (Embeddings, embed[0]), (AsyncEmbeddings, embed[1]),
     ]
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -299,6 +299,62 @@ class LLMCall:
             self._emit(status, events)
         except Exception:
             logger.debug("recording an LLM error failed", exc_info=True)
+
+
+Factory = Callable[[Callable[..., Any]], Callable[..., Any]]
+StartCall = Callable[[Telemetry, Any, Mapping[str, Any]], "LLMCall | None"]
+CompleteCall = Callable[["LLMCall", Any, Mapping[str, Any], bool], None]
+
+
+def call_wrappers(start: StartCall, complete: CompleteCall) -> tuple[Factory, Factory]:
+    """Sync and async wrapper factories for a client method, shared by every provider.
+
+    The wrapper calls the original untouched when the SDK is off or suppressed, or when
+    *start* (which never raises) declines; an exception from the original is recorded on
+    the call and re-raised unchanged; the return value is always the original's.
+    """
+
+    def sync_factory(original: Callable[..., Any]) -> Callable[..., Any]:
+        def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+            tel = ACTIVE.telemetry
+            if tel is None or suppressed():
+                return original(self, *args, **kwargs)
+            call = start(tel, self, kwargs)
+            if call is None:
+                return original(self, *args, **kwargs)
+            try:
+                result = original(self, *args, **kwargs)
+            except BaseException as exc:
+                call.detach()
+                call.fail(exc)
+                raise
+            call.detach()
+            complete(call, result, kwargs, False)
+            return result
+
+        return create
+
+    def async_factory(original: Callable[..., Any]) -> Callable[..., Any]:
+        async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
+            tel = ACTIVE.telemetry
+            if tel is None or suppressed():
+                return await original(self, *args, **kwargs)
+            call = start(tel, self, kwargs)
+            if call is None:
+                return await original(self, *args, **kwargs)
+            try:
+                result = await original(self, *args, **kwargs)
+            except BaseException as exc:
+                call.detach()
+                call.fail(exc)
+                raise
+            call.detach()
+            complete(call, result, kwargs, True)
+            return result
+
+        return create
+
+    return sync_factory, async_factory
 
 
 def _exception_event(exc: BaseException) -> Event:
