@@ -205,9 +205,10 @@ def isolated(ns: argparse.Namespace) -> None:
     def fake(self: Any, **kw: Any) -> Any:
         return FakeStream() if kw.get("stream") else done
 
-    wrapped = openai_instr._sync_factory(
+    sync_factory, _ = openai_instr._factories(
         "chat", openai_instr._CHAT_PARAMS, openai_instr._chat_summary,
-        openai_instr._ChatStream)(fake)
+        openai_instr._ChatStream)
+    wrapped = sync_factory(fake)
     resource = openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="x").chat.completions
     msgs = [{"role": "user", "content": "hi"}]
 
