@@ -20,6 +20,7 @@ import duckdb
 
 from agent import incident_store as db
 from agent.model import Finding, Incident, IncidentEvent
+from agent.series_scoring import WATERMARK_KEY, Anomaly, SeriesScoring, anomaly_row
 from agent.store import DuckDBStore
 from agent.window import BUCKET_NS, PriceFn, Window, event_time_bounds
 from analytics.base import Detector
@@ -51,6 +52,7 @@ class AnalysisReport:
     updated: tuple[Incident, ...] = ()
     resolved: tuple[Incident, ...] = ()
     elapsed_s: float = 0.0
+    anomalies: int = 0  # new scored anomalies (``anomalies`` table)
 
 
 class Analyzer:
@@ -64,6 +66,7 @@ class Analyzer:
         detectors: the detectors to run (``DEFAULT_DETECTORS``).
         tolerance_buckets: starts this many buckets apart count as simultaneous for root cause.
         group_gap_ns: findings starting further apart are never grouped.
+        scoring: streaming anomaly scores of every series (None: not scored).
 
     Thread-safe: analyses are serialised.
     """
@@ -78,6 +81,7 @@ class Analyzer:
         detectors: Sequence[Detector] = DEFAULT_DETECTORS,
         tolerance_buckets: int = 3,
         group_gap_ns: int = GROUP_GAP_NS,
+        scoring: SeriesScoring | None = None,
     ) -> None:
         self._store = store
         self.bucket_ns = bucket_ns
@@ -86,6 +90,7 @@ class Analyzer:
         self._detectors = tuple(detectors)
         self._tolerance_ns = tolerance_buckets * bucket_ns
         self._gap_ns = group_gap_ns
+        self.scoring = scoring
         self._lock = threading.Lock()
 
     def window(self, now_ns: int | None = None, *, full: bool = False) -> Window | None:
@@ -134,13 +139,32 @@ class Analyzer:
             if window is None or window.n_buckets == 0:
                 return AnalysisReport(None, None, 0)
             found, drafts = self.drafts(window)
+            anomalies = [] if self.scoring is None else self.scoring.advance(
+                self._store, window.start_ns, window.end_ns)
             with self._store.transaction() as cur:
                 new, updated, resolved = self._reconcile(cur, drafts, window)
+                self._store_anomalies(cur, anomalies)
         report = AnalysisReport(window.start_ns, window.end_ns, len(found), tuple(new),
-                                tuple(updated), tuple(resolved), time.perf_counter() - started)
-        logger.info("analysed %d buckets: %d findings, %d new, %d updated, %d resolved",
-                    window.n_buckets, len(found), len(new), len(updated), len(resolved))
+                                tuple(updated), tuple(resolved), time.perf_counter() - started,
+                                len(anomalies))
+        logger.info("analysed %d buckets: %d findings, %d new, %d updated, %d resolved, "
+                    "%d anomalies", window.n_buckets, len(found), len(new), len(updated),
+                    len(resolved), len(anomalies))
         return report
+
+    def _store_anomalies(self, cur: duckdb.DuckDBPyConnection, anomalies: list[Anomaly]) -> None:
+        """Insert new anomaly rows and move the scoring watermark forward (never back)."""
+        if self.scoring is None or self.scoring.watermark_ns is None:
+            return
+        now = time.time_ns()
+        if anomalies:
+            cur.executemany(
+                "INSERT INTO anomalies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING", [anomaly_row(a, now) for a in anomalies])
+        cur.execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
+            "CAST(greatest(CAST(meta.value AS BIGINT), CAST(excluded.value AS BIGINT)) AS VARCHAR)",
+            [WATERMARK_KEY, str(self.scoring.watermark_ns)])
 
     def _reconcile(
         self, cur: duckdb.DuckDBPyConnection, drafts: list[IncidentDraft], window: Window

@@ -23,6 +23,7 @@ from agent.errors import StrataError
 app = typer.Typer(help="Strata: observability and AIOps for generative-AI stacks.",
                   no_args_is_help=True, add_completion=False)
 app.add_typer(cli_incidents.app, name="incidents")
+app.command()(cli_incidents.anomalies)
 cli_finops.register(app)
 console = Console()
 err_console = Console(stderr=True)

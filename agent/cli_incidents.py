@@ -123,3 +123,29 @@ def resolve(
     """Resolve an incident by hand (it will not be reopened by analysis)."""
     inc = _post(api, f"/api/v1/incidents/{incident_id}/resolve", token, {"note": note})
     console.print(f"{inc['id']} {inc['status']}")
+
+
+def anomalies(
+    service: Annotated[str | None, typer.Option(help="Only this service.")] = None,
+    host: Annotated[str | None, typer.Option(help="Only this host.")] = None,
+    layer: Annotated[str | None, typer.Option(help="infrastructure | data | serving | model | "
+                                                   "orchestration")] = None,
+    min_score: Annotated[float, typer.Option(help="Only scores at or above this.")] = 0.0,
+    since: Annotated[str | None, typer.Option(help="RFC 3339 start.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
+    api: ApiOption = DEFAULT_API,
+    token: TokenOption = None,
+) -> None:
+    """List the buckets the streaming scorer flagged on any series, newest first."""
+    params = {k: v for k, v in {"service": service, "host": host, "layer": layer,
+                                "min_score": min_score or None, "since": since,
+                                "limit": limit}.items() if v}
+    doc = _get(api, "/api/v1/anomalies", token, params)
+    table = Table("time", "score", "layer", "signal", "where", "value", "unit",
+                  title="Anomalies")
+    for a in doc["anomalies"]:
+        where = " ".join(str(v) for v in (a["service"], a["host"], a["device"]) if v)
+        labels = ",".join(f"{k}={v}" for k, v in a["labels"].items())
+        table.add_row(_short(a["time"]), f"{a['score']:.2f}", a["layer"], a["signal"],
+                      f"{where} {labels}".strip()[:60], f"{a['value']:.6g}", a["unit"])
+    console.print(table)

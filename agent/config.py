@@ -95,6 +95,14 @@ def _positive_int(value: object, name: str) -> int:
     return number
 
 
+def _fraction(value: object, name: str) -> float:
+    number = _positive_float(value, name)
+    if number >= 1:
+        msg = f"{name} must be between 0 and 1 (exclusive), got {value!r}"
+        raise ConfigError(msg)
+    return number
+
+
 def _text(value: object, name: str) -> str:
     return str(value)
 
@@ -140,6 +148,8 @@ class Settings:
     max_queue_spans: int = 200_000
     retention_days: float = 30.0
     analyze_interval_s: float = 60.0
+    anomaly_threshold: float = 0.6
+    anomaly_max_series: int = 2000
     gpu_enabled: bool = True
     gpu_interval_s: float = 5.0
     gpu_timeout_s: float = 2.0
@@ -173,6 +183,8 @@ _SCALARS: dict[tuple[str, str], tuple[str, Callable[[object, str], Any]]] = {
     ("agent", "max_queue_spans"): ("max_queue_spans", _positive_int),
     ("agent", "retention_days"): ("retention_days", _positive_float),
     ("agent", "analyze_interval"): ("analyze_interval_s", parse_duration_s),
+    ("anomaly", "threshold"): ("anomaly_threshold", _fraction),
+    ("anomaly", "max_series"): ("anomaly_max_series", _positive_int),
     ("gpu", "enabled"): ("gpu_enabled", _bool),
     ("gpu", "interval"): ("gpu_interval_s", parse_duration_s),
     ("gpu", "timeout"): ("gpu_timeout_s", parse_duration_s),

@@ -17,6 +17,7 @@ import duckdb
 from agent.finops import ATTRIBUTE_KEY
 from agent.finops_gpu import span_record
 from agent.model import Layer, Sample, SpanRecord
+from agent.window import NOT_HISTOGRAM
 from analytics.correlate import (
     DEFAULT_PAD_NS,
     SignalSummary,
@@ -39,7 +40,6 @@ CORRELATED_LAYERS: Final = (Layer.INFRASTRUCTURE, Layer.SERVING, Layer.DATA)
 SAMPLE_COLUMNS: Final = (
     "time_ns, name, canonical, layer, unit, value, host, device, service, labels"
 )
-_NOT_HISTOGRAM = r"NOT regexp_matches(coalesce(canonical, name), '[._](bucket|count|sum|created)$')"
 _COLUMN_LABELS: Final = ("host", "device", "service")
 
 
@@ -67,7 +67,7 @@ def samples_near(
         f"SELECT {SAMPLE_COLUMNS} FROM samples "  # noqa: S608 - module constants only
         "WHERE time_ns >= $lo AND time_ns <= $hi "
         "AND layer IN ('infrastructure', 'serving', 'data') "
-        f"AND (list_contains($hosts, host) OR list_contains($hosts, service)) AND {_NOT_HISTOGRAM}",
+        f"AND (list_contains($hosts, host) OR list_contains($hosts, service)) AND {NOT_HISTOGRAM}",
         {"lo": since_ns, "hi": until_ns, "hosts": wanted},
     ).fetchall()
     return [_sample(r) for r in rows]
@@ -272,7 +272,7 @@ def bucketed_samples(
         "host, device, service, labels, max(value), max(value) - min(value) FROM samples "
         "WHERE time_ns >= $since AND time_ns < $until "
         "AND layer IN ('infrastructure', 'serving', 'data') "
-        f"AND (list_contains($hosts, host) OR list_contains($hosts, service)) AND {_NOT_HISTOGRAM} "
+        f"AND (list_contains($hosts, host) OR list_contains($hosts, service)) AND {NOT_HISTOGRAM} "
         "GROUP BY ALL",
         {"step": step_ns, "since": since_ns, "until": until_ns, "hosts": wanted},
     ).fetchall()

@@ -26,6 +26,7 @@ from agent.model import Incident, Sample, SpanRecord
 from agent.normalize import IngestPolicy
 from agent.otlp_codec import DecodeResult
 from agent.scheduler import CollectorScheduler, PollReport
+from agent.series_scoring import SeriesScoring
 from agent.store import CostColumns, DuckDBStore
 from agent.wiring import build_collectors
 from agent.writer import BatchWriter
@@ -68,7 +69,8 @@ class Agent:
             )
         self.webhooks = tuple(WebhookExporter(w.url, format=w.format, start=False)
                               for w in settings.webhooks)
-        self.analyzer = Analyzer(self.store, price=self._token_rates)
+        self.analyzer = Analyzer(self.store, price=self._token_rates, scoring=SeriesScoring(
+            threshold=settings.anomaly_threshold, max_series=settings.anomaly_max_series))
         self._finops_received_ns = 0
         self.receiver_stats = ReceiverStats()
         collectors, intervals = build_collectors(settings, socket.gethostname())

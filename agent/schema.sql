@@ -129,3 +129,21 @@ CREATE TABLE IF NOT EXISTS cost_hourly (
     token_energy_wh DOUBLE,
     token_energy_tokens BIGINT
 );
+
+-- Streaming anomaly scores (agent/series_scoring.py) at or above [anomaly] threshold: one
+-- row per scored series and bucket. Schema v2.
+CREATE TABLE IF NOT EXISTS anomalies (
+    series VARCHAR NOT NULL,            -- stable identity of the scored series
+    time_ns BIGINT NOT NULL,            -- bucket start
+    layer VARCHAR NOT NULL,
+    signal VARCHAR NOT NULL,
+    unit VARCHAR NOT NULL,
+    service VARCHAR,
+    host VARCHAR,
+    device VARCHAR,
+    labels VARCHAR NOT NULL,            -- JSON object
+    value DOUBLE NOT NULL,
+    score DOUBLE NOT NULL,
+    received_ns BIGINT NOT NULL,        -- when it was scored (retention, like spans/samples)
+    PRIMARY KEY (series, time_ns)
+);

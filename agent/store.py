@@ -27,7 +27,7 @@ from agent.model import Deployment, Sample, SpanRecord
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # v2: table anomalies
 _SPAN_COLUMNS = (
     "trace_id", "span_id", "parent_span_id", "name", "kind", "start_ns", "end_ns", "duration_ns",
     "status", "service", "service_version", "layer", "operation", "provider", "request_model",
@@ -180,7 +180,7 @@ class DuckDBStore:
         if version > SCHEMA_VERSION:
             msg = f"store {self.path} has schema v{version}; this agent knows v{SCHEMA_VERSION}"
             raise StoreError(msg)
-        if version < 1:
+        if version < SCHEMA_VERSION:  # every statement is IF NOT EXISTS: re-running migrates
             ddl = resources.files("agent").joinpath("schema.sql").read_text(encoding="utf-8")
             cur.execute("BEGIN")
             for statement in filter(str.strip, ddl.split(";")):
@@ -282,7 +282,7 @@ class DuckDBStore:
         """Retention by age of receipt (a replay of old data is kept the full period)."""
         deleted: dict[str, int] = {}
         with self.transaction() as cur:
-            for table in ("spans", "samples"):
+            for table in ("spans", "samples", "anomalies"):
                 row = cur.execute(
                     f"DELETE FROM {table} WHERE received_ns < ? RETURNING 1",  # noqa: S608 - fixed names
                     [received_before_ns],

@@ -23,6 +23,8 @@ PriceFn = Callable[[str | None, str | None], tuple[float, float] | None]
 """(provider, model) -> (USD per 1M input tokens, USD per 1M output tokens), or None."""
 
 _SEP = "\x1f"
+# SQL filter: not a histogram/summary part (those are read through their derived signals)
+NOT_HISTOGRAM = r"NOT regexp_matches(coalesce(canonical, name), '[._](bucket|count|sum|created)$')"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,7 @@ class SampleSeries:
     mean: np.ndarray
     max: np.ndarray
     min: np.ndarray
+    layer: str = ""  # set by ``all_sample_series``; the detectors know their series' layer
 
     @property
     def key(self) -> str:
@@ -241,22 +244,36 @@ class Window:
             cached = self._cache.samples[wanted] = self._read_samples(wanted)
         return cached
 
-    def _read_samples(self, canonicals: tuple[str, ...]) -> list[SampleSeries]:
-        if self.n_buckets == 0 or not canonicals:
+    def all_sample_series(self) -> list[SampleSeries]:
+        """Every stored metric series but histogram parts (``_bucket``/``_count``/``_sum``/
+        ``_created``); ``canonical`` is the name as received where Strata has no canonical."""
+        key = ("__all__",)
+        cached = self._cache.samples.get(key)
+        if cached is None:
+            cached = self._cache.samples[key] = self._read_samples(None)
+        return cached
+
+    def _read_samples(self, canonicals: tuple[str, ...] | None) -> list[SampleSeries]:
+        """Series of *canonicals*, or of every non-histogram metric when None."""
+        if self.n_buckets == 0 or canonicals == ():
             return []
+        wanted = "list_contains($names, canonical)" if canonicals is not None else NOT_HISTOGRAM
+        params: dict[str, Any] = {"b": self.bucket_ns, "sep": _SEP, "start": self.start_ns,
+                                  "end": self.end_ns}
+        if canonicals is not None:
+            params["names"] = list(canonicals)
         rel = self._cursor().execute(
-            """
+            f"""
             SELECT time_ns // $b * $b AS bucket,
-                   canonical || $sep || coalesce(host, '') || $sep || coalesce(device, '')
-                     || $sep || coalesce(service, '') || $sep || labels || $sep || unit
-                     AS skey,
+                   coalesce(canonical, name) || $sep || coalesce(host, '') || $sep
+                     || coalesce(device, '') || $sep || coalesce(service, '') || $sep || labels
+                     || $sep || unit || $sep || layer AS skey,
                    avg(value) AS mean, max(value) AS hi, min(value) AS lo
             FROM samples
-            WHERE list_contains($names, canonical) AND time_ns >= $start AND time_ns < $end
+            WHERE {wanted} AND time_ns >= $start AND time_ns < $end
             GROUP BY ALL
-            """,
-            {"b": self.bucket_ns, "sep": _SEP, "names": list(canonicals),
-             "start": self.start_ns, "end": self.end_ns},
+            """,  # noqa: S608 - the two filters are fixed text; values are bound
+            params,
         )
         cols = rel.fetchnumpy()
         if len(cols["bucket"]) == 0:
@@ -272,10 +289,10 @@ class Window:
             grids[name] = out
         series = []
         for g, key in enumerate(keys):
-            canonical, host, device, source, labels, unit = key.split(_SEP)
+            canonical, host, device, source, labels, unit, layer = key.split(_SEP)
             series.append(SampleSeries(
                 canonical, unit, host or None, device or None, source or None,
-                json.loads(labels), grids["mean"][g], grids["hi"][g], grids["lo"][g],
+                json.loads(labels), grids["mean"][g], grids["hi"][g], grids["lo"][g], layer,
             ))
         return series
 

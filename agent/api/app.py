@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from agent import __version__
 from agent.api import (
+    anomalies,
     cost,
     deployments,
     health,
@@ -43,8 +44,8 @@ def create_app(agent: Agent) -> FastAPI:
             agent.close()
 
     app = FastAPI(title="Strata agent", version=__version__, lifespan=lifespan)
-    for module in (health, otlp, traces, incidents, deployments, cost, metrics_api, timeline,
-                   metrics_endpoint, ui):
+    for module in (health, otlp, traces, incidents, anomalies, deployments, cost, metrics_api,
+                   timeline, metrics_endpoint, ui):
         app.include_router(module.build_router(agent))
     app.add_middleware(
         GuardMiddleware,

@@ -97,6 +97,7 @@ def build_router(agent: Agent) -> APIRouter:
             "new": [render_incident(i) for i in report.new],
             "updated": [render_incident(i) for i in report.updated],
             "resolved": [render_incident(i) for i in report.resolved],
+            "anomalies": report.anomalies,
             "elapsed_s": round(report.elapsed_s, 3),
         }
 

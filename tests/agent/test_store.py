@@ -11,7 +11,7 @@ import pytest
 
 from agent.errors import StoreError
 from agent.model import Deployment, Layer, Sample, SpanRecord
-from agent.store import DuckDBStore, list_traces, trace_spans
+from agent.store import SCHEMA_VERSION, DuckDBStore, list_traces, trace_spans
 
 
 def span(i: int, trace: str = "a" * 32, **kw: object) -> SpanRecord:
@@ -86,7 +86,7 @@ def test_retention_counts_from_receipt(store: DuckDBStore) -> None:
     """Retention deletes by receive time, so replayed old telemetry is kept."""
     store.write_batch([span(1)], received_ns=100)
     store.write_batch([span(2, start_unix_nano=1, end_unix_nano=2)], received_ns=10_000)
-    assert store.purge_older_than(5_000) == {"spans": 1, "samples": 0}
+    assert store.purge_older_than(5_000) == {"spans": 1, "samples": 0, "anomalies": 0}
     (row,) = list_traces(store.cursor())
     assert row["spans"] == 1
 
@@ -103,3 +103,22 @@ def test_trace_filters(store: DuckDBStore) -> None:
     assert [t["trace_id"] for t in list_traces(cur, status="error")] == ["2" * 32]
     assert [t["trace_id"] for t in list_traces(cur, min_duration_ns=1_000_000)] == ["2" * 32]
     assert len(list_traces(cur, limit=1)) == 1
+
+
+def test_a_v1_store_is_migrated_on_open(tmp_path: Path) -> None:
+    """A file written by a v1 agent (no anomalies table) gains the table and keeps its data."""
+    path = tmp_path / "old.duckdb"
+    store = DuckDBStore(path)
+    store.write_batch(samples=[Sample("DCGM_FI_DEV_GPU_TEMP", 70.0, "Cel",
+                                      Layer.INFRASTRUCTURE, 5)])
+    with store.transaction() as cur:
+        cur.execute("DROP TABLE anomalies")
+        cur.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    store.close()
+    reopened = DuckDBStore(path)
+    cur = reopened.cursor()
+    assert cur.execute("SELECT count(*) FROM anomalies").fetchone() == (0,)
+    assert cur.execute("SELECT count(*) FROM samples").fetchone() == (1,)
+    assert cur.execute(
+        "SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+    reopened.close()

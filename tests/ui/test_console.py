@@ -118,6 +118,9 @@ def test_service_overview_aligns_layers(page: Page, console_agent: ConsoleAgent)
     open_route(page, console_agent, f"#/services/{console_agent.scenario.service}?range=24h")
     expect(page.locator("h1")).to_contain_text(console_agent.scenario.service)
     expect(page.locator('figure[data-drawn="1"]').first).to_be_visible()
+    # The scorer's feed closes the page: its table, or the message that nothing scored high.
+    expect(page.locator("section[aria-labelledby=anomalies]")).to_contain_text(
+        re.compile(r"Buckets scoring at or above|No series of this service scored"))
 
 
 def test_cost_page_breaks_down_by_team(page: Page, console_agent: ConsoleAgent) -> None:

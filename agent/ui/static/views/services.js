@@ -2,7 +2,7 @@
 
 import { get, iso, maybe } from "../api.js";
 import { timeChart } from "../charts.js";
-import { h } from "../dom.js";
+import { h, num, table } from "../dom.js";
 import { navigate } from "../state.js";
 import { listOf } from "./incidents.js";
 import { markersFor, perRequest, seriesOf, stepFor } from "./signals.js";
@@ -80,9 +80,10 @@ export async function renderServices(service, query) {
   const section = h("section", {}, h("h1", {}, chosen ? `Service ${chosen}` : "Services"), form);
   if (!chosen) return section.append(h("p", { class: "empty" }, "No services have reported yet.")), section;
   const range = { since: iso(since), until: iso(until) };
-  const [timeline, deployments] = await Promise.all([
+  const [timeline, deployments, anomalies] = await Promise.all([
     get(`/api/v1/services/${encodeURIComponent(chosen)}/timeline`, { ...range, step: stepFor(since, until) }),
     maybe("/api/v1/deployments", { service: chosen, ...range }),
+    maybe("/api/v1/anomalies", { service: chosen, ...range, limit: 50 }),
   ]);
   const markers = markersFor(listOf(deployments, "deployments"), chosen);
   const base = seriesOf(timeline).filter((s) => (s.points ?? []).some(([, v]) => v !== null));
@@ -110,7 +111,19 @@ export async function renderServices(service, query) {
     }
     section.append(block);
   }
+  section.append(anomalyTable(listOf(anomalies, "anomalies")));
   return section;
+}
+
+// The buckets the streaming scorer flagged on this service's series (newest first).
+function anomalyTable(rows) {
+  const block = h("section", { class: "layer", "aria-labelledby": "anomalies" },
+    h("h2", { id: "anomalies" }, "Anomaly scores"));
+  if (rows.length === 0) return block.append(h("p", { class: "empty" }, "No series of this service scored as anomalous in this range.")), block;
+  const where = (a) => Object.entries(a.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(" ");
+  block.append(table("Buckets scoring at or above the threshold", ["time", "score", "layer", "signal", "series", "value"],
+    rows.map((a) => [a.time.replace("T", " ").slice(0, 16), num(a.score), a.layer, a.signal, where(a), num(a.value, a.unit)])));
+  return block;
 }
 
 function seriesLabel(s, count) {
