@@ -129,7 +129,7 @@ class SeriesScoring:
         self,
         *,
         threshold: float = 0.6,
-        max_series: int = 2000,
+        max_series: int = 1000,
         bucket_ns: int = BUCKET_NS,
         prime_ns: int = PRIME_NS,
         scorer: Callable[[], AnomalyScorer] = AnomalyScorer,

@@ -5,68 +5,79 @@ from __future__ import annotations
 import math
 from collections import deque
 
-import numpy as np
-
-from analytics.scorer_parts import FloatArray, RingBuffer, SeasonalProfile, robust_center_scale
+from analytics.scorer_calibration import OnsetFilter, RecordCalibration
+from analytics.scorer_parts import RecentRate, RobustWindow, SeasonalProfile
 
 DAY_S = 86_400
 WEEK_S = 7 * DAY_S
-NS_PER_DAY = DAY_S * 1_000_000_000
-MIN_BASELINE = 10  # points needed before a robust median/MAD means anything
-SCALE_FLOOR_REL = 1e-6  # scale floor relative to the largest |value| in the baseline
-# Calibration span floor relative to a feature's recent maximum: where the median
-# equals the maximum (a feature that takes few distinct values), a tiny excess
-# would otherwise be an infinitely large ratio.
-SPAN_FLOOR_REL = 0.25
+NS_PER_S = 1_000_000_000
+WEEK_BINS = 168  # one per hour of the week
+SCALE_FLOOR_REL = 1e-6  # scale floor relative to the largest |value| in a window
+# Feature slots, in the order the calibration sees them.
+POINT, SHORT_MEAN, MID_MEAN, OUTLIER_RATE, DAY_RESIDUAL, WEEK_RESIDUAL = range(6)
+FEATURES = 6
 
 
 class AnomalyScorer:
     """Online anomaly score in [0, 1] for one series, one point at a time.
 
-    Algorithm (every step is O(window) at most, pure numpy, no randomness):
+    Algorithm (per point: a binary search and one memmove in each sorted
+    window, the rest O(1); plain Python floats, no randomness, no clock):
 
     1. **Features.** Each point is compared with the past only. A robust
-       baseline (median and 1.4826·MAD, falling back to the mean absolute
-       deviation when the MAD is 0) over the last ``long_window`` values gives
-       three z-like features: the point itself (spikes), the mean of the last
-       ``short_window`` points (short level shifts) and the mean of the last
-       ``mid_window`` points (slow drifts). Two seasonal features compare the
-       point with an exponentially weighted profile keyed by the time of day
+       baseline (median and 1.4826·MAD, falling back to 1.2533·(the mean
+       absolute deviation) when the MAD is 0) over the last ``long_window``
+       values gives |z| of the point itself (spikes), of the mean of the last
+       ``short_window`` points (short level shifts) and of the mean of the
+       last ``mid_window`` points (slow drifts), and the fraction of the last
+       ``outlier_window`` points more than ``outlier_z`` robust sigmas away
+       (bursts of spikes, or a series that starts to oscillate, which no
+       single point or mean shows). These need ``min_baseline`` values in
+       the baseline: a z-score against a handful of points is noise, and as
+       a calibration reference (step 2) it would mask real anomalies for a
+       long time. Two seasonal features compare the point with an
+       exponentially weighted profile keyed by the time of day
        (``seasonal_bins`` bins) and by the hour of the week (168 bins), both
-       computed from ``timestamp_ns``, so irregular sampling is fine; the
-       residuals are scaled by a robust MAD of past residuals. A seasonal
-       feature only counts once its profile has seen two periods.
-    2. **Calibration.** Over its last ``history_window`` values, each
-       feature has a median ``m`` and a maximum ``M``; its ratio is
+       taken from ``timestamp_ns``, so irregular sampling is fine. Learning
+       is weighted by time: one period of observations moves a bin by
+       ``seasonal_alpha`` of its error, at any cadence. The residuals are
+       scaled by a robust baseline of past residuals. A seasonal feature only
+       counts once its profile has seen two periods, and only while the
+       season explains the series: the residuals' mean absolute deviation
+       must be at most ``seasonal_gate`` times the baseline's. On a series
+       without that season the feature would be a noisier copy of the point
+       feature, raising false alarms.
+    2. **Calibration.** Over its last ``history_window`` values, each feature
+       has a mean ``m`` and a maximum ``M``; its ratio is
        ``(f - m) / max(M - m, M / 4)`` (its excess over the typical value,
        relative to the largest excess recently seen; the floor keeps a tiny
-       excess from counting as huge where ``m == M``). The score uses the largest ratio
-       ``r`` over features and maps it to ``r / (1 + r)``. A score above 0.5
-       therefore means "more extreme than anything recently seen", which is
-       comparable across series of any scale or noise level, and after an
-       anomaly its own feature values raise the reference, so the same
-       anomaly is not reported forever. Measuring the excess over the median
-       (rather than ``f / M``) sharpens the contrast: a value below the
-       recent maximum scores lower and a new record higher, most so where
-       the feature's typical value lies close to its maximum (on NAB: 71.36
-       -> 71.96 standard, 54 -> 48 false-positive rows).
-       A feature only takes part once its history holds ``min_history``
-       values (200 by default: with 100, the reference maximum of a
-       seasonal feature that has just switched on, after two periods, is
-       taken over too few values and the switch-on itself raised false
-       alarms on NAB).
+       excess from counting as huge where nearly all values are equal; for
+       the outlier fraction the span is at least one outlier). The score
+       uses the largest ratio ``r`` over features and maps it to
+       ``r / (1 + r)``. A score above 0.5 therefore means "more extreme than
+       anything recently seen", which is comparable across series of any
+       scale or noise level, and after an anomaly its own feature values
+       raise the reference, so the same anomaly is not reported forever. A
+       feature only takes part once its history holds ``min_history``
+       values. A |z| of exactly 0 (a value on the median, common where
+       values repeat) is neither rated nor recorded.
     3. **Level-shift re-adaptation.** When ``shift_len`` consecutive points
        lie more than ``shift_z`` robust sigmas on the same side of the
        baseline, the baseline is rebuilt from those points only.
-    4. **Spreading.** After a score reaches ``alarm_level``, the next
+    4. **Onsets.** After a score reaches ``alarm_level``, the next
        ``suppress`` scores are multiplied by ``damp``: only the onset of an
        anomaly scores high (NAB-style scoring rewards early detection and
-       charges for every repeated flag).
+       charges for every repeated flag). A ratio of at least
+       ``breakthrough`` (that many times the largest recent excess, the
+       alarm's own included) is never damped, so a large anomaly right after
+       a small one is still reported.
 
-    The first ``warmup`` points, and any point whose feature histories hold
-    fewer than ``min_history`` values, score 0. NaN or infinite values score
-    0 and leave the state untouched. Not thread-safe: one scorer per series,
-    fed in time order.
+    Windows count points and seasons come from timestamps, so any cadence
+    works (NAB's 5-minute and hourly series, the agent's 1-minute buckets).
+    The first ``warmup`` points, and any point whose features are not
+    calibrated yet, score 0. NaN or infinite values score 0 and leave the
+    state untouched. Not thread-safe: one scorer per series, fed in time
+    order. Memory: about 300 KB per scorer with the default windows.
     """
 
     def __init__(
@@ -75,28 +86,38 @@ class AnomalyScorer:
         long_window: int = 5000,
         short_window: int = 8,
         mid_window: int = 48,
-        history_window: int = 1000,
+        outlier_window: int = 60,
+        outlier_z: float = 4.0,
+        min_baseline: int = 60,
+        history_window: int = 850,
         min_history: int = 200,
         warmup: int = 150,
         seasonal_bins: int = 96,
-        seasonal_alpha: float = 0.2,
+        seasonal_alpha: float = 0.3,
+        seasonal_gate: float = 0.9,
         shift_z: float = 6.0,
         shift_len: int = 60,
         alarm_level: float = 0.53,
         suppress: int = 100,
         damp: float = 0.5,
+        breakthrough: float = 2.0,
     ) -> None:
         """Create a scorer; every argument is a global tunable.
 
         Raises:
-            ValueError: a window, bin count or length is < 1, or *damp*,
-                *alarm_level* or *seasonal_alpha* lies outside (0, 1].
+            ValueError: a window, bin count, length or *min_history* is < 1, *damp*,
+                *alarm_level* or *seasonal_alpha* lies outside (0, 1], or
+                *outlier_z*, *seasonal_gate*, *shift_z* or *breakthrough* is
+                not positive.
         """
         for name, count in (
             ("long_window", long_window),
             ("short_window", short_window),
             ("mid_window", mid_window),
+            ("outlier_window", outlier_window),
+            ("min_baseline", min_baseline),
             ("history_window", history_window),
+            ("min_history", min_history),
             ("seasonal_bins", seasonal_bins),
             ("shift_len", shift_len),
         ):
@@ -111,26 +132,38 @@ class AnomalyScorer:
             if not 0.0 < frac <= 1.0:
                 msg = f"{name} must be in (0, 1], got {frac}"
                 raise ValueError(msg)
-        self._baseline = RingBuffer(long_window)
+        for name, positive in (
+            ("outlier_z", outlier_z),
+            ("seasonal_gate", seasonal_gate),
+            ("shift_z", shift_z),
+            ("breakthrough", breakthrough),
+        ):
+            if not positive > 0.0:
+                msg = f"{name} must be > 0, got {positive}"
+                raise ValueError(msg)
+        self._baseline = RobustWindow(long_window)
+        self._min_baseline = min_baseline
         self._short: deque[float] = deque(maxlen=short_window)
         self._mid: deque[float] = deque(maxlen=mid_window)
+        self._outliers = RecentRate(outlier_window)
+        self._outlier_z = outlier_z
         self._tail: deque[float] = deque(maxlen=shift_len)
-        self._profiles = (
-            SeasonalProfile(DAY_S, seasonal_bins, seasonal_alpha),
-            SeasonalProfile(WEEK_S, 168, seasonal_alpha),
-        )
-        self._residuals = (RingBuffer(long_window), RingBuffer(long_window))
-        self._history = tuple(RingBuffer(history_window) for _ in range(5))
-        self._min_history = min_history
-        self._warmup = warmup
         self._shift_z = shift_z
-        self._alarm_level = alarm_level
-        self._suppress = suppress
-        self._damp = damp
-        self._first_ns: int | None = None
-        self._seen = 0
         self._run = 0  # signed count of consecutive same-side outliers
-        self._quiet = 0  # scores left to damp after an alarm
+        self._seasons = (
+            _Season(SeasonalProfile(DAY_S, seasonal_bins, seasonal_alpha), long_window, DAY_S),
+            _Season(SeasonalProfile(WEEK_S, WEEK_BINS, seasonal_alpha), long_window, WEEK_S),
+        )
+        self._seasonal_gate = seasonal_gate
+        min_spans = [0.0] * FEATURES
+        # one outlier more in the window is the smallest change of the fraction that counts
+        min_spans[OUTLIER_RATE] = 1.0 / outlier_window
+        self._calibration = RecordCalibration(history_window, min_history, tuple(min_spans))
+        self._onsets = OnsetFilter(alarm_level, suppress, damp, breakthrough)
+        self._warmup = warmup
+        self._first_ns: int | None = None
+        self._last_ns: int | None = None
+        self._seen = 0
 
     def update(self, timestamp_ns: int, value: float) -> float:
         """Feed the next point and return its anomaly score.
@@ -149,41 +182,60 @@ class AnomalyScorer:
         x = float(value)
         if self._first_ns is None:
             self._first_ns = timestamp_ns
-        features = self._features(timestamp_ns, x)
-        ratio = self._calibrate(features)
+        features: list[float | None] = [None] * FEATURES
+        base_spread = self._baseline_features(x, features)
+        self._seasonal_features(
+            timestamp_ns, timestamp_ns - self._first_ns, x, base_spread, features
+        )
+        self._learn_baseline(x)
+        self._last_ns = timestamp_ns
+        ratio = self._calibration.largest_ratio(features)
         self._seen += 1
         if self._seen <= self._warmup:
             return 0.0
-        return self._spread(ratio / (1.0 + ratio))
+        return self._onsets.score(ratio)
 
-    def _features(self, timestamp_ns: int, x: float) -> list[float]:
-        """Non-negative surprise features of *x*, then learn *x*."""
-        feats = [0.0] * 5
+    def _baseline_features(self, x: float, features: list[float | None]) -> float | None:
+        """Fill the baseline features of *x*; return the baseline's mean absolute
+        deviation (None: too few values yet)."""
         self._short.append(x)
         self._mid.append(x)
-        if len(self._baseline) >= MIN_BASELINE:
-            center, scale = _center_scale(self._baseline.values())
-            feats[0] = abs(x - center) / scale
-            feats[1] = abs(sum(self._short) / len(self._short) - center) / scale
-            feats[2] = abs(sum(self._mid) / len(self._mid) - center) / scale
-            self._track_shift((x - center) / scale)
-        else:
+        if len(self._baseline) < self._min_baseline:
             self._run = 0
-        elapsed_ns = timestamp_ns - (self._first_ns or timestamp_ns)
-        for i, (profile, residuals, period_s) in enumerate(
-            zip(self._profiles, self._residuals, (DAY_S, WEEK_S), strict=True)
-        ):
-            expected = profile.expect(timestamp_ns)
+            return None
+        center, scale = self._baseline.center_scale(SCALE_FLOOR_REL)
+        z = (x - center) / scale
+        # A z-score of exactly 0 (on the median, common where values repeat)
+        # says nothing and would drag the calibration's typical value down.
+        features[POINT] = abs(z) or None
+        features[SHORT_MEAN] = abs(sum(self._short) / len(self._short) - center) / scale or None
+        features[MID_MEAN] = abs(sum(self._mid) / len(self._mid) - center) / scale or None
+        features[OUTLIER_RATE] = self._outliers.push(abs(z) > self._outlier_z)
+        self._track_shift(z)
+        return self._baseline.mean_abs_dev_from_median()
+
+    def _seasonal_features(
+        self,
+        timestamp_ns: int,
+        elapsed_ns: int,
+        x: float,
+        base_spread: float | None,
+        features: list[float | None],
+    ) -> None:
+        """Fill the seasonal residual features of *x* (*elapsed_ns* after the first
+        point), then learn *x*."""
+        gap_ns = None if self._last_ns is None else timestamp_ns - self._last_ns
+        for slot, season in zip((DAY_RESIDUAL, WEEK_RESIDUAL), self._seasons, strict=True):
+            b = season.profile.bin_of(timestamp_ns)
+            expected = season.profile.expect(b)
             if expected is not None:
-                resid = x - expected
-                mature = elapsed_ns >= 2 * period_s * 1_000_000_000
-                if mature and len(residuals) >= MIN_BASELINE:
-                    r_center, r_scale = _center_scale(residuals.values())
-                    feats[3 + i] = abs(resid - r_center) / r_scale
-                residuals.push(resid)
-            profile.learn(timestamp_ns, x)
-        self._learn_baseline(x)
-        return feats
+                residual = x - expected
+                if base_spread is not None and elapsed_ns >= season.mature_ns:
+                    features[slot] = season.residual_z(
+                        residual, base_spread, self._min_baseline, self._seasonal_gate
+                    )
+                season.residuals.push(residual)
+            season.profile.learn(b, x, gap_ns)
 
     def _track_shift(self, z: float) -> None:
         """Count consecutive points beyond ``shift_z`` on one side."""
@@ -204,33 +256,31 @@ class AnomalyScorer:
                 self._baseline.push(v)
             self._run = 0
 
-    def _calibrate(self, features: list[float]) -> float:
-        """Largest excess of a feature over its recent median, relative to the
-        recent maximum's excess (>= 0; 1 means "equals the recent maximum")."""
-        ratio = 0.0
-        for feat, history in zip(features, self._history, strict=True):
-            if feat <= 0.0:
-                continue  # feature not available yet (or exactly typical)
-            if len(history) >= self._min_history:
-                past = history.values()  # all > 0, so the span below is > 0
-                typical = float(np.median(past))
-                largest = float(np.max(past))
-                span = max(largest - typical, SPAN_FLOOR_REL * largest)
-                ratio = max(ratio, (feat - typical) / span)
-            history.push(feat)
-        return min(ratio, 1e12)
 
-    def _spread(self, score: float) -> float:
-        """Damp the scores that follow an alarm so only the onset stands out."""
-        if self._quiet > 0:
-            self._quiet -= 1
-            return score * self._damp
-        if score >= self._alarm_level:
-            self._quiet = self._suppress
-        return score
+class _Season:
+    """A seasonal profile, the window of its past residuals and its maturity."""
 
+    __slots__ = ("mature_ns", "profile", "residuals")
 
-def _center_scale(values: FloatArray) -> tuple[float, float]:
-    """Robust center/scale with a floor relative to the data's magnitude."""
-    floor = 1e-12 + SCALE_FLOOR_REL * float(np.max(np.abs(values)))
-    return robust_center_scale(values, floor)
+    def __init__(self, profile: SeasonalProfile, window: int, period_s: int) -> None:
+        self.profile = profile
+        self.residuals = RobustWindow(window)
+        self.mature_ns = 2 * period_s * NS_PER_S  # two periods seen
+
+    def residual_z(
+        self, residual: float, base_spread: float, min_baseline: int, gate: float
+    ) -> float | None:
+        """Robust |z| of *residual* against past residuals; None while they are too few,
+        or while the season does not explain the series.
+
+        The season explains the series when the residuals' mean absolute deviation is at
+        most *gate* times the baseline's (*base_spread*). Mean absolute deviations, unlike
+        the MAD, see a season that moves fewer than half the points, like a daily peak.
+        """
+        residuals = self.residuals
+        if len(residuals) < min_baseline:
+            return None
+        if residuals.mean_abs_dev_from_median() > gate * base_spread:
+            return None
+        center, scale = residuals.center_scale(SCALE_FLOOR_REL)
+        return abs(residual - center) / scale or None

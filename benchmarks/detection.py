@@ -88,7 +88,7 @@ def run_seed(seed: int, directory: Path) -> SeedResult:
                       scorer)
 
 
-SCORER_WARMUP_NS = 18 * HOUR_NS  # 200 five-minute buckets before a series is scored
+SCORER_WARMUP_NS = 22 * HOUR_NS  # ~260 five-minute buckets before a series scores
 
 
 def score_anomalies(
