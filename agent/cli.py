@@ -16,9 +16,10 @@ import httpx
 import typer
 from rich.console import Console
 
-from agent import __version__, cli_finops, cli_incidents
+from agent import __version__, cli_finops, cli_incidents, logs
 from agent.config import load
 from agent.errors import StrataError
+from agent.preflight import preflight
 
 app = typer.Typer(help="Strata: observability and AIOps for generative-AI stacks.",
                   no_args_is_help=True, add_completion=False)
@@ -52,13 +53,13 @@ def agent(
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
     """Run the sidecar agent: OTLP receiver, collectors, analysis and the local API."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s")
-    from agent.server import serve  # starts DuckDB and uvicorn: only for this command
-
+    logs.configure(log_level)
     try:
         settings = load(config, os.environ, db=db, otlp_port=otlp_port, api_port=api_port,
                         host=host)
+        preflight(settings)  # refuse fast, before the heavy imports below
+        from agent.server import serve  # starts DuckDB and uvicorn: only for this command
+
         serve(settings)
     except StrataError as exc:
         raise _fail(str(exc)) from None

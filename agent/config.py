@@ -103,6 +103,12 @@ def _fraction(value: object, name: str) -> float:
     return number
 
 
+def _size_or_auto(value: object, name: str) -> int | None:
+    if str(value).strip().lower() == "auto":
+        return None
+    return parse_size_bytes(value, name)
+
+
 def _text(value: object, name: str) -> str:
     return str(value)
 
@@ -142,14 +148,17 @@ class Settings:
     api_port: int = 8321
     db: str = "strata.duckdb"
     api_token: str | None = None
+    api_read_token: str | None = None
     insecure_allow_unauthenticated: bool = False
     capture_content: bool = False
     max_body_bytes: int = 20 * 1024**2
     max_queue_spans: int = 200_000
+    read_header_timeout_s: float = 10.0
+    memory_limit_bytes: int | None = None  # DuckDB's; None: from the container (agent/memory.py)
     retention_days: float = 30.0
     analyze_interval_s: float = 60.0
     anomaly_threshold: float = 0.6
-    anomaly_max_series: int = 2000
+    anomaly_max_series: int = 1000
     gpu_enabled: bool = True
     gpu_interval_s: float = 5.0
     gpu_timeout_s: float = 2.0
@@ -177,10 +186,13 @@ _SCALARS: dict[tuple[str, str], tuple[str, Callable[[object, str], Any]]] = {
     ("agent", "api_port"): ("api_port", _port),
     ("agent", "db"): ("db", _text),
     ("agent", "api_token"): ("api_token", _text),
+    ("agent", "api_read_token"): ("api_read_token", _text),
     ("agent", "insecure_allow_unauthenticated"): ("insecure_allow_unauthenticated", _bool),
     ("agent", "capture_content"): ("capture_content", _bool),
     ("agent", "max_body"): ("max_body_bytes", parse_size_bytes),
     ("agent", "max_queue_spans"): ("max_queue_spans", _positive_int),
+    ("agent", "read_header_timeout"): ("read_header_timeout_s", parse_duration_s),
+    ("agent", "memory_limit"): ("memory_limit_bytes", _size_or_auto),
     ("agent", "retention_days"): ("retention_days", _positive_float),
     ("agent", "analyze_interval"): ("analyze_interval_s", parse_duration_s),
     ("anomaly", "threshold"): ("anomaly_threshold", _fraction),

@@ -7,6 +7,7 @@
     │   └── CollectorUnavailable   the source is absent for good (no GPU, no driver)
     ├── StoreError           the DuckDB store failed or is locked by another process
     └── BackpressureError    the write queue is full; retry later
+        └── StoreFailedError     the store hit a fatal error; retry after the agent restarts
 """
 
 from __future__ import annotations
@@ -52,3 +53,12 @@ class BackpressureError(StrataError):
     def __init__(self, retry_after_s: int) -> None:
         super().__init__(f"write queue full, retry after {retry_after_s}s")
         self.retry_after_s = retry_after_s
+
+
+class StoreFailedError(BackpressureError):
+    """DuckDB invalidated the database (a fatal I/O error): nothing more can be committed."""
+
+    def __init__(self, reason: str) -> None:
+        StrataError.__init__(self, f"store unavailable after a fatal error: {reason}")
+        self.retry_after_s = 5
+        self.reason = reason

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -76,15 +77,33 @@ def _classify_key(key: str) -> tuple[str, bool]:
     return known
 
 
+@dataclass(slots=True)
+class CleanedAttributes:
+    """A span's attributes after ``clean_attributes``."""
+
+    attributes: dict[str, AttributeValue]
+    dropped: int  # over the count limit
+    redaction_failures: int  # content attributes dropped because redacting them failed
+
+
+def _structured_content(value: AttributeValue) -> bool:
+    """A list or map value whose JSON form looks like role/content messages (> 1 KiB)."""
+    if not isinstance(value, list | dict):
+        return False
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return semconv.is_content_key("", text)
+
+
 def clean_attributes(
     attributes: Mapping[str, AttributeValue], policy: IngestPolicy
-) -> tuple[dict[str, AttributeValue], int]:
+) -> CleanedAttributes:
     """Canonical keys, content redacted (or truncated when captured), limits applied.
 
-    Returns the cleaned map and how many attributes were dropped by the count limit.
+    Fails closed (RELIABILITY P4): content whose redaction raises is dropped and counted,
+    never stored raw.
     """
     out: dict[str, AttributeValue] = {}
-    dropped = 0
+    dropped = failures = 0
     max_chars = policy.max_value_chars
     for original, value in attributes.items():
         key, is_content = _classify_key(original)
@@ -94,16 +113,22 @@ def clean_attributes(
             is_content = is_content or semconv.is_content_key(key, value)
             if len(value) > max_chars and not is_content:
                 value = value[:max_chars]
+        elif not is_content and isinstance(value, list | dict):
+            is_content = _structured_content(value)
         if is_content:
             if not policy.capture_content:
-                value = redact(value, policy.salt)
+                try:
+                    value = redact(value, policy.salt)
+                except Exception:  # noqa: BLE001 - fail closed: drop, never store raw
+                    failures += 1
+                    continue
             elif isinstance(value, str) and len(value) > CAPTURED_CONTENT_CHARS:
                 value = value[:CAPTURED_CONTENT_CHARS]
         if len(out) >= policy.max_attributes and key not in out:
             dropped += 1
             continue
         out[key] = value
-    return out, dropped
+    return CleanedAttributes(out, dropped, failures)
 
 
 def _int(value: AttributeValue) -> int | None:

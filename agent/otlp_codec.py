@@ -36,6 +36,7 @@ from agent.model import AttributeValue, Sample, SpanRecord
 from agent.normalize import IngestPolicy, clean_attributes, metric_sample, promote
 
 MAX_ANY_VALUE_DEPTH = 32
+_INFLATE_STEP = 1024 * 1024
 _SPAN_KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
 _STATUS = ("unset", "ok", "error")
 
@@ -56,26 +57,38 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
             raise BodyTooLarge
         return body
     out = bytearray()
-    data = body
-    # Concatenated gzip members are valid gzip; decode member after member.
-    while data:
-        inflater = zlib.decompressobj(wbits=31)
-        try:
-            chunk = inflater.decompress(data, limit + 1 - len(out))
-            while True:
-                out += chunk
-                if len(out) > limit:
-                    raise BodyTooLarge
-                if inflater.eof or not inflater.unconsumed_tail:
+    view = memoryview(body)
+    position = 0
+    # Input goes in and output comes out in steps of at most _INFLATE_STEP, so a bomb never
+    # holds more than limit + one step (zlib's unconsumed_tail and unused_data are copies:
+    # fed the whole body they would each duplicate it). Concatenated gzip members are valid
+    # gzip; each gets a fresh inflater.
+    inflater = zlib.decompressobj(wbits=31)
+    pending: bytes | memoryview = b""
+    member_open = False
+    try:
+        while True:
+            if not pending:
+                if position >= len(view):
                     break
-                chunk = inflater.decompress(inflater.unconsumed_tail, limit + 1 - len(out))
-        except zlib.error as exc:
-            msg = f"invalid gzip body: {exc}"
-            raise DecodeError(msg) from None
-        if not inflater.eof:
-            msg = "truncated gzip body"
-            raise DecodeError(msg)
-        data = inflater.unused_data
+                pending = view[position:position + _INFLATE_STEP]
+                position += len(pending)
+            member_open = True
+            out += inflater.decompress(pending, min(_INFLATE_STEP, limit + 1 - len(out)))
+            if len(out) > limit:
+                raise BodyTooLarge
+            if inflater.eof:
+                pending = inflater.unused_data
+                inflater = zlib.decompressobj(wbits=31)
+                member_open = False
+            else:
+                pending = inflater.unconsumed_tail
+    except zlib.error as exc:
+        msg = f"invalid gzip body: {exc}"
+        raise DecodeError(msg) from None
+    if member_open:
+        msg = "truncated gzip body"
+        raise DecodeError(msg)
     return bytes(out)
 
 
@@ -113,6 +126,7 @@ class DecodeResult:
     samples: list[Sample] = field(default_factory=list)
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
+    redaction_failures: int = 0
 
     def reject(self, reason: str) -> None:
         self.rejected += 1
@@ -139,7 +153,7 @@ def decode_trace_request(body: bytes, *, is_json: bool, policy: IngestPolicy) ->
         resource = _resource_context(resource_pb)
         for span in spans:
             try:
-                result.spans.append(_span_record(span, resource, policy))
+                result.spans.append(_span_record(span, resource, policy, result))
             except (DecodeError, ValueError, UnicodeError) as exc:
                 result.reject(str(exc))
     return result
@@ -203,7 +217,8 @@ def _json_span_groups(body: bytes, result: DecodeResult) -> Iterator[tuple[Resou
 def _parse_json(doc: Any, message_type: Any) -> Any:
     try:
         return json_format.ParseDict(doc, message_type(), ignore_unknown_fields=True)
-    except (json_format.ParseError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+    except (json_format.ParseError, TypeError, ValueError, AttributeError, RecursionError,
+            SystemError) as exc:  # upb raises SystemError for a lone surrogate in a key
         msg = f"invalid {message_type.__name__}: {exc}"
         raise DecodeError(msg) from None
 
@@ -254,7 +269,9 @@ def _resource_context(resource: Resource) -> _ResourceContext:
     )
 
 
-def _span_record(span: Span, resource: _ResourceContext, policy: IngestPolicy) -> SpanRecord:
+def _span_record(
+    span: Span, resource: _ResourceContext, policy: IngestPolicy, result: DecodeResult
+) -> SpanRecord:
     if len(span.trace_id) != 16 or not any(span.trace_id):
         msg = "invalid trace_id (must be 16 non-zero bytes)"
         raise DecodeError(msg)
@@ -266,7 +283,9 @@ def _span_record(span: Span, resource: _ResourceContext, policy: IngestPolicy) -
         msg = "invalid times (start must be set and end >= start)"
         raise DecodeError(msg)
     kind = _SPAN_KINDS[span.kind] if 0 <= span.kind < len(_SPAN_KINDS) else "unspecified"
-    attributes, _dropped = clean_attributes(attributes_of(span.attributes), policy)
+    cleaned = clean_attributes(attributes_of(span.attributes), policy)
+    result.redaction_failures += cleaned.redaction_failures
+    attributes = cleaned.attributes
     promoted = promote(attributes, kind)
     status = _STATUS[span.status.code] if 0 <= span.status.code < len(_STATUS) else "unset"
     error_type = promoted.error_type

@@ -22,6 +22,7 @@ from agent.finops import ROLLUP_SLACK_NS, refresh_cost_rollup
 from agent.finops_gpu import apply_gpu_attribution, pending_gpu_window
 from agent.incident_store import get_incident, insert_incident
 from agent.layer_reads import correlate_trace
+from agent.memory import container_limit_bytes, duckdb_limit_bytes
 from agent.model import Incident, Sample, SpanRecord
 from agent.normalize import IngestPolicy
 from agent.otlp_codec import DecodeResult
@@ -53,7 +54,8 @@ class Agent:
         self.clock = clock
         # A bad price file fails before the store is opened.
         self.prices = PriceTable.load(settings.pricing_file)
-        self.store = DuckDBStore(settings.db)
+        self.store = DuckDBStore(settings.db, memory_limit_bytes=duckdb_limit_bytes(
+            settings.memory_limit_bytes, container_limit_bytes()))
         self.policy = IngestPolicy(salt=self.store.salt, capture_content=settings.capture_content)
         self.writer = BatchWriter(self.store, max_queue_items=settings.max_queue_spans,
                                   price=self.price_at_ingest, clock=clock)

@@ -1,9 +1,12 @@
 """CollectorScheduler: runs collectors on their intervals without letting one hold up another.
 
 ``poll_once(now_ns)`` is the whole scheduling step and is public so tests and the runner drive
-it with explicit times (R14); ``start()`` only adds a ticker thread that calls it. Each due
-collector runs in a worker thread bounded by its timeout; a slow, dead or garbage-returning
-target costs only its own slot. After each run the scheduler emits, per collector,
+it with explicit times (R14): it runs what is due and waits for it. ``start()`` adds a ticker
+thread that calls ``launch_due`` instead, the same step without the wait: each due collector
+runs on its own, so a slow target never delays another's start (no head-of-line blocking),
+and samples reach the sink through a bounded backlog drained by a sink thread. Each collect
+runs in a worker thread bounded by its timeout; a slow, dead or garbage-returning target
+costs only its own slot. After each run the scheduler emits, per collector,
 ``strata.collector.up`` (1/0), ``strata.collector.duration`` (s) and the cumulative
 ``strata.collector.errors``, with attribute ``collector=<name>``, through the same sink as
 the collected samples.
@@ -22,7 +25,9 @@ Scheduling rules:
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import random
 import threading
 import time
@@ -41,6 +46,8 @@ if TYPE_CHECKING:  # typing only: the scheduler needs no collector code at run t
 __all__ = ["CollectorResult", "CollectorScheduler", "PollReport"]
 
 logger = logging.getLogger(__name__)
+
+SINK_BACKLOG = 64  # poll batches waiting for the sink once the ticker runs
 
 DEFAULT_INTERVAL_S = 15.0
 _LOG_EVERY_NS = 60_000_000_000
@@ -83,6 +90,7 @@ class _State:
     in_flight: Future[Sequence[Sample]] | None = None
     last_log_ns: int | None = None
     started: dict[str, float] = field(default_factory=dict)
+    busy: bool = False  # a ticker-launched run (collect + result handling) is under way
 
 
 class CollectorScheduler:
@@ -141,8 +149,20 @@ class CollectorScheduler:
         self._pool = ThreadPoolExecutor(
             max_workers=len(self._states) + 1, thread_name_prefix="strata-collect"
         )
+        # The ticker launches each due collector as its own run here, so one slow target
+        # never delays the start of another (no head-of-line blocking, RELIABILITY C2/L4).
+        self._runs = ThreadPoolExecutor(
+            max_workers=len(self._states) + 1, thread_name_prefix="strata-collect-run"
+        )
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set when a run ends or on stop: the ticker re-plans
         self._thread: threading.Thread | None = None
+        # Once started, the ticker hands samples to a sink thread through this bounded
+        # backlog, so a slow sink (a store busy committing ingest) never delays the next
+        # scrape (RELIABILITY L4: scrape-start jitter).
+        self._backlog: queue.Queue[list[Sample] | None] = queue.Queue(maxsize=SINK_BACKLOG)
+        self._sink_thread: threading.Thread | None = None
+        self.sink_dropped = 0
         self._closed = False
         self._lock = threading.Lock()
 
@@ -155,7 +175,8 @@ class CollectorScheduler:
         for a collector's failure; the sink's own exceptions are logged and swallowed.
         """
         with self._lock:
-            due = [s for s in self._states if not s.disabled and self._is_due(s, now_ns)]
+            due = [s for s in self._states
+                   if not s.disabled and not s.busy and self._is_due(s, now_ns)]
             started = time.monotonic()
             running: list[tuple[_State, Future[Sequence[Sample]] | None]] = []
             for state in due:
@@ -173,11 +194,69 @@ class CollectorScheduler:
                 if not result.disabled:
                     samples.extend(self._self_metrics(state, result, now_ns))
             if samples:
-                try:
-                    self._sink(samples)
-                except Exception:  # a failing sink must not stop polling (logged with traceback)
-                    logger.exception("collector sink failed; %d samples dropped", len(samples))
+                self._deliver(samples)
             return PollReport(now_ns, tuple(results), len(samples))
+
+    def launch_due(self, now_ns: int) -> int:
+        """Start every collector due at *now_ns* in the background; returns how many.
+
+        The ticker's step: unlike ``poll_once`` it does not wait, so each collector's start
+        time depends only on its own schedule. Results go to the sink as each run ends.
+        """
+        with self._lock:
+            due = [s for s in self._states
+                   if not s.disabled and not s.busy and self._is_due(s, now_ns)]
+            for state in due:
+                state.busy = True
+                self._runs.submit(self._run_one, state, now_ns)
+            return len(due)
+
+    def _run_one(self, state: _State, now_ns: int) -> None:
+        try:
+            started = time.monotonic()
+            future: Future[Sequence[Sample]] | None = None
+            if state.in_flight is None or state.in_flight.done():
+                state.in_flight = self._pool.submit(_timed, state.collector, now_ns,
+                                                    state.started)
+                future = state.in_flight
+            result, collected = self._finish(state, future, started, now_ns)
+            samples = list(collected)
+            if not result.disabled:
+                samples.extend(self._self_metrics(state, result, now_ns))
+            if samples:
+                self._deliver(samples)
+        except Exception:  # a run must never kill the scheduler (logged with traceback)
+            logger.exception("collector run %s failed", state.collector.name)
+        finally:
+            state.busy = False
+            self._wake.set()
+
+    def _deliver(self, samples: list[Sample]) -> None:
+        """To the sink: directly when driven by hand, through the backlog once started."""
+        if self._sink_thread is None:
+            self._write(samples)
+            return
+        try:
+            self._backlog.put_nowait(samples)
+        except queue.Full:
+            try:
+                oldest = self._backlog.get_nowait()
+            except queue.Empty:
+                oldest = None
+            self.sink_dropped += len(oldest or [])
+            logger.warning("collector sink %d batches behind; oldest %d samples dropped",
+                           SINK_BACKLOG, len(oldest or []))
+            self._backlog.put_nowait(samples)
+
+    def _write(self, samples: list[Sample]) -> None:
+        try:
+            self._sink(samples)
+        except Exception:  # a failing sink must not stop polling (logged with traceback)
+            logger.exception("collector sink failed; %d samples dropped", len(samples))
+
+    def _drain(self) -> None:
+        while (samples := self._backlog.get()) is not None:
+            self._write(samples)
 
     def _is_due(self, state: _State, now_ns: int) -> bool:
         if state.next_due_ns is None:
@@ -268,16 +347,21 @@ class CollectorScheduler:
         ]
 
     def next_due_ns(self) -> int | None:
-        """The earliest time a collector is due, or None if none is scheduled yet."""
-        dues = [s.next_due_ns for s in self._states if not s.disabled and s.next_due_ns is not None]
+        """The earliest time an idle collector is due, or None if none is scheduled yet."""
+        dues = [s.next_due_ns for s in self._states
+                if not s.disabled and not s.busy and s.next_due_ns is not None]
         return min(dues) if dues else None
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the ticker thread (idempotent). It only calls ``poll_once``."""
+        """Start the ticker and sink threads (idempotent). The ticker only calls
+        ``launch_due``."""
         if self._thread is not None or self._closed:
             return
+        self._sink_thread = threading.Thread(target=self._drain, name="strata-collect-sink",
+                                             daemon=True)
+        self._sink_thread.start()
         self._thread = threading.Thread(target=self._tick, name="strata-scheduler", daemon=True)
         self._thread.start()
 
@@ -287,22 +371,29 @@ class CollectorScheduler:
             return
         self._closed = True
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
+        if self._sink_thread is not None:
+            with contextlib.suppress(queue.Full):  # a stuck sink: it is a daemon thread
+                self._backlog.put(None, timeout=timeout_s)
+            self._sink_thread.join(timeout_s)
         for state in reversed(self._states):
             try:
                 state.collector.close()
             except Exception:  # closing one collector must not skip the rest (logged)
                 logger.exception("closing collector %s failed", state.collector.name)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._runs.shutdown(wait=False, cancel_futures=True)
 
     def _tick(self) -> None:
         while not self._stop.is_set():
             now = self._clock()
-            self.poll_once(now)
+            self.launch_due(now)
             nxt = self.next_due_ns()
-            wait_s = 1.0 if nxt is None else min(max((nxt - self._clock()) / _NS, 0.01), 1.0)
-            self._stop.wait(wait_s)
+            wait_s = 1.0 if nxt is None else min(max((nxt - self._clock()) / _NS, 0.0), 1.0)
+            self._wake.wait(wait_s)
+            self._wake.clear()
 
 
 def _timed(collector: Collector, now_ns: int, slot: dict[str, float]) -> Sequence[Sample]:

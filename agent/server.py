@@ -3,48 +3,39 @@
 One uvicorn server serves the app on both sockets; GuardMiddleware keeps each port to its
 own paths. uvicorn handles SIGTERM/SIGINT: it stops accepting, lets in-flight requests
 finish (their commits included), then the lifespan closes the agent (final checkpoint).
+
+A ``StoreWatchdog`` probes the store twice a second. When DuckDB has invalidated the database
+(a fatal I/O error such as a checkpoint on a full disk) the writer already answers 503; the
+watchdog then stops the server and ``serve`` raises, so the process exits non-zero and its
+supervisor restarts it: only a fresh open of the file (WAL replay) recovers DuckDB.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
+import os
 import signal
 import socket
 import threading
 import time
+from pathlib import Path
 
 import uvicorn
 
 from agent.api.app import create_app
 from agent.config import Settings
 from agent.errors import ConfigError, StoreError
+from agent.http_protocol import header_timeout_protocol
+from agent.incident_store import insert_incident
+from agent.preflight import check_exposure, is_loopback, preflight
 from agent.runner import Agent
+from agent.store_recovery import open_with_recovery, recovery_incident
+from agent.writer import is_fatal_store_error
 
 logger = logging.getLogger(__name__)
 
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_exposure(settings: Settings) -> None:
-    """Refuse a non-loopback bind without a token (unless explicitly allowed)."""
-    if is_loopback(settings.host) or settings.api_token:
-        return
-    if settings.insecure_allow_unauthenticated:
-        logger.warning("serving on %s without authentication", settings.host)
-        return
-    msg = (
-        f"refusing to bind {settings.host} without an API token: set STRATA_API_TOKEN "
-        "(or [agent] api_token), or insecure_allow_unauthenticated = true"
-    )
-    raise ConfigError(msg)
+__all__ = ["RunningServer", "StoreWatchdog", "bind", "check_exposure", "is_loopback",
+           "open_agent", "serve", "start_in_thread"]
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -62,18 +53,81 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class StoreWatchdog:
+    """Detects an invalidated store within *interval_s* and asks the server to exit.
+
+    Args:
+        agent: whose store and writer to watch.
+        server: told to exit (``should_exit``) once the store has failed.
+        interval_s: how often the store is probed with ``SELECT 1``.
+    """
+
+    def __init__(self, agent: Agent, server: uvicorn.Server, *, interval_s: float = 0.5) -> None:
+        self._agent = agent
+        self._server = server
+        self._interval_s = interval_s
+        self.failure: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="strata-store-watchdog",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def check_once(self) -> str | None:
+        """Probe the store; returns the fatal reason once the store has failed."""
+        writer = self._agent.writer
+        if writer.fatal_error is None:
+            try:
+                self._agent.store.cursor().execute("SELECT 1").fetchall()
+            except Exception as exc:  # noqa: BLE001 - only a fatal error matters here
+                if is_fatal_store_error(exc):
+                    writer.mark_fatal(str(exc).splitlines()[0][:300])
+        return writer.fatal_error
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            if self._server.should_exit:
+                return  # shutting down anyway; the store may already be closed
+            reason = self.check_once()
+            if reason is not None:
+                self.failure = reason
+                logger.error("store invalidated (%s); stopping so the supervisor restarts "
+                             "the agent", reason)
+                self._server.should_exit = True
+                return
+
+
+def open_agent(settings: Settings) -> Agent:
+    """The agent, its store repaired first if a corrupt WAL or file kept it from opening;
+    each repair is stored as a ``store_recovered`` incident."""
+    agent, recoveries = open_with_recovery(Path(settings.db), lambda: Agent(settings))
+    if recoveries:
+        with agent.store.transaction() as cur:
+            for recovery in recoveries:
+                insert_incident(cur, recovery_incident(recovery, socket.gethostname()),
+                                recovery.time_ns)
+    return agent
+
+
 def serve(settings: Settings, *, on_ready: object = None) -> None:
     """Run the agent until SIGTERM/SIGINT. Prints the bound ports once ready."""
-    check_exposure(settings)
+    preflight(settings)
+    os.umask(0o077)  # the WAL, quarantine and queue files hold the same data as the DB
     otlp_sock = bind(settings.host, settings.otlp_port)
     api_sock = bind(settings.host, settings.api_port)
-    agent = Agent(settings)
+    agent = open_agent(settings)
     agent.otlp_ports.add(otlp_sock.getsockname()[1])
     agent.api_ports.add(api_sock.getsockname()[1])
     app = create_app(agent)
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, timeout_keep_alive=30,
         timeout_graceful_shutdown=10, lifespan="on", server_header=False,
+        http=header_timeout_protocol(settings.read_header_timeout_s),
     )
     server = uvicorn.Server(config)
     logger.warning(
@@ -84,7 +138,16 @@ def serve(settings: Settings, *, on_ready: object = None) -> None:
     # handlers in place that re-raise is harmless and a graceful stop exits 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    server.run(sockets=[otlp_sock, api_sock])
+    watchdog = StoreWatchdog(agent, server)
+    watchdog.start()
+    try:
+        server.run(sockets=[otlp_sock, api_sock])
+    finally:
+        watchdog.stop()
+    if watchdog.failure is not None:
+        msg = (f"the store failed ({watchdog.failure}); exiting so the supervisor restarts "
+               "the agent, which reopens the database and replays its WAL")
+        raise StoreError(msg)
     logger.warning("strata agent stopped")
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from agent.errors import StoreError
 from agent.model import Deployment, Sample, SpanRecord
@@ -131,25 +132,41 @@ def samples_to_arrow(samples: Sequence[Sample], received_ns: int) -> pa.Table:
     )
 
 
+# A client retry resends a batch the agent already committed (RELIABILITY D8): store each
+# (trace_id, span_id) once. The start_ns bounds let DuckDB's zone maps skip every row group
+# outside the batch's time span (bounds passed as constants, which DuckDB pushes into the
+# scan), so the check reads a few row groups, not the whole table.
+_INSERT_NEW_SPANS = """
+INSERT INTO spans
+SELECT * FROM (SELECT DISTINCT ON (trace_id, span_id) * FROM _span_batch) b
+WHERE NOT EXISTS (
+    SELECT 1 FROM spans s
+    WHERE s.trace_id = b.trace_id AND s.span_id = b.span_id
+      AND s.start_ns BETWEEN ? AND ?)
+"""
+
+
 class DuckDBStore:
     """The agent's DuckDB file: schema, group-committed writes, named reads, retention.
 
     Args:
         path: the database file; its directory is created (mode 0700) if missing.
-        memory_limit: DuckDB's memory_limit, set at open time so WAL replay respects it.
+        memory_limit_bytes: DuckDB's memory_limit, set at open time so WAL replay respects
+            it (``agent/memory.py`` picks the agent's).
 
     Raises:
         StoreError: the file is locked by another process or cannot be opened.
     """
 
-    def __init__(self, path: str | Path, *, memory_limit: str = "1GB", threads: int = 2) -> None:
+    def __init__(self, path: str | Path, *, memory_limit_bytes: int = 1000**3,
+                 threads: int = 2) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
             self._con = duckdb.connect(
                 str(self.path),
                 config={
-                    "memory_limit": memory_limit,
+                    "memory_limit": f"{memory_limit_bytes}B",
                     "threads": threads,
                     "enable_external_access": False,
                     "autoinstall_known_extensions": False,
@@ -241,7 +258,8 @@ class DuckDBStore:
             try:
                 if span_table is not None:
                     cur.register("_span_batch", span_table)
-                    cur.execute("INSERT INTO spans SELECT * FROM _span_batch")
+                    bounds = pc.min_max(span_table["start_ns"])
+                    cur.execute(_INSERT_NEW_SPANS, [bounds["min"].as_py(), bounds["max"].as_py()])
                     cur.unregister("_span_batch")
                 if sample_table is not None:
                     cur.register("_sample_batch", sample_table)

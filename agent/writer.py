@@ -5,6 +5,11 @@ writer thread takes everything queued, writes it in one transaction and only the
 the futures. The OTLP reply waits for that, because DESIGN.md promises that a 200 means the
 data is durable. While a commit runs, new requests pile up and go into the next one, so the
 commit rate adapts to load without a timer.
+
+A fatal DuckDB error (the database "has been invalidated", e.g. a checkpoint that hit a full
+disk) is sticky: nothing can be committed until the process reopens the file. The writer
+then refuses every submit with ``StoreFailedError`` (503 + Retry-After, never a 200) and
+exposes ``fatal_error`` so the server can exit non-zero for its supervisor to restart it.
 """
 
 from __future__ import annotations
@@ -16,12 +21,28 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
+import duckdb
+
 from agent.changes import ChangeTracker
-from agent.errors import BackpressureError
+from agent.errors import BackpressureError, StoreFailedError
 from agent.model import Deployment, Sample, SpanRecord
 from agent.store import CostColumns, DuckDBStore
 
 logger = logging.getLogger(__name__)
+
+_FATAL_TYPES = (duckdb.FatalException, duckdb.InternalException)
+
+
+def is_fatal_store_error(exc: BaseException) -> bool:
+    """True when *exc* (or an error it was raised while handling) invalidated the database."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # write_batch's ROLLBACK may raise a second error over the first
+        if seen is None:
+            return False
+        if isinstance(seen, _FATAL_TYPES) or "has been invalidated" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @dataclass(slots=True)
@@ -80,6 +101,7 @@ class BatchWriter:
         self._cond = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
+        self.fatal_error: str | None = None
         self.changes = ChangeTracker()
         self.changes.resume(store.known_versions())
         self.stats = WriterStats()
@@ -105,9 +127,12 @@ class BatchWriter:
 
         Raises:
             BackpressureError: the queue is full or the writer is closing.
+            StoreFailedError: the store was invalidated by a fatal error.
         """
         pending = _Pending(spans, samples, deployments)
         with self._cond:
+            if self.fatal_error is not None:
+                raise StoreFailedError(self.fatal_error)
             if self._closing:
                 raise BackpressureError(retry_after_s=5)
             if self._queued_items and self._queued_items + pending.size > self._max_queue:
@@ -160,6 +185,8 @@ class BatchWriter:
         except Exception as exc:
             self.stats.failed_commits += 1
             logger.exception("commit of %d records failed", len(spans) + len(samples))
+            if is_fatal_store_error(exc):
+                self.mark_fatal(str(exc).splitlines()[0][:300])
             for pending in batch:
                 pending.future.set_exception(exc)
             return
@@ -177,6 +204,13 @@ class BatchWriter:
                 self._on_commit(spans, samples)
             except Exception:
                 logger.exception("on_commit listener failed")
+
+    def mark_fatal(self, reason: str) -> None:
+        """Refuse all further writes: the store can no longer commit (first reason kept)."""
+        with self._cond:
+            if self.fatal_error is None:
+                self.fatal_error = reason
+                logger.error("store failed, refusing writes until restart: %s", reason)
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Stop accepting, commit everything queued, stop the thread. Idempotent."""

@@ -86,7 +86,8 @@ class GPUPowerThrottleDetector:
 
 
 class GPUFaultDetector:
-    """A new Xid error code, or uncorrectable ECC errors counting up."""
+    """A new Xid error code, uncorrectable ECC errors counting up, or a GPU lost (``gpu.up``
+    dropping to 0: fallen off the bus, hung calls, driver gone)."""
 
     kind = "gpu_fault"
     rule = ShiftRule(direction="up", ratio=1.0, z=0.0, min_delta=1.0, floor=1.0, current=1,
@@ -109,6 +110,14 @@ class GPUFaultDetector:
                 host=s.host,
             ):
                 yield _critical(f, f"uncorrectable ECC errors on {_gpu(s)}")
+        for s in window.sample_series(["gpu.up"]):
+            # Judge "down" as a 0..1 flag so the flag rule applies unchanged; the minimum
+            # catches a GPU lost for part of a bucket.
+            for f in shift_findings(
+                window, 1.0 - s.min, _FLAG_RULE, kind=self.kind, layer=Layer.INFRASTRUCTURE,
+                signal="gpu.up", unit="1", key=_gpu_key(s), what=_gpu(s), host=s.host,
+            ):
+                yield _critical(f, f"{_gpu(s)} lost (gpu.up=0)")
 
 
 def _critical(f: Finding, summary: str) -> Finding:

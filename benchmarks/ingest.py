@@ -6,6 +6,10 @@ fixed time. Reports acked spans/s, p50/p99 request latency, the agent's peak RSS
 that every acked span is queryable through the API afterwards. With ``--phoenix`` it sends
 the same payloads to Arize Phoenix (its default SQLite store) as the peer.
 
+Every request carries new trace ids (the agent stores a resent span once, so cycling a few
+payloads would measure deduplication, not ingest), and each payload's spans start a little
+after the previous one's, as live traffic does.
+
     .venv/bin/python benchmarks/ingest.py --seconds 30 --connections 4
 """
 
@@ -44,7 +48,8 @@ def free_port() -> int:
 
 
 def realistic_batch(rng: random.Random, start_ns: int) -> bytes:
-    """512 spans as ~170 RAG traces: workflow root, retrieval, and an LLM call with content.
+    """512 spans as ~170 RAG traces: workflow root, retrieval, and an LLM call with content,
+    starting within 2 s after *start_ns*.
 
     The LLM span carries a 2 KiB prompt and a 512 B completion (redacted at ingest unless
     content capture is on), token counts and models; the others ~10 short attributes.
@@ -52,7 +57,7 @@ def realistic_batch(rng: random.Random, start_ns: int) -> bytes:
     spans = []
     while len(spans) < SPANS_PER_BATCH:
         trace_id, root_id = os.urandom(16), os.urandom(8)
-        t0 = start_ns + rng.randrange(0, 60_000_000_000)
+        t0 = start_ns + rng.randrange(0, 2_000_000_000)
         model = rng.choice(MODELS)
         common = {f"app.attr{i}": "v" * 40 for i in range(6)}
         spans.append(make_span(trace_id=trace_id, span_id=root_id, name="invoke_workflow rag",
@@ -83,7 +88,8 @@ def realistic_batch(rng: random.Random, start_ns: int) -> bytes:
 
 def load_process(url: str, bodies: list[bytes], seconds: float, connections: int,
                  out: mp.Queue) -> None:  # type: ignore[type-arg]
-    """Post bodies round-robin over *connections* keep-alive clients; report acks/latencies."""
+    """Post each body once, in order, over *connections* keep-alive clients until the deadline
+    (or the bodies run out); report acks/latencies."""
     deadline = time.monotonic() + seconds
     results: list[tuple[int, float]] = []
     lock = threading.Lock()
@@ -93,7 +99,7 @@ def load_process(url: str, bodies: list[bytes], seconds: float, connections: int
         local: list[tuple[int, float]] = []
         with httpx.Client(timeout=60) as client:
             i = index
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and i < len(bodies):
                 started = time.perf_counter()
                 reply = client.post(url, content=bodies[i % len(bodies)], headers=headers)
                 local.append((reply.status_code, time.perf_counter() - started))
@@ -130,6 +136,7 @@ def run_load(url: str, bodies: list[bytes], seconds: float, connections: int) ->
     latencies = sorted(lat for _, lat in results)
     return {
         "requests": len(results),
+        "ran_out_of_payloads": len(results) >= len(bodies),
         "ok": len(ok),
         "statuses": sorted({s for s, _ in results}),
         "acked_spans": len(ok) * SPANS_PER_BATCH,
@@ -212,12 +219,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--bodies", type=int, default=64, help="distinct payloads to cycle")
+    parser.add_argument("--rate", type=float, default=40,
+                        help="payloads generated per second of load (the most it can send)")
     parser.add_argument("--phoenix", help="path to the `phoenix` executable to run the peer")
     args = parser.parse_args()
     rng = random.Random(0)
     start_ns = time.time_ns() - 3600 * 10**9
-    bodies = [realistic_batch(rng, start_ns) for _ in range(args.bodies)]
+    count = int(args.seconds * args.rate)
+    print(f"generating {count} payloads ...", flush=True)
+    bodies = [realistic_batch(rng, start_ns + k * 10**9 // int(args.rate)) for k in range(count)]
     print(f"payload: {SPANS_PER_BATCH} spans, {sum(map(len, bodies)) / len(bodies) / 1024:.0f} "
           "KiB gzip per request", flush=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -65,6 +65,7 @@ class ReceiverCounters(Protocol):
     unsupported: int
     throttled: int
     in_flight: int
+    redaction_failures: int
 
 
 class WriterCounters(Protocol):
@@ -133,6 +134,7 @@ class StrataCollector:
         writer_queue: current write-queue depth (items), or None.
         forwarder: the OTLP forwarder, or None when forwarding is off.
         webhooks: the incident webhooks.
+        log_dropped: log records dropped because the log stream failed, or None.
         clock: ns since the epoch (windows are on received time, which is wall time).
         latency_window_s: spans received this recently feed the latency quantiles.
         max_series: cap on series of the derived, label-bearing families together.
@@ -148,6 +150,7 @@ class StrataCollector:
         writer_queue: Callable[[], int] | None = None,
         forwarder: OTLPForwarder | None = None,
         webhooks: Sequence[WebhookExporter] = (),
+        log_dropped: Callable[[], int] | None = None,
         clock: Callable[[], int] = time.time_ns,
         latency_window_s: float = 300.0,
         max_series: int = 10_000,
@@ -159,6 +162,7 @@ class StrataCollector:
         self._writer_queue = writer_queue
         self._forwarder = forwarder
         self._webhooks = tuple(webhooks)
+        self._log_dropped = log_dropped
         self._clock = clock
         self._window_ns = int(latency_window_s * _NS)
         self._max_series = max_series
@@ -223,6 +227,8 @@ class StrataCollector:
             ("too_large_requests", "Requests answered 413.", r.too_large),
             ("unsupported_requests", "Requests answered 415.", r.unsupported),
             ("throttled_requests", "Requests answered 503 (back-pressure).", r.throttled),
+            ("redaction_failures", "Content attributes dropped because redaction failed.",
+             r.redaction_failures),
         )
         for name, doc, value in counters:
             yield CounterMetricFamily(f"strata_receiver_{name}", doc, value=value)
@@ -247,6 +253,10 @@ class StrataCollector:
         if self._writer_queue is not None:
             yield GaugeMetricFamily("strata_writer_queue_items",
                                     "Records waiting to be committed.", value=self._writer_queue())
+        if self._log_dropped is not None:
+            yield CounterMetricFamily("strata_log_records_dropped",
+                                      "Log records that could not be written (log volume full).",
+                                      value=self._log_dropped())
 
     def _store_families(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("strata_store_size_bytes", "DuckDB file plus WAL size.",

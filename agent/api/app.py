@@ -50,6 +50,7 @@ def create_app(agent: Agent) -> FastAPI:
     app.add_middleware(
         GuardMiddleware,
         token=agent.settings.api_token,
+        read_token=agent.settings.api_read_token,
         otlp_ports=agent.otlp_ports,
         api_ports=agent.api_ports,
     )

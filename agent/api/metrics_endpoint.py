@@ -14,6 +14,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import generate_latest
 
+from agent.logs import dropped_records
 from exporters.prometheus import StrataCollector
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ def build_registry(agent: Agent) -> CollectorRegistry:
         writer_queue=lambda: agent.writer.queued_items,
         forwarder=getattr(agent, "forwarder", None),
         webhooks=getattr(agent, "webhooks", ()),
+        log_dropped=dropped_records,
         clock=agent.clock,
     ))
     ProcessCollector(registry=registry)

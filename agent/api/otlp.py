@@ -49,6 +49,7 @@ class ReceiverStats:
     unsupported: int = 0
     throttled: int = 0
     in_flight: int = 0
+    redaction_failures: int = 0
 
 
 def _status(code: int, message: str, *, as_json: bool, retry_after: int | None = None) -> Response:
@@ -118,6 +119,7 @@ def build_router(agent: Agent) -> APIRouter:
             stats.throttled += 1
             return _status(503, "store unavailable", as_json=as_json, retry_after=5)
         stats.rejected_items += result.rejected
+        stats.redaction_failures += result.redaction_failures
         if metrics:
             stats.accepted_points += len(result.samples)
         else:

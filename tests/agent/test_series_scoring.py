@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from agent.analysis import Analyzer
-from agent.cli import app as strata_cli
 from agent.api import anomalies as anomalies_api
+from agent.cli import app as strata_cli
 from agent.model import Layer, Sample
 from agent.series_scoring import BUCKET_NS, WATERMARK_KEY, SeriesScoring
 from agent.store import DuckDBStore
@@ -73,7 +73,8 @@ def open_copy(stored: Path, directory: Path, name: str = "copy.duckdb") -> DuckD
 
 def rows(store: DuckDBStore) -> list[tuple[object, ...]]:
     return store.cursor().execute(
-        f"SELECT {', '.join(ROWS)} FROM anomalies ORDER BY time_ns, series").fetchall()
+        f"SELECT {', '.join(ROWS)} FROM anomalies ORDER BY time_ns, series"  # noqa: S608 - fixed column list
+    ).fetchall()
 
 
 def analyzer(store: DuckDBStore, **scoring: object) -> Analyzer:
@@ -93,7 +94,8 @@ def test_spike_and_counter_burst_are_flagged_and_the_rest_is_quiet(
     assert ("gpu.temperature", SPIKE_NS) in by_signal
     assert ("gpu.energy.consumed", BURST_NS) in by_signal
     spike = next(r for r in found if r[3] == "gpu.temperature" and r[1] == SPIKE_NS)
-    assert spike[2] == "infrastructure" and spike[4] > 80  # the bucket mean, in Cel
+    assert spike[2] == "infrastructure"
+    assert spike[4] > 80
     burst = next(r for r in found if r[3] == "gpu.energy.consumed" and r[1] == BURST_NS)
     assert 5 * 30_000 * 1000 * 5 < burst[4] < 9 * 30_000 * 1000 * 5  # the increase, mJ/5 min
     # Nothing else but the onsets (and at most one bucket right after each).
@@ -128,7 +130,8 @@ def test_a_restarted_agent_does_not_rescore_what_was_recorded(
     before = rows(store)
     watermark = store.cursor().execute(
         "SELECT value FROM meta WHERE key = ?", [WATERMARK_KEY]).fetchone()
-    assert watermark is not None and int(watermark[0]) > SPIKE_NS
+    assert watermark is not None
+    assert int(watermark[0]) > SPIKE_NS
     analyzer(store, prime_ns=48 * HOUR_NS).analyze(START_NS + HOURS * HOUR_NS, full=True)
     after = rows(store)
     assert [r for r in after if r[1] < int(watermark[0])] == before
@@ -189,7 +192,8 @@ def test_cli_lists_anomalies_from_a_running_api(app: FastAPI) -> None:
         server.should_exit = True
         thread.join(10)
     assert result.exit_code == 0, result.output
-    assert "gpu.temperature" in result.output and "gpu.energy.consumed" in result.output
+    assert "gpu.temperature" in result.output
+    assert "gpu.energy.consumed" in result.output
     assert "2026-01-05 04:00:00" in result.output  # the spike's bucket (hour 100)
 
 
@@ -201,7 +205,8 @@ def test_api_lists_filters_and_rejects_bad_input(client: TestClient) -> None:
     first = everything[0]
     assert set(first) == {"series", "time", "layer", "signal", "unit", "service", "host",
                           "device", "labels", "value", "score"}
-    assert first["labels"] == {"gpu": "0"} and first["host"] == "gpu-host-1"
+    assert first["labels"] == {"gpu": "0"}
+    assert first["host"] == "gpu-host-1"
     temps = client.get("/api/v1/anomalies", params={"signal": "gpu.temperature"}).json()
     assert {a["signal"] for a in temps["anomalies"]} == {"gpu.temperature"}
     assert client.get("/api/v1/anomalies", params={

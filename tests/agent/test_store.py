@@ -50,6 +50,17 @@ def test_failed_batch_rolls_back(store: DuckDBStore) -> None:
     assert store.counts()["spans"] == 0
 
 
+def test_a_resent_span_is_stored_once(store: DuckDBStore) -> None:
+    """D8: a retried batch, or a span repeated within one batch, is stored once; another span
+    of the same trace, or the same span id in another trace, is still stored."""
+    store.write_batch([span(1), span(2)])
+    store.write_batch([span(1), span(2), span(3), span(3)])
+    store.write_batch([span(1, trace="b" * 32)])
+    rows = store.cursor().execute(
+        "SELECT trace_id, span_id, count(*) FROM spans GROUP BY ALL ORDER BY ALL").fetchall()
+    assert rows == [("a" * 32, f"{i:016x}", 1) for i in (1, 2, 3)] + [("b" * 32, f"{1:016x}", 1)]
+
+
 def test_external_file_access_is_disabled(store: DuckDBStore) -> None:
     """SQL reaching the store cannot read or write other files (S7)."""
     with pytest.raises(duckdb.Error, match="disabled"):

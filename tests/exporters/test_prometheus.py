@@ -121,9 +121,9 @@ def test_health_and_derived_families(store: DuckDBStore) -> None:
 
 def test_counters_are_incremental_and_survive_retention(store: DuckDBStore) -> None:
     collector = StrataCollector(store, clock=lambda: NOW)
-    write(store, [span("a", 0.1)] * 3, received_ns=NOW - 100 * S)
+    write(store, [span("a", 0.1) for _ in range(3)], received_ns=NOW - 100 * S)
     assert one(scrape(collector)["strata_gen_ai_spans_total"], service="a", model="gpt-4o") == 3
-    write(store, [span("a", 0.1)] * 2, received_ns=NOW - 50 * S)
+    write(store, [span("a", 0.1) for _ in range(2)], received_ns=NOW - 50 * S)
     store.purge_older_than(NOW - 60 * S)  # retention removes the first three rows
     assert one(scrape(collector)["strata_gen_ai_spans_total"], service="a", model="gpt-4o") == 5
     assert one(scrape(collector)["strata_gen_ai_spans_total"], service="a", model="gpt-4o") == 5
@@ -138,7 +138,7 @@ def test_latency_window_is_on_received_time(store: DuckDBStore) -> None:
 
 def test_cardinality_is_capped_with_an_other_bucket(store: DuckDBStore) -> None:
     spans = [span(f"svc-{i:05d}", 0.1) for i in range(3000)]
-    spans += [span("busy", 0.2)] * 50
+    spans += [span("busy", 0.2) for _ in range(50)]
     write(store, spans)
     collector = StrataCollector(store, clock=lambda: NOW, max_series=600,
                                 max_series_per_family=300)

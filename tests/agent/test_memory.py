@@ -1,0 +1,52 @@
+"""DuckDB's memory limit: configured, or a share of the container's cgroup limit (D3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.config import load
+from agent.errors import ConfigError
+from agent.memory import container_limit_bytes, duckdb_limit_bytes
+from agent.store import DuckDBStore
+
+MIB = 1024**2
+
+
+@pytest.mark.parametrize(("files", "expected"), [
+    ({"memory.max": "536870912\n"}, 512 * MIB),  # cgroup v2
+    ({"memory.max": "max\n"}, None),
+    ({"memory/memory.limit_in_bytes": "268435456\n"}, 256 * MIB),  # cgroup v1
+    ({"memory/memory.limit_in_bytes": "9223372036854771712\n"}, None),  # v1 "unlimited"
+    ({}, None),  # no cgroup filesystem
+])
+def test_container_limit_read_from_cgroup(tmp_path: Path, files: dict[str, str],
+                                          expected: int | None) -> None:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert container_limit_bytes(tmp_path) == expected
+
+
+def test_duckdb_gets_a_share_of_the_container_or_what_was_configured() -> None:
+    assert duckdb_limit_bytes(None, None) == 1000**3
+    assert duckdb_limit_bytes(None, 512 * MIB) == int(512 * MIB * 0.3)
+    assert duckdb_limit_bytes(None, 100 * MIB) == 64 * MIB  # floor
+    assert duckdb_limit_bytes(300 * MIB, 512 * MIB) == 300 * MIB
+
+
+def test_memory_limit_setting() -> None:
+    assert load(environ={"STRATA_MEMORY_LIMIT": "256MiB"}).memory_limit_bytes == 256 * MIB
+    assert load(environ={"STRATA_MEMORY_LIMIT": "auto"}).memory_limit_bytes is None
+    with pytest.raises(ConfigError, match="STRATA_MEMORY_LIMIT"):
+        load(environ={"STRATA_MEMORY_LIMIT": "lots"})
+
+
+def test_store_opens_with_the_limit(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "s.duckdb", memory_limit_bytes=200 * MIB)
+    with store._con.cursor() as cur:  # the setting is not exposed otherwise
+        setting = cur.execute("SELECT current_setting('memory_limit')").fetchone()
+    store.close()
+    assert setting is not None
+    assert setting[0] in ("200.0 MiB", "209.7 MB"), setting

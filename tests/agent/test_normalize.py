@@ -1,0 +1,86 @@
+"""Redaction at ingest: every content key family, structured values, span events, and
+failing closed (RELIABILITY P2, P4), through the real OTLP decoder and a real DuckDB file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from agent import semconv
+from agent.normalize import IngestPolicy
+from agent.otlp_codec import decode_trace_request
+from agent.store import DuckDBStore
+from tests.otlp_factory import genai_attributes, key_values, make_span, trace_request
+
+CANARY = "CANARY-p2-51e0"
+POLICY = IngestPolicy(salt="s")
+
+
+def _message(role: str, text: str) -> AnyValue:
+    return AnyValue(kvlist_value=KeyValueList(values=[
+        KeyValue(key="role", value=AnyValue(string_value=role)),
+        KeyValue(key="content", value=AnyValue(string_value=text))]))
+
+
+def canary_span() -> Span:
+    """A span with the canary under every exact key, every prefix family, a structured
+    role/content value on an unknown key, and in a span event."""
+    attributes = {key: f"{CANARY} {key}" for key in sorted(semconv.CONTENT_KEYS)}
+    attributes.update({f"{prefix}0.content": CANARY for prefix in semconv.CONTENT_PREFIXES})
+    span = make_span(attributes={**genai_attributes(), **attributes})
+    messages = [_message("user", CANARY + " " + "q" * 600), _message("assistant", "a" * 600)]
+    span.attributes.append(KeyValue(key="app.request.messages", value=AnyValue(
+        array_value=ArrayValue(values=messages))))
+    event = span.events.add(name="gen_ai.user.message", time_unix_nano=span.start_time_unix_nano)
+    event.attributes.extend(key_values({"content": CANARY, "gen_ai.prompt": CANARY}))
+    return span
+
+
+def test_every_content_family_is_redacted_before_the_file(tmp_path: Path) -> None:
+    """P2: exact keys, prefixes, structured role/content values and span events: no canary
+    in the decoded span nor in the DuckDB file and WAL bytes; lengths and hashes are kept."""
+    body = trace_request([canary_span()]).SerializeToString()
+    result = decode_trace_request(body, is_json=False, policy=POLICY)
+    (span,) = result.spans
+    assert result.rejected == 0
+    assert CANARY not in repr(span)
+    for key in semconv.CONTENT_KEYS:
+        assert str(span.attributes[key]).startswith("[redacted len="), key
+    assert str(span.attributes["app.request.messages"]).startswith("[redacted len=")
+    assert span.attributes["gen_ai.request.model"] == "gpt-4o"
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    store.write_batch(result.spans)
+    for path in tmp_path.iterdir():  # the WAL, before any checkpoint
+        assert CANARY.encode() not in path.read_bytes(), path.name
+    store.close()
+    assert CANARY.encode() not in (tmp_path / "s.duckdb").read_bytes()
+
+
+def test_redaction_failure_drops_the_attribute_and_counts(tmp_path: Path) -> None:
+    """P4: when redaction raises (here: a salt that cannot be encoded), the content attribute
+    is dropped, never stored raw; the span is still accepted and the failure counted."""
+    broken = IngestPolicy(salt="\ud800")
+    span = make_span(attributes={**genai_attributes(), "gen_ai.input.messages": CANARY,
+                                 "gen_ai.prompt.0.content": CANARY})
+    result = decode_trace_request(trace_request([span]).SerializeToString(), is_json=False,
+                                  policy=broken)
+    (record,) = result.spans
+    assert result.rejected == 0
+    assert result.redaction_failures == 2
+    assert "gen_ai.input.messages" not in record.attributes
+    assert CANARY not in repr(record)
+    assert record.input_tokens == 120
+
+
+@pytest.mark.parametrize("capture", [False, True])
+def test_small_structured_values_are_not_content(capture: bool) -> None:
+    """P2 heuristic bound: a short list on an unknown key is kept as is (no false positive)."""
+    span = make_span(attributes={"app.tags": "x"})
+    span.attributes.append(KeyValue(key="app.list", value=AnyValue(array_value=ArrayValue(
+        values=[AnyValue(string_value="role"), AnyValue(string_value="content")]))))
+    result = decode_trace_request(trace_request([span]).SerializeToString(), is_json=False,
+                                  policy=IngestPolicy(salt="s", capture_content=capture))
+    assert result.spans[0].attributes["app.list"] == ["role", "content"]
