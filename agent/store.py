@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from agent.errors import StoreError
+from agent.memory import DEFAULT_LIMIT_BYTES
 from agent.model import Deployment, Sample, SpanRecord
 
 logger = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ class DuckDBStore:
         StoreError: the file is locked by another process or cannot be opened.
     """
 
-    def __init__(self, path: str | Path, *, memory_limit_bytes: int = 1000**3,
+    def __init__(self, path: str | Path, *, memory_limit_bytes: int = DEFAULT_LIMIT_BYTES,
                  threads: int = 2) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

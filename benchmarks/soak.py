@@ -126,6 +126,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
     log = work / "agent.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
     env["STRATA_ANALYZE_INTERVAL"] = "60s"
+    if args.memory_limit:
+        env["STRATA_MEMORY_LIMIT"] = args.memory_limit
     with log.open("wb") as out:
         agent = subprocess.Popen([sys.executable, "-m", "agent.cli", "agent", "--config",
                                   str(config), "--db", str(db), "--otlp-port", str(otlp),
@@ -208,6 +210,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=500.0, help="spans per second")
+    parser.add_argument("--memory-limit", help="the agent's [agent] memory_limit (default: auto)")
     parser.add_argument("--json", action="store_true", help="OTLP/JSON instead of protobuf")
     parser.add_argument("--sample-s", type=float, default=10.0)
     parser.add_argument("--warmup-s", type=float, default=300.0)

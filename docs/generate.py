@@ -26,7 +26,7 @@ def configuration_reference() -> str:
         "Precedence: command-line flag > environment variable > `strata.toml` > default.",
         "Array tables (`[[scrape]]`, `[[webhook]]`, `[[budget]]`) come from the file only;",
         "see `docs/configuration.md`. An unset `memory_limit` means `auto`: 30 % of the",
-        "container's (cgroup) memory limit, else 1 GB.",
+        "container's (cgroup) memory limit, else 512 MiB.",
         "",
         "| table | key | environment variable | default |",
         "|---|---|---|---|",

@@ -30,7 +30,7 @@ def test_container_limit_read_from_cgroup(tmp_path: Path, files: dict[str, str],
 
 
 def test_duckdb_gets_a_share_of_the_container_or_what_was_configured() -> None:
-    assert duckdb_limit_bytes(None, None) == 1000**3
+    assert duckdb_limit_bytes(None, None) == 512 * MIB
     assert duckdb_limit_bytes(None, 512 * MIB) == int(512 * MIB * 0.3)
     assert duckdb_limit_bytes(None, 100 * MIB) == 64 * MIB  # floor
     assert duckdb_limit_bytes(300 * MIB, 512 * MIB) == 300 * MIB
