@@ -147,9 +147,12 @@ def run_load(url: str, bodies: list[bytes], seconds: float, connections: int) ->
     }
 
 
-def bench_strata(bodies: list[bytes], seconds: float, connections: int, workdir: Path) -> dict:
+def bench_strata(bodies: list[bytes], seconds: float, connections: int, workdir: Path,
+                 memory_limit: str | None = None) -> dict:
     otlp, api = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
+    if memory_limit:
+        env["STRATA_MEMORY_LIMIT"] = memory_limit
     agent = subprocess.Popen(
         [sys.executable, "-m", "agent.cli", "agent", "--db", str(workdir / "bench.duckdb"),
          "--otlp-port", str(otlp), "--api-port", str(api), "--log-level", "warning"],
@@ -222,6 +225,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=40,
                         help="payloads generated per second of load (the most it can send)")
     parser.add_argument("--phoenix", help="path to the `phoenix` executable to run the peer")
+    parser.add_argument("--memory-limit", help="the agent's [agent] memory_limit (default: auto)")
     args = parser.parse_args()
     rng = random.Random(0)
     start_ns = time.time_ns() - 3600 * 10**9
@@ -231,7 +235,8 @@ def main() -> None:
     print(f"payload: {SPANS_PER_BATCH} spans, {sum(map(len, bodies)) / len(bodies) / 1024:.0f} "
           "KiB gzip per request", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        report = {"strata": bench_strata(bodies, args.seconds, args.connections, Path(tmp))}
+        report = {"strata": bench_strata(bodies, args.seconds, args.connections, Path(tmp),
+                                         args.memory_limit)}
         print(json.dumps(report["strata"], indent=2), flush=True)
         if args.phoenix:
             report["phoenix"] = bench_phoenix(bodies, args.seconds, args.connections, Path(tmp),
