@@ -18,7 +18,6 @@ import pytest
 from agent.store import DuckDBStore
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("STRATA_SHARED_DIR", REPO.parent / "shared"))
 
 
 def free_port() -> int:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import os
 import random
 import socket
 import threading
@@ -35,8 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("STRATA_SHARED_DIR", REPO.parent / "shared"))
-FIXTURES = SHARED / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures"  # copies of shared/fixtures, so a bare clone can test
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
