@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 DUCKDB_SHARE = 0.3  # the rest is the Python process: decode, Arrow batches, scorers, API
-DEFAULT_LIMIT_BYTES = 512 * 1024**2  # without a container limit (a 5-min soak peaked at 1.3 GiB
-# RSS with 1 GB, 0.6 GiB with 256 MiB: DuckDB fills what it is given)
+# Without a container limit. DuckDB fills what it is given: a 5-minute soak peaked at 1.3 GiB
+# RSS with 1 GB and 0.6 GiB with 256 MiB.
+DEFAULT_LIMIT_BYTES = 512 * 1024**2
 MIN_LIMIT_BYTES = 64 * 1024**2
 _CGROUP_FILES = ("memory.max", "memory/memory.limit_in_bytes")  # cgroup v2, v1
 _UNLIMITED = 1 << 60  # v1 writes "no limit" as a huge page-aligned number

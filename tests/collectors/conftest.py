@@ -33,8 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "tests" / "fixtures"  # copies of shared/fixtures, so a bare clone can test
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"  # copies of shared/fixtures
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 

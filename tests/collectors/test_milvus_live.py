@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.collectors.conftest import REPO
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
