@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ConfigError
+from strata.agent.errors import ConfigError
 
 ENV_PREFIX = "STRATA_"
 SCRAPE_PROFILES = (

@@ -14,8 +14,8 @@ import logging
 import stat
 from pathlib import Path
 
-from agent.config import Settings
-from agent.errors import ConfigError
+from strata.agent.config import Settings
+from strata.agent.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 

@@ -14,27 +14,27 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.analysis import AnalysisReport, Analyzer
-from agent.api.otlp import ReceiverStats
-from agent.budgets import budget_alerts, check_budgets
-from agent.config import Settings
-from agent.finops import ROLLUP_SLACK_NS, refresh_cost_rollup
-from agent.finops_gpu import apply_gpu_attribution, pending_gpu_window
-from agent.incident_store import get_incident, insert_incident
-from agent.layer_reads import correlate_trace
-from agent.memory import container_limit_bytes, duckdb_limit_bytes
-from agent.model import Incident, Sample, SpanRecord
-from agent.normalize import IngestPolicy
-from agent.otlp_codec import DecodeResult
-from agent.scheduler import CollectorScheduler, PollReport
-from agent.series_scoring import SeriesScoring
-from agent.store import CostColumns, DuckDBStore
-from agent.wiring import build_collectors
-from agent.writer import BatchWriter
-from analytics.attribution import gpu_keys_of, span_cost
-from analytics.pricing import PriceTable
-from exporters.otlp_forward import OTLPForwarder
-from exporters.webhook import WebhookExporter
+from strata.agent.analysis.analyzer import AnalysisReport, Analyzer
+from strata.agent.analysis.layer_reads import correlate_trace
+from strata.agent.analysis.series_scoring import SeriesScoring
+from strata.agent.api.otlp import ReceiverStats
+from strata.agent.config import Settings
+from strata.agent.finops.budgets import budget_alerts, check_budgets
+from strata.agent.finops.gpu import apply_gpu_attribution, pending_gpu_window
+from strata.agent.finops.report import ROLLUP_SLACK_NS, refresh_cost_rollup
+from strata.agent.ingest.normalize import IngestPolicy
+from strata.agent.ingest.otlp_codec import DecodeResult
+from strata.agent.ingest.writer import BatchWriter
+from strata.agent.model import Incident, Sample, SpanRecord
+from strata.agent.store.db import CostColumns, DuckDBStore
+from strata.agent.store.incidents import get_incident, insert_incident
+from strata.agent.store.memory import container_limit_bytes, duckdb_limit_bytes
+from strata.analytics.attribution import gpu_keys_of, span_cost
+from strata.analytics.pricing import PriceTable
+from strata.collectors.build import build_collectors
+from strata.collectors.scheduler import CollectorScheduler, PollReport
+from strata.exporters.otlp_forward import OTLPForwarder
+from strata.exporters.webhook import WebhookExporter
 
 logger = logging.getLogger(__name__)
 

@@ -21,16 +21,15 @@ import time
 from pathlib import Path
 
 import uvicorn
-
-from agent.api.app import create_app
-from agent.config import Settings
-from agent.errors import ConfigError, StoreError
-from agent.http_protocol import header_timeout_protocol
-from agent.incident_store import insert_incident
-from agent.preflight import check_exposure, is_loopback, preflight
-from agent.runner import Agent
-from agent.store_recovery import open_with_recovery, recovery_incident
-from agent.writer import is_fatal_store_error
+from strata.agent.api.app import create_app
+from strata.agent.config import Settings
+from strata.agent.errors import ConfigError, StoreError
+from strata.agent.http_protocol import header_timeout_protocol
+from strata.agent.ingest.writer import is_fatal_store_error
+from strata.agent.preflight import check_exposure, is_loopback, preflight
+from strata.agent.runner import Agent
+from strata.agent.store.incidents import insert_incident
+from strata.agent.store.recovery import open_with_recovery, recovery_incident
 
 logger = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Literal, TypeAlias
 
-from agent.model import AttributeValue, Sample, SpanId, SpanRecord, TraceId
-from analytics.pricing import PriceTable, TokenUsage, cost_of, gpu_time_usd, usage_of
+from strata.agent.model import AttributeValue, Sample, SpanId, SpanRecord, TraceId
+from strata.analytics.pricing import PriceTable, TokenUsage, cost_of, gpu_time_usd, usage_of
 
 __all__ = [
     "GPU_ATTRIBUTES",

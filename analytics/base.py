@@ -1,7 +1,8 @@
 """The Detector protocol, and the helper that turns shift episodes into Findings.
 
 A detector is one verb: ``detect(window) -> Iterable[Finding]``. The window is a read-only,
-event-time view (``agent.window.Window``); detectors never read the clock or the store.
+event-time view (``strata.agent.analysis.window.Window``); detectors never read the clock or the
+store.
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-
-from agent.model import Finding, Layer
-from analytics.baseline import ShiftRule, find_shifts
+from strata.agent.model import Finding, Layer
+from strata.analytics.baseline import ShiftRule, find_shifts
 
 if TYPE_CHECKING:
-    from agent.window import Window
+    from strata.agent.analysis.window import Window
 
 SEVERITY_ORDER = {"info": 0, "warning": 1, "critical": 2}
 

@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.stats import mannwhitneyu  # type: ignore[import-untyped]
-
-from agent.model import Deployment, Finding, Layer
+from strata.agent.model import Deployment, Finding, Layer
 
 if TYPE_CHECKING:
-    from agent.window import SpanSeries, Window
+    from strata.agent.analysis.window import SpanSeries, Window
 
 BEFORE_BUCKETS = 60
 AFTER_BUCKETS = 30

@@ -5,7 +5,7 @@ Pure functions: spans and samples in, per-span signal summaries out; no clock, n
 Which samples belong to a span (``CorrelationTargets``, ``sample_matches``):
 
 - **infrastructure**: samples of the span's GPUs, ``(host, device)`` from
-  ``analytics.attribution.gpu_keys_of`` (the ``gpu.uuid`` / ``gpu.id`` attribute, compared
+  ``strata.analytics.attribution.gpu_keys_of`` (the ``gpu.uuid`` / ``gpu.id`` attribute, compared
   with the sample's device exactly: NVML and DCGM report the GPU UUID), and the host-level
   ``system.*`` signals of the span's host. GPUs of the same host that the span did not run
   on are not included.
@@ -36,8 +36,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from agent.model import Layer, Sample, SpanRecord
-from analytics.attribution import GPUKey, SpanKey, gpu_keys_of, span_key
+from strata.agent.model import Layer, Sample, SpanRecord
+from strata.analytics.attribution import GPUKey, SpanKey, gpu_keys_of, span_key
 
 __all__ = [
     "DEFAULT_PAD_NS",

@@ -4,7 +4,7 @@ Each runs per span group (service x operation x model x span name) on the window
 per-minute statistics. Per-request signals (p95 latency, error rate, tokens and cost per
 request) are what they judge, so a traffic surge that keeps per-request cost flat is not a
 cost regression; throughput is judged only for collapses. Infrastructure, serving and data
-detectors live in ``analytics.detectors_infra`` and ``analytics.detectors_stack``.
+detectors live in ``strata.analytics.detectors_infra`` and ``strata.analytics.detectors_stack``.
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from agent.model import Finding, Layer
-from analytics.base import shift_findings
-from analytics.baseline import ShiftRule
+from strata.agent.model import Finding, Layer
+from strata.analytics.base import shift_findings
+from strata.analytics.baseline import ShiftRule
 
 if TYPE_CHECKING:
-    from agent.window import SpanSeries, Window
+    from strata.agent.analysis.window import SpanSeries, Window
 
 ROOT_OPERATIONS = frozenset({"invoke_workflow", "invoke_agent", "workflow"})
 MIN_REQUESTS_PER_BUCKET = 0.5  # median traffic below this is too thin to judge

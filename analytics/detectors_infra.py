@@ -12,13 +12,12 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from agent.model import Finding, Layer
-from analytics.base import shift_findings
-from analytics.baseline import ShiftRule
+from strata.agent.model import Finding, Layer
+from strata.analytics.base import shift_findings
+from strata.analytics.baseline import ShiftRule
 
 if TYPE_CHECKING:
-    from agent.window import SampleSeries, Window
+    from strata.agent.analysis.window import SampleSeries, Window
 
 THERMAL_REASONS = 0x20 | 0x40  # SW / HW thermal slowdown
 POWER_REASONS = 0x4 | 0x80  # SW power cap / HW power brake

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from agent.model import Finding, Layer
-from analytics.base import shift_findings
-from analytics.baseline import ShiftRule
+from strata.agent.model import Finding, Layer
+from strata.analytics.base import shift_findings
+from strata.analytics.baseline import ShiftRule
 
 if TYPE_CHECKING:
-    from agent.window import SampleSeries, Window
+    from strata.agent.analysis.window import SampleSeries, Window
 
 
 def _server(s: SampleSeries) -> str:

@@ -17,11 +17,11 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from agent.model import Evidence, Finding, Incident, IncidentEvent
-from analytics.base import SEVERITY_ORDER
-from analytics.change_impact import Change
-from analytics.rootcause import change_of, describe_cause, rank_causes
-from analytics.suggest import suggest
+from strata.agent.model import Evidence, Finding, Incident, IncidentEvent
+from strata.analytics.base import SEVERITY_ORDER
+from strata.analytics.change_impact import Change
+from strata.analytics.rootcause import change_of, describe_cause, rank_causes
+from strata.analytics.suggest import suggest
 
 GROUP_GAP_NS = 30 * 60 * 1_000_000_000
 REJOIN_NS = 15 * 60 * 1_000_000_000  # a relapse this soon after recovery is the same incident

@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.ensemble import IsolationForest
-
-from agent.model import Finding, Layer
-from analytics.baseline import _first_run
+from strata.agent.model import Finding, Layer
+from strata.analytics.baseline import _first_run
 
 if TYPE_CHECKING:
-    from agent.window import SpanSeries, Window
+    from strata.agent.analysis.window import SpanSeries, Window
 
 DAY_NS = 86_400 * 1_000_000_000
 MIN_RUN = 5

@@ -17,7 +17,7 @@ Counts that contradict this (cache reads + writes above the total input) are unp
 
 Unknown model, or a count the price needs but the span did not report: ``None``
 (unpriced), never 0. Self-hosted models have no token price; they are priced by GPU time
-(``gpu_time_usd``) from the GPU share computed in ``analytics.attribution``.
+(``gpu_time_usd``) from the GPU share computed in ``strata.analytics.attribution``.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
-from agent.errors import ConfigError
-from agent.model import SpanRecord
+from strata.agent.errors import ConfigError
+from strata.agent.model import SpanRecord
 
 __all__ = [
     "CACHE_WRITE_TOKENS_ATTRIBUTE",

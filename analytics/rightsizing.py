@@ -2,7 +2,7 @@
 the same family could serve.
 
 Pure functions over hourly GPU aggregates and per-model token profiles (read by
-``agent.finops_reads``); no clock, no I/O.
+``strata.agent.finops.reads``); no clock, no I/O.
 
 GPUs. An hour is *idle* when the GPU's mean utilisation is below ``idle_below_pct`` and
 *under-used* below ``underused_below_pct``. A run of consecutive such hours (an hour with no
@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Final
 
-from analytics.pricing import PriceTable, TokenUsage, cost_of
+from strata.analytics.pricing import PriceTable, TokenUsage, cost_of
 
 __all__ = [
     "WH_PER_ENERGY_UNIT",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent.model import Finding, Rollback, Suggestion
-from analytics.change_impact import Change
+from strata.agent.model import Finding, Rollback, Suggestion
+from strata.analytics.change_impact import Change
 
 
 def _where(f: Finding) -> str:

@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 
 import httpx
+from strata.collectors.host import HostCollector
+from strata.collectors.nvml import NVMLCollector
+from strata.collectors.scheduler import CollectorScheduler
+from strata.collectors.scrape import PrometheusScrapeCollector
 
-from agent.scheduler import CollectorScheduler
-from collectors.host import HostCollector
-from collectors.nvml import NVMLCollector
-from collectors.scrape import PrometheusScrapeCollector
 from tests.collectors.conftest import FIXTURES, free_port
 from tests.fakes.nvml import FakeGPU, FakeNVML
 

@@ -23,22 +23,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent import incident_store
-from agent.analysis import Analyzer
-from agent.series_scoring import SeriesScoring
-from agent.simulator import Simulator
-from agent.simulator_load import load_batches
-from agent.simulator_scenario import (
+from strata.agent.analysis.analyzer import Analyzer
+from strata.agent.analysis.series_scoring import SeriesScoring
+from strata.agent.simulator.load import load_batches
+from strata.agent.simulator.scenario import (
     HOUR_NS,
     ExpectedIncident,
     expected_incident,
     plan_scenario,
     scenario_end_ns,
 )
-from agent.simulator_score import Score, score_incidents
-from agent.simulator_topology import default_topology
-from agent.store import DuckDBStore
-from analytics.pricing import PriceTable
+from strata.agent.simulator.score import Score, score_incidents
+from strata.agent.simulator.stack import Simulator
+from strata.agent.simulator.topology import default_topology
+from strata.agent.store import incidents as incident_store
+from strata.agent.store.db import DuckDBStore
+from strata.analytics.pricing import PriceTable
 
 START_NS = 1_767_225_600_000_000_000
 TABLE = PriceTable.packaged()

@@ -43,7 +43,7 @@ from benchmarks.ingest import (  # noqa: E402
 )
 
 # The lead's `strata agent` once runner.py wires the forwarder; the test shim until then
-# (it delegates to `agent.cli agent` when the wiring is present).
+# (it delegates to `strata.agent.cli.app agent` when the wiring is present).
 EDGE_MODULE = "tests.exporters.wired_agent"
 
 
@@ -135,7 +135,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "upstream").mkdir()
-        upstream, up_otlp, up_api = start_agent(root / "upstream", module="agent.cli", cli=True)
+        upstream, up_otlp, up_api = start_agent(root / "upstream", module="strata.agent.cli",
+                                                cli=True)
         try:
             for i in range(args.rounds):
                 for mode in ("off", "queue", "on"):

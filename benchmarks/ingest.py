@@ -154,7 +154,7 @@ def bench_strata(bodies: list[bytes], seconds: float, connections: int, workdir:
     if memory_limit:
         env["STRATA_MEMORY_LIMIT"] = memory_limit
     agent = subprocess.Popen(
-        [sys.executable, "-m", "agent.cli", "agent", "--db", str(workdir / "bench.duckdb"),
+        [sys.executable, "-m", "strata.agent.cli", "agent", "--db", str(workdir / "bench.duckdb"),
          "--otlp-port", str(otlp), "--api-port", str(api), "--log-level", "warning"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )

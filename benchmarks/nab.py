@@ -1,4 +1,4 @@
-"""Run :class:`analytics.AnomalyScorer` over the NAB dev subset and score it.
+"""Run :class:`strata.analytics.AnomalyScorer` over the NAB dev subset and score it.
 
 Writes one ``timestamp,value,anomaly_score`` CSV per data file (same relative
 path as under ``data/``) into ``--out`` (default: a temporary directory), then
@@ -30,7 +30,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from analytics import AnomalyScorer  # noqa: E402  (needs the repo root on sys.path)
+from strata.analytics import AnomalyScorer  # noqa: E402  (needs the repo root on sys.path)
 
 DEFAULT_NAB_DIR = REPO_ROOT.parent / "shared" / "datasets" / "nab-dev"
 

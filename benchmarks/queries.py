@@ -5,7 +5,8 @@ Builds a DuckDB store (real schema, indexes and rollup) in a temporary directory
 50M: 128 GPUs x 6 signals, 16 vLLM servers x 4, 8 vector-DB shards x 3, evenly over the same
 8 days), generated as Arrow tables with numpy and inserted in time order. Then it measures:
 
-- ``GET /api/v1/cost?group_by=team`` over the last 7 days: through ``agent.finops.cost_report``
+- ``GET /api/v1/cost?group_by=team`` over the last 7 days: through
+``strata.agent.finops.report.cost_report``
   (+ ``summarize``) and through the HTTP route of an in-process agent (FastAPI TestClient);
 - trace detail with correlation: ``trace_spans`` + ``correlate_trace`` and the HTTP route
   ``GET /api/v1/traces/{id}``, for traces with a GPU-served chat span;
@@ -31,13 +32,12 @@ import numpy as np
 import pyarrow as pa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-
-from agent.api import cost, traces
-from agent.config import Settings
-from agent.finops import cost_report, refresh_cost_rollup, summarize
-from agent.layer_reads import correlate_trace
-from agent.runner import Agent
-from agent.store import DuckDBStore, trace_spans
+from strata.agent.analysis.layer_reads import correlate_trace
+from strata.agent.api import cost, traces
+from strata.agent.config import Settings
+from strata.agent.finops.report import cost_report, refresh_cost_rollup, summarize
+from strata.agent.runner import Agent
+from strata.agent.store.db import DuckDBStore, trace_spans
 
 S = 1_000_000_000
 DAY = 86_400 * S

@@ -65,7 +65,7 @@ def _setup_contender(name: str, endpoint: str) -> Any:
         return lambda: None
     if name == "strata":
         sys.path.insert(0, str(ROOT))
-        from agent.sdk import init
+        from strata.agent.sdk import init
 
         handle = init("bench", endpoint=endpoint, instrument=("openai",))
         assert handle is not None
@@ -181,8 +181,8 @@ def isolated(ns: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT))
     import openai
     from openai.types.chat import ChatCompletion, ChatCompletionChunk
+    from strata.agent.sdk import init, openai_instr, shutdown
 
-    from agent.sdk import init, openai_instr, shutdown
     from tests.sdk import llm_server
 
     sink, endpoint = _spawn([sys.executable, __file__, "--sink"])

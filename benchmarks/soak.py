@@ -129,7 +129,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, object]:
     if args.memory_limit:
         env["STRATA_MEMORY_LIMIT"] = args.memory_limit
     with log.open("wb") as out:
-        agent = subprocess.Popen([sys.executable, "-m", "agent.cli", "agent", "--config",
+        agent = subprocess.Popen([sys.executable, "-m", "strata.agent.cli", "agent", "--config",
                                   str(config), "--db", str(db), "--otlp-port", str(otlp),
                                   "--api-port", str(api)], stdout=out, stderr=subprocess.STDOUT,
                                  env=env)

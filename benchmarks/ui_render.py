@@ -29,12 +29,11 @@ from pathlib import Path
 
 import httpx
 from playwright.sync_api import sync_playwright
-
-from agent.simulator import Simulator
-from agent.simulator_load import load_batches
-from agent.simulator_scenario import HOUR_NS, MINUTE_NS, Injection, bump_minor, plan_scenario
-from agent.simulator_topology import PRICIER_MODEL, default_topology
-from agent.store import DuckDBStore
+from strata.agent.simulator.load import load_batches
+from strata.agent.simulator.scenario import HOUR_NS, MINUTE_NS, Injection, bump_minor, plan_scenario
+from strata.agent.simulator.stack import Simulator
+from strata.agent.simulator.topology import PRICIER_MODEL, default_topology
+from strata.agent.store.db import DuckDBStore
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--disable-background-networking", "--disable-component-update",
@@ -87,7 +86,7 @@ def start_agent(db: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     # The loader stamps received time = event time; keep the month past default retention.
     env.update(STRATA_RETENTION_DAYS="3650", STRATA_GPU_ENABLED="false",
                STRATA_HOST_ENABLED="false", STRATA_ANALYZE_INTERVAL="1d")
-    args = [sys.executable, "-m", "agent.cli", "agent", "--db", str(db), "--otlp-port",
+    args = [sys.executable, "-m", "strata.agent.cli", "agent", "--db", str(db), "--otlp-port",
             str(free_port()), "--api-port", str(api)]
     with log.open("ab") as out:
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)

@@ -5,13 +5,13 @@ Importing this package starts nothing: no threads, no sockets, no ``nvmlInit``.
 
 from __future__ import annotations
 
-from collectors.base import CollectError, Collector, CollectorUnavailable
-from collectors.host import HostCollector
-from collectors.nvml import NVMLCollector
-from collectors.ollama import OllamaCollector
-from collectors.profiles import PROFILES, Profile, get_profile
-from collectors.qdrant import QdrantTelemetryCollector
-from collectors.scrape import PrometheusScrapeCollector
+from strata.collectors.base import CollectError, Collector, CollectorUnavailable
+from strata.collectors.host import HostCollector
+from strata.collectors.nvml import NVMLCollector
+from strata.collectors.ollama import OllamaCollector
+from strata.collectors.profiles import PROFILES, Profile, get_profile
+from strata.collectors.qdrant import QdrantTelemetryCollector
+from strata.collectors.scrape import PrometheusScrapeCollector
 
 __all__ = [
     "PROFILES",

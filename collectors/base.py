@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from agent.errors import CollectError, CollectorUnavailable
-from agent.model import Sample
+from strata.agent.errors import CollectError, CollectorUnavailable
+from strata.agent.model import Sample
 
 __all__ = ["CollectError", "Collector", "CollectorUnavailable"]
 

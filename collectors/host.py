@@ -10,8 +10,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent.errors import CollectError, CollectorUnavailable
-from agent.model import Layer, Sample
+from strata.agent.errors import CollectError, CollectorUnavailable
+from strata.agent.model import Layer, Sample
 
 __all__ = ["HostCollector"]
 

@@ -28,10 +28,9 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 import pynvml
-
-from agent.errors import CollectorUnavailable
-from agent.metric_names import classify_metric
-from agent.model import Layer, Sample
+from strata.agent.errors import CollectorUnavailable
+from strata.agent.ingest.metric_names import classify_metric
+from strata.agent.model import Layer, Sample
 
 __all__ = ["THROTTLE_REASONS", "NVMLCollector"]
 

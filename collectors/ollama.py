@@ -13,10 +13,9 @@ import time
 from collections.abc import Sequence
 
 import httpx
-
-from agent.errors import CollectError
-from agent.model import Layer, Sample
-from collectors.scrape import fetch_body
+from strata.agent.errors import CollectError
+from strata.agent.model import Layer, Sample
+from strata.collectors.scrape import fetch_body
 
 __all__ = ["OllamaCollector"]
 

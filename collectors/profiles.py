@@ -18,9 +18,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from agent.errors import ConfigError
-from agent.metric_names import DERIVED
-from agent.model import Layer, Sample
+from strata.agent.errors import ConfigError
+from strata.agent.ingest.metric_names import DERIVED
+from strata.agent.model import Layer, Sample
 
 __all__ = [
     "PROFILES",

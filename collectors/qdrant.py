@@ -16,10 +16,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
-
-from agent.errors import CollectError
-from agent.model import Layer, Sample
-from collectors.scrape import fetch_body
+from strata.agent.errors import CollectError
+from strata.agent.model import Layer, Sample
+from strata.collectors.scrape import fetch_body
 
 __all__ = ["QdrantTelemetryCollector"]
 

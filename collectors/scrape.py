@@ -25,11 +25,16 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from prometheus_client.samples import Timestamp
-
-from agent.errors import CollectError
-from agent.metric_names import MetricInfo, classify_metric
-from agent.model import Sample
-from collectors.profiles import DeriveState, Profile, derive, get_profile, unavailable_signals
+from strata.agent.errors import CollectError
+from strata.agent.ingest.metric_names import MetricInfo, classify_metric
+from strata.agent.model import Sample
+from strata.collectors.profiles import (
+    DeriveState,
+    Profile,
+    derive,
+    get_profile,
+    unavailable_signals,
+)
 
 __all__ = [
     "DEFAULT_BODY_LIMIT_BYTES",

@@ -15,7 +15,7 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS.parent))
 
-from agent.config import documented_keys  # noqa: E402
+from strata.agent.config import documented_keys  # noqa: E402
 
 
 def configuration_reference() -> str:
@@ -38,9 +38,9 @@ def configuration_reference() -> str:
 
 
 def api_reference() -> str:
-    from agent.api.app import create_app
-    from agent.config import Settings
-    from agent.runner import Agent
+    from strata.agent.api.app import create_app
+    from strata.agent.config import Settings
+    from strata.agent.runner import Agent
 
     with tempfile.TemporaryDirectory() as tmp:
         agent = Agent(Settings(db=str(Path(tmp) / "doc.duckdb"), gpu_enabled=False,

@@ -23,8 +23,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 from langchain_core.tools import tool
-
-from agent.sdk import init, shutdown, workflow
+from strata import init, shutdown, workflow
 
 DOCS = ["Paris is the capital of France.", "Berlin is the capital of Germany."]
 

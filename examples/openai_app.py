@@ -15,8 +15,7 @@ from __future__ import annotations
 import argparse
 
 import openai
-
-from agent.sdk import init, shutdown, step, task, workflow
+from strata import init, shutdown, step, task, workflow
 
 
 @task(name="draft")

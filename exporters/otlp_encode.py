@@ -25,11 +25,11 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from agent import __version__
-from agent.model import AttributeValue, Sample, SpanRecord
+from strata.agent import __version__
+from strata.agent.model import AttributeValue, Sample, SpanRecord
 
 if TYPE_CHECKING:
-    from agent.store import CostColumns
+    from strata.agent.store.db import CostColumns
 
 __all__ = [
     "CO2E_G",

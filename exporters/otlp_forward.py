@@ -1,6 +1,6 @@
 """OTLPForwarder: ship accepted spans and metric points to an upstream OTLP/HTTP endpoint.
 
-What goes out is what ingest kept, re-encoded (``exporters.otlp_encode``): normalised and
+What goes out is what ingest kept, re-encoded (``strata.exporters.otlp_encode``): normalised and
 redacted attributes plus ``strata.layer`` and, when known, cost and energy. The raw request
 body is never forwarded: it may hold prompt text that ingest redacted.
 
@@ -43,14 +43,13 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-
-from agent.model import Sample, SpanRecord
-from exporters.base import ExportResult
-from exporters.disk_queue import DiskQueue, QueuedItem
-from exporters.otlp_encode import encode_metrics_request, encode_trace_request
+from strata.agent.model import Sample, SpanRecord
+from strata.exporters.base import ExportResult
+from strata.exporters.disk_queue import DiskQueue, QueuedItem
+from strata.exporters.otlp_encode import encode_metrics_request, encode_trace_request
 
 if TYPE_CHECKING:
-    from agent.store import CostColumns
+    from strata.agent.store.db import CostColumns
 
 __all__ = ["ForwarderStats", "OTLPForwarder", "Records", "parse_retry_after"]
 

@@ -33,15 +33,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-
-from agent import __version__
+from strata.agent import __version__
 
 if TYPE_CHECKING:
     import duckdb
-
-    from agent.store import DuckDBStore
-    from exporters.otlp_forward import OTLPForwarder
-    from exporters.webhook import WebhookExporter
+    from strata.agent.store.db import DuckDBStore
+    from strata.exporters.otlp_forward import OTLPForwarder
+    from strata.exporters.webhook import WebhookExporter
 
 __all__ = ["OTHER", "ReceiverCounters", "StrataCollector", "WriterCounters"]
 
@@ -54,7 +52,7 @@ _COLLECTOR_METRICS = ("strata.collector.up", "strata.collector.duration",
 
 
 class ReceiverCounters(Protocol):
-    """What the collector reads of the receiver's stats (``agent.api.otlp.ReceiverStats``)."""
+    """What the collector reads of the receiver's stats (``agent/api/otlp.py: ReceiverStats``)."""
 
     requests: int
     accepted_spans: int
@@ -69,7 +67,7 @@ class ReceiverCounters(Protocol):
 
 
 class WriterCounters(Protocol):
-    """What the collector reads of ``agent.writer.WriterStats``."""
+    """What the collector reads of ``strata.agent.ingest.writer.WriterStats``."""
 
     committed_spans: int
     committed_samples: int

@@ -27,10 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-
-from agent.model import Incident, incident_json, rfc3339
-from exporters.base import ExportResult
-from exporters.otlp_forward import parse_retry_after
+from strata.agent.model import Incident, incident_json, rfc3339
+from strata.exporters.base import ExportResult
+from strata.exporters.otlp_forward import parse_retry_after
 
 __all__ = ["WebhookExporter", "WebhookStats", "incident_document", "slack_message"]
 

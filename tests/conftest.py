@@ -14,8 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from agent.store import DuckDBStore
+from strata.agent.store.db import DuckDBStore
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,8 +84,8 @@ def wait_ready(api_url: str, process: subprocess.Popen[bytes], log: Path, deadli
 def launch_agent(tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> LiveAgent:
     otlp, api = free_port(), free_port()
     db = tmp_path / "agent.duckdb"
-    args = [sys.executable, "-m", "agent.cli", "agent", "--db", str(db), "--otlp-port", str(otlp),
-            "--api-port", str(api), *extra]
+    args = [sys.executable, "-m", "strata.agent.cli", "agent", "--db", str(db),
+            "--otlp-port", str(otlp), "--api-port", str(api), *extra]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
     # Local collectors off unless a test asks: their samples would blur exact counts.
     full_env.update({"STRATA_GPU_ENABLED": "false", "STRATA_HOST_ENABLED": "false"})

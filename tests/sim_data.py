@@ -9,18 +9,18 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.simulator import Simulator
-from agent.simulator_load import load_batches
-from agent.simulator_scenario import (
+from strata.agent.simulator.load import load_batches
+from strata.agent.simulator.scenario import (
     ExpectedIncident,
     Injection,
     expected_incident,
     plan_scenario,
     scenario_end_ns,
 )
-from agent.simulator_topology import Topology, default_topology
-from agent.store import DuckDBStore
-from analytics.pricing import PriceTable
+from strata.agent.simulator.stack import Simulator
+from strata.agent.simulator.topology import Topology, default_topology
+from strata.agent.store.db import DuckDBStore
+from strata.analytics.pricing import PriceTable
 
 START_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
 SEED = 1

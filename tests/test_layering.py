@@ -34,14 +34,15 @@ def test_leaves_import_nothing_from_the_packages() -> None:
         text = (REPO / leaf).read_text()
         for line in text.splitlines():
             if line.startswith(("from agent", "import agent")):
-                assert "agent.model" in line or "agent.errors" in line, (leaf, line)
+                assert "strata.agent.model" in line or "strata.agent.errors" in line, (leaf, line)
 
 
 def test_packages_only_import_leaves_across_boundaries() -> None:
     """collectors, analytics and exporters never import agent internals beyond the leaves."""
-    allowed_agent = {"agent.model", "agent.errors", "agent.semconv", "agent.config",
-                     "agent.__version__",
-                     "agent.metric_names", "agent.store", "agent.window"}
+    allowed_agent = {"strata.agent.model", "strata.agent.errors", "strata.agent.semconv",
+                     "strata.agent.config", "strata.agent.__version__",
+                     "strata.agent.ingest.metric_names", "strata.agent.store.db",
+                     "strata.agent.analysis.window"}
     for package in ("collectors", "analytics", "exporters"):
         for path in (REPO / package).rglob("*.py"):
             tree = ast.parse(path.read_text())

@@ -1,7 +1,8 @@
 """GET /api/v1/anomalies: buckets of any series that the streaming scorer flagged.
 
 Every collected metric series and every derived per-service signal is scored by
-``analytics.AnomalyScorer`` as analysis advances (``agent.series_scoring``); the buckets at or
+``strata.analytics.AnomalyScorer`` as analysis advances (``strata.agent.analysis.series_scoring``);
+the buckets at or
 above ``[anomaly] threshold`` are listed here, newest first. They are signals to look at, not
 incidents: incidents come from the regression detectors.
 """
@@ -12,11 +13,10 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query
-
-from agent.api.render import parse_time, rfc3339
+from strata.agent.api.render import parse_time, rfc3339
 
 if TYPE_CHECKING:
-    from agent.runner import Agent
+    from strata.agent.runner import Agent
 
 _LAYERS = "^(infrastructure|data|serving|model|orchestration)$"
 _COLUMNS = ("series", "time_ns", "layer", "signal", "unit", "service", "host", "device",

@@ -7,9 +7,8 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
-
-from agent import __version__
-from agent.api import (
+from strata.agent import __version__
+from strata.agent.api import (
     anomalies,
     cost,
     deployments,
@@ -22,10 +21,10 @@ from agent.api import (
     traces,
     ui,
 )
-from agent.api.guard import GuardMiddleware
+from strata.agent.api.guard import GuardMiddleware
 
 if TYPE_CHECKING:
-    from agent.runner import Agent
+    from strata.agent.runner import Agent
 
 
 def create_app(agent: Agent) -> FastAPI:

@@ -2,7 +2,7 @@
 
 Filters: ``service``, ``team``, ``model``, ``provider``, ``host``, ``operation``, ``user``
 and ``attr.<key>=<value>`` for any span or resource attribute. Keys are validated and
-bound (``agent.finops.group_spec``); an invalid one is a 400, never SQL.
+bound (``strata.agent.finops.report.group_spec``); an invalid one is a 400, never SQL.
 """
 
 from __future__ import annotations
@@ -11,17 +11,16 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, HTTPException, Query, Request
-
-from agent.api.render import parse_time, rfc3339
-from agent.budgets import check_budgets
-from agent.config import parse_duration_s
-from agent.errors import ConfigError
-from agent.finops import cost_report, summarize
-from agent.finops_reads import gpu_energy_summary, gpu_hours, model_profiles
-from analytics.rightsizing import cheaper_model_findings, idle_gpu_findings
+from strata.agent.api.render import parse_time, rfc3339
+from strata.agent.config import parse_duration_s
+from strata.agent.errors import ConfigError
+from strata.agent.finops.budgets import check_budgets
+from strata.agent.finops.reads import gpu_energy_summary, gpu_hours, model_profiles
+from strata.agent.finops.report import cost_report, summarize
+from strata.analytics.rightsizing import cheaper_model_findings, idle_gpu_findings
 
 if TYPE_CHECKING:
-    from agent.runner import Agent
+    from strata.agent.runner import Agent
 
 DEFAULT_RANGE_NS: Final = 7 * 86_400_000_000_000
 MAX_BUCKETS: Final = 10_000

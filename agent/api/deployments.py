@@ -6,12 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
-
-from agent.api.render import parse_time, rfc3339
-from agent.model import Deployment
+from strata.agent.api.render import parse_time, rfc3339
+from strata.agent.model import Deployment
 
 if TYPE_CHECKING:
-    from agent.runner import Agent
+    from strata.agent.runner import Agent
 
 
 class DeploymentIn(BaseModel):

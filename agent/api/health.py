@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
-
-from agent import __version__
+from strata.agent import __version__
 
 if TYPE_CHECKING:
-    from agent.runner import Agent
+    from strata.agent.runner import Agent
 
 
 def build_router(agent: Agent) -> APIRouter:

@@ -6,13 +6,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query
 from pydantic import BaseModel, Field
-
-from agent import incident_store as db
-from agent.api.render import parse_time, rfc3339
-from agent.model import incident_json
+from strata.agent.api.render import parse_time, rfc3339
+from strata.agent.model import incident_json
+from strata.agent.store import incidents as db
 
 if TYPE_CHECKING:
-    from agent.runner import Agent
+    from strata.agent.runner import Agent
 
 _STATUS = "^(open|acknowledged|resolved)$"
 

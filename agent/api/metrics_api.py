@@ -11,15 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, HTTPException, Query, Request
-
-from agent.api.render import rfc3339
-from agent.layer_reads import metric_series
-from agent.model import Layer
+from strata.agent.analysis.layer_reads import metric_series
+from strata.agent.api.render import rfc3339
+from strata.agent.model import Layer
 
 if TYPE_CHECKING:
-    from agent.runner import Agent
+    from strata.agent.runner import Agent
 
-from agent.api.cost import time_range
+from strata.agent.api.cost import time_range
 
 RESERVED: Final = frozenset({"layer", "name", "since", "until", "limit"})
 DEFAULT_RANGE_NS: Final = 3_600_000_000_000

@@ -1,7 +1,7 @@
 """GET /metrics: Prometheus exposition of the agent's health and derived layer metrics.
 
 A private ``CollectorRegistry`` per app (never prometheus_client's global one) holding
-``exporters.prometheus.StrataCollector`` and the process collector (RSS, CPU, open fds).
+``strata.exporters.prometheus.StrataCollector`` and the process collector (RSS, CPU, open fds).
 Served on the API port; the handler is synchronous so the store queries run in the
 threadpool, off the event loop.
 """
@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import generate_latest
-
-from agent.logs import dropped_records
-from exporters.prometheus import StrataCollector
+from strata.agent.logs import dropped_records
+from strata.exporters.prometheus import StrataCollector
 
 if TYPE_CHECKING:
-    from agent.runner import Agent
+    from strata.agent.runner import Agent
 
 
 def build_registry(agent: Agent) -> CollectorRegistry:

@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Request, Response
 from google.rpc import status_pb2
 from starlette.concurrency import run_in_threadpool
-
-from agent.errors import BackpressureError, DecodeError
-from agent.otlp_codec import (
+from strata.agent.errors import BackpressureError, DecodeError
+from strata.agent.ingest.otlp_codec import (
     BodyTooLarge,
     DecodeResult,
     decode_metrics_request,
@@ -29,7 +28,7 @@ from agent.otlp_codec import (
 )
 
 if TYPE_CHECKING:
-    from agent.runner import Agent
+    from strata.agent.runner import Agent
 
 logger = logging.getLogger(__name__)
 

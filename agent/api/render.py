@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi import HTTPException
-
-from agent.model import rfc3339
+from strata.agent.model import rfc3339
 
 __all__ = ["parse_time", "rfc3339"]
 

@@ -3,7 +3,7 @@
 For one service over ``[since, until)`` in steps of ``step``: its own request, latency,
 error, token and cost series (from spans), and the series of the GPUs, serving endpoints
 and vector-DB shards its spans ran against (the same matching rules as trace correlation,
-``analytics.correlate``). All series share one time axis (``times``; null where a step has
+``strata.analytics.correlate``). All series share one time axis (``times``; null where a step has
 no data). ``moved`` ranks the series by the change of their mean between the first and
 second half of the range: "latency went up: what else moved?".
 """
@@ -13,13 +13,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, HTTPException, Query
-
-from agent.api.cost import time_range
-from agent.api.render import rfc3339
-from agent.config import parse_duration_s
-from agent.errors import ConfigError
-from agent.layer_reads import bucketed_samples, service_span_series, service_targets
-from analytics.correlate import (
+from strata.agent.analysis.layer_reads import bucketed_samples, service_span_series, service_targets
+from strata.agent.api.cost import time_range
+from strata.agent.api.render import rfc3339
+from strata.agent.config import parse_duration_s
+from strata.agent.errors import ConfigError
+from strata.analytics.correlate import (
     COUNTER_SIGNALS,
     correlation_hosts,
     correlation_targets,
@@ -29,7 +28,7 @@ from analytics.correlate import (
 )
 
 if TYPE_CHECKING:
-    from agent.runner import Agent
+    from strata.agent.runner import Agent
 
 DEFAULT_RANGE_NS: Final = 6 * 3_600_000_000_000
 MAX_STEPS: Final = 2000

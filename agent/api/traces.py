@@ -6,12 +6,11 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, HTTPException, Query
-
-from agent.api.render import parse_time, rfc3339
-from agent.store import list_traces, trace_spans
+from strata.agent.api.render import parse_time, rfc3339
+from strata.agent.store.db import list_traces, trace_spans
 
 if TYPE_CHECKING:
-    from agent.runner import Agent
+    from strata.agent.runner import Agent
 
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, RedirectResponse
 
 if TYPE_CHECKING:
-    from agent.runner import Agent
+    from strata.agent.runner import Agent
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "ui" / "static"
 

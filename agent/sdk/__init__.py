@@ -2,7 +2,7 @@
 
 Usage::
 
-    from agent.sdk import init, workflow, task, step
+    from strata.agent.sdk import init, workflow, task, step
     init(service="rag-api", team="search")
 
 ``init`` is idempotent: a second call while initialised returns the same handle. After
@@ -20,10 +20,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from agent.sdk.content import ContentPolicy, Redactor
-from agent.sdk.decorators import step, task, workflow
-from agent.sdk.setup import Pipeline, SDKSettings, build_pipeline, sdk_disabled
-from agent.sdk.telemetry import ACTIVE, Telemetry
+from strata.agent.sdk.content import ContentPolicy, Redactor
+from strata.agent.sdk.decorators import step, task, workflow
+from strata.agent.sdk.setup import Pipeline, SDKSettings, build_pipeline, sdk_disabled
+from strata.agent.sdk.telemetry import ACTIVE, Telemetry
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricReader
@@ -199,19 +199,19 @@ def _set_global(pipeline: Pipeline) -> None:
 
 
 def _openai() -> _Instrumentor:
-    from agent.sdk import openai_instr
+    from strata.agent.sdk import openai_instr
 
     return openai_instr
 
 
 def _anthropic() -> _Instrumentor:
-    from agent.sdk import anthropic_instr
+    from strata.agent.sdk import anthropic_instr
 
     return anthropic_instr
 
 
 def _langchain() -> _Instrumentor:
-    from agent.sdk import langchain_instr
+    from strata.agent.sdk import langchain_instr
 
     return langchain_instr
 

@@ -2,14 +2,14 @@
 
 The GenAI conventions moved to their own repository and the Python constants are
 deprecated there, so the names are string literals (see COMPONENTS.md §5). The names the
-agent reads come from :mod:`agent.semconv`, so writer and reader cannot drift apart.
+agent reads come from :mod:`strata.agent.semconv`, so writer and reader cannot drift apart.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from agent.semconv import (
+from strata.agent.semconv import (
     CACHE_READ_TOKENS,
     ERROR_TYPE,
     INPUT_TOKENS,

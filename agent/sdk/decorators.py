@@ -21,10 +21,9 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
-
-from agent.sdk import attributes as A
-from agent.sdk.scope import parent_context
-from agent.sdk.telemetry import ACTIVE
+from strata.agent.sdk import attributes as A
+from strata.agent.sdk.scope import parent_context
+from strata.agent.sdk.telemetry import ACTIVE
 
 logger = logging.getLogger(__name__)
 

@@ -27,12 +27,11 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.callbacks.base import BaseCallbackManager
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
-
-from agent.sdk import attributes as A
-from agent.sdk.decorators import record_error
-from agent.sdk.patching import unwrap, wrap
-from agent.sdk.scope import CURRENT_RUN, Run
-from agent.sdk.telemetry import ACTIVE, Telemetry
+from strata.agent.sdk import attributes as A
+from strata.agent.sdk.decorators import record_error
+from strata.agent.sdk.patching import unwrap, wrap
+from strata.agent.sdk.scope import CURRENT_RUN, Run
+from strata.agent.sdk.telemetry import ACTIVE, Telemetry
 
 logger = logging.getLogger(__name__)
 

@@ -15,12 +15,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.util.types import AttributeValue
-
-from agent.sdk import attributes as A
-from agent.sdk.content import ContentPolicy
-from agent.sdk.patching import unwrap, wrap
-from agent.sdk.streams import Accumulator, observe
-from agent.sdk.telemetry import LLMCall, Telemetry, call_wrappers
+from strata.agent.sdk import attributes as A
+from strata.agent.sdk.content import ContentPolicy
+from strata.agent.sdk.patching import unwrap, wrap
+from strata.agent.sdk.streams import Accumulator, observe
+from strata.agent.sdk.telemetry import LLMCall, Telemetry, call_wrappers
 
 logger = logging.getLogger(__name__)
 

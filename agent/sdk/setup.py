@@ -26,8 +26,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
-
-from agent.sdk.attributes import TEAM
+from strata.agent.sdk.attributes import TEAM
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +163,7 @@ def build_pipeline(
     """
     resource = build_resource(settings)
     if span_exporter is None:
-        from agent.sdk.otlp_encoder import FastOTLPSpanExporter
+        from strata.agent.sdk.otlp_encoder import FastOTLPSpanExporter
 
         span_exporter = FastOTLPSpanExporter(
             endpoint=_signal_url(settings.endpoint, ENV_TRACES_ENDPOINT, "/v1/traces")

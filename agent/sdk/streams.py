@@ -17,9 +17,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Protocol
 
 from opentelemetry.util.types import AttributeValue
-
-from agent.sdk.attributes import TIME_TO_FIRST_CHUNK
-from agent.sdk.telemetry import LLMCall
+from strata.agent.sdk.attributes import TIME_TO_FIRST_CHUNK
+from strata.agent.sdk.telemetry import LLMCall
 
 logger = logging.getLogger(__name__)
 

@@ -32,10 +32,9 @@ from opentelemetry.trace import (
     TracerProvider,
 )
 from opentelemetry.util.types import AttributeValue
-
-from agent.sdk import attributes as A
-from agent.sdk.content import ContentPolicy
-from agent.sdk.scope import live_run
+from strata.agent.sdk import attributes as A
+from strata.agent.sdk.content import ContentPolicy
+from strata.agent.sdk.scope import live_run
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +85,7 @@ class Telemetry:
     def __init__(
         self, tracer_provider: TracerProvider, meter_provider: MeterProvider, content: ContentPolicy
     ) -> None:
-        from agent import __version__
+        from strata.agent import __version__
 
         self.tracer: Tracer = tracer_provider.get_tracer("strata.sdk", __version__)
         self.fast = FastSpans.create(self.tracer)

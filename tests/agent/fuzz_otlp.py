@@ -17,14 +17,15 @@ import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agent.errors import DecodeError
-from agent.normalize import IngestPolicy
-from agent.otlp_codec import (
+from strata.agent.errors import DecodeError
+from strata.agent.ingest.normalize import IngestPolicy
+from strata.agent.ingest.otlp_codec import (
     BodyTooLarge,
     decode_metrics_request,
     decode_trace_request,
     decompress,
 )
+
 from tests.otlp_factory import gauge_request, genai_attributes, make_span, trace_request
 
 POLICY = IngestPolicy(salt="fuzz")

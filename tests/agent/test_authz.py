@@ -9,11 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-
-from agent.api.app import create_app
-from agent.api.guard import GuardMiddleware
-from agent.config import Settings
-from agent.runner import Agent
+from strata.agent.api.app import create_app
+from strata.agent.api.guard import GuardMiddleware
+from strata.agent.config import Settings
+from strata.agent.runner import Agent
 
 ADMIN, READER = "admin-token-s5", "read-token-s5"
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}

@@ -12,11 +12,11 @@ import pytest
 import typer
 import uvicorn
 from fastapi import FastAPI
+from strata.agent.api import cost, traces
+from strata.agent.cli.finops import register
+from strata.agent.config import Settings
 from typer.testing import CliRunner
 
-from agent.api import cost, traces
-from agent.cli_finops import register
-from agent.config import Settings
 from tests.agent.test_cost_api import T0, CorrelatingAgent, H, _data
 from tests.conftest import free_port
 

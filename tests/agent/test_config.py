@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from agent.config import documented_keys, load, parse_duration_s, parse_size_bytes
-from agent.errors import ConfigError
+from strata.agent.config import documented_keys, load, parse_duration_s, parse_size_bytes
+from strata.agent.errors import ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:

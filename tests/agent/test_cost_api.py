@@ -1,7 +1,8 @@
 """The FinOps routers over HTTP (FastAPI TestClient) on a real Agent and DuckDB file.
 
 The app here is built from the routers under test plus the traces router, with an Agent whose
-``correlate`` hook calls ``agent.layer_reads.correlate_trace`` (the wiring the runner gets).
+``correlate`` hook calls ``strata.agent.analysis.layer_reads.correlate_trace`` (the wiring the
+runner gets).
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-
-from agent.api import cost, metrics_api, timeline, traces
-from agent.config import Settings
-from agent.finops_gpu import apply_gpu_attribution
-from agent.layer_reads import correlate_trace
-from agent.model import AttributeValue, Layer, Sample, SpanRecord
-from agent.runner import Agent
+from strata.agent.analysis.layer_reads import correlate_trace
+from strata.agent.api import cost, metrics_api, timeline, traces
+from strata.agent.config import Settings
+from strata.agent.finops.gpu import apply_gpu_attribution
+from strata.agent.model import AttributeValue, Layer, Sample, SpanRecord
+from strata.agent.runner import Agent
 
 S = 1_000_000_000
 H = 3600 * S

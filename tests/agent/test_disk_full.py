@@ -69,7 +69,7 @@ def volume_fixture(tmp_path: Path) -> Iterator[TmpfsVolume]:
 def launch_in(volume: TmpfsVolume, tmp_path: Path, env: dict[str, str]) -> LiveAgent:
     otlp, api = free_port(), free_port()
     db = volume.mount / "data" / "agent.duckdb"
-    args = [*volume.enter(), sys.executable, "-m", "agent.cli", "agent", "--db", str(db),
+    args = [*volume.enter(), sys.executable, "-m", "strata.agent.cli", "agent", "--db", str(db),
             "--otlp-port", str(otlp), "--api-port", str(api)]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
     full_env.update({"STRATA_GPU_ENABLED": "false", "STRATA_HOST_ENABLED": "false", **env})
@@ -175,7 +175,7 @@ def test_log_volume_full_keeps_the_agent_running(tmp_path: Path) -> None:
                       'interval = "1s"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
     env.update({"STRATA_GPU_ENABLED": "false", "STRATA_HOST_ENABLED": "false"})
-    args = [sys.executable, "-m", "agent.cli", "agent", "--config", str(config), "--db",
+    args = [sys.executable, "-m", "strata.agent.cli", "agent", "--config", str(config), "--db",
             str(tmp_path / "a.duckdb"), "--otlp-port", str(otlp), "--api-port", str(api)]
     with open("/dev/full", "wb") as full:
         process = subprocess.Popen(args, stdout=full, stderr=full, env=env)

@@ -22,9 +22,9 @@ from typing import Any
 import duckdb
 import httpx
 import pytest
+from strata.agent.store.db import DuckDBStore
+from strata.agent.store.memory import duckdb_limit_bytes
 
-from agent.memory import duckdb_limit_bytes
-from agent.store import DuckDBStore
 from tests.conftest import (
     LiveAgent,
     ensure_apt_binary,
@@ -146,7 +146,7 @@ def test_every_200_follows_a_wal_sync(tmp_path: Path) -> None:
     env.update({"STRATA_GPU_ENABLED": "false", "STRATA_HOST_ENABLED": "false"})
     args = [strace, "-f", "-qq", "-ttt", "-yy", "-s", "32", "-o", str(trace), "-e",
             "trace=fsync,fdatasync,sendto,recvfrom,write,pwrite64,writev",
-            sys.executable, "-m", "agent.cli", "agent", "--db", str(tmp_path / "a.duckdb"),
+            sys.executable, "-m", "strata.agent.cli", "agent", "--db", str(tmp_path / "a.duckdb"),
             "--otlp-port", str(otlp), "--api-port", str(api)]
     process = start_process(args, env, tmp_path / "agent.log")
     try:

@@ -6,14 +6,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pytest
-
-from agent.budgets import budget_alerts, budget_status, month_bounds
-from agent.config import Budget, Settings
-from agent.finops import HOUR_NS, cost_report, refresh_cost_rollup, summarize
-from agent.finops_gpu import apply_gpu_attribution, pending_gpu_window
-from agent.finops_reads import gpu_energy_summary, gpu_hours
-from agent.model import AttributeValue, Layer, Sample, SpanRecord
-from agent.store import CostColumns, DuckDBStore
+from strata.agent.config import Budget, Settings
+from strata.agent.finops.budgets import budget_alerts, budget_status, month_bounds
+from strata.agent.finops.gpu import apply_gpu_attribution, pending_gpu_window
+from strata.agent.finops.reads import gpu_energy_summary, gpu_hours
+from strata.agent.finops.report import HOUR_NS, cost_report, refresh_cost_rollup, summarize
+from strata.agent.model import AttributeValue, Layer, Sample, SpanRecord
+from strata.agent.store.db import CostColumns, DuckDBStore
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S  # 2023-11-14T22:13:20Z

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from strata.agent.analysis.analyzer import AnalysisReport, Analyzer
+from strata.agent.api import deployments, incidents
+from strata.agent.store.db import DuckDBStore
 
-from agent.analysis import AnalysisReport, Analyzer
-from agent.api import deployments, incidents
-from agent.store import DuckDBStore
 from tests.sim_data import START_NS, price, scenario
 
 HOUR_NS = 3600 * 1_000_000_000

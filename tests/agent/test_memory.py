@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from agent.config import load
-from agent.errors import ConfigError
-from agent.memory import container_limit_bytes, duckdb_limit_bytes
-from agent.store import DuckDBStore
+from strata.agent.config import load
+from strata.agent.errors import ConfigError
+from strata.agent.store.db import DuckDBStore
+from strata.agent.store.memory import container_limit_bytes, duckdb_limit_bytes
 
 MIB = 1024**2
 

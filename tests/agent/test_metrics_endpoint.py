@@ -7,10 +7,9 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-
-from agent.api import metrics_endpoint
-from agent.config import Settings
-from agent.runner import Agent
+from strata.agent.api import metrics_endpoint
+from strata.agent.config import Settings
+from strata.agent.runner import Agent
 
 
 def test_metrics_exposition(tmp_path: Path) -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from strata.agent import semconv
+from strata.agent.ingest.normalize import IngestPolicy
+from strata.agent.ingest.otlp_codec import decode_trace_request
+from strata.agent.store.db import DuckDBStore
 
-from agent import semconv
-from agent.normalize import IngestPolicy
-from agent.otlp_codec import decode_trace_request
-from agent.store import DuckDBStore
 from tests.otlp_factory import genai_attributes, key_values, make_span, trace_request
 
 CANARY = "CANARY-p2-51e0"

@@ -73,9 +73,9 @@ def token_agent_fixture(tmp_path):
 
 def test_every_route_needs_the_token(token_agent: LiveAgent) -> None:
     """Every API route answers 401 + WWW-Authenticate without the right bearer token (S3)."""
-    from agent.api.app import create_app
-    from agent.config import Settings
-    from agent.runner import Agent
+    from strata.agent.api.app import create_app
+    from strata.agent.config import Settings
+    from strata.agent.runner import Agent
 
     probe = Agent(Settings(db=str(token_agent.db.parent / "probe.duckdb")))
     app = create_app(probe)

@@ -243,7 +243,7 @@ def test_non_loopback_bind_without_token_refuses_to_start(tmp_path) -> None:
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "agent", "--db", str(tmp_path / "x.duckdb"),
+        [sys.executable, "-m", "strata.agent.cli", "agent", "--db", str(tmp_path / "x.duckdb"),
          "--host", "0.0.0.0", "--otlp-port", "0", "--api-port", "0"],  # noqa: S104
         capture_output=True, text=True, timeout=30,
         env={k: v for k, v in os.environ.items() if not k.startswith("STRATA_")},

@@ -32,10 +32,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
 from prometheus_client.parser import text_string_to_metric_families
+from strata.agent.ingest.otlp_codec import attributes_of
+from strata.agent.model import Incident
+from strata.exporters.webhook import WebhookExporter
 
-from agent.model import Incident
-from agent.otlp_codec import attributes_of
-from exporters.webhook import WebhookExporter
 from tests.conftest import LiveAgent, launch_agent
 from tests.exporters.upstream import RecordingUpstream
 from tests.otlp_factory import genai_attributes, make_span, trace_request

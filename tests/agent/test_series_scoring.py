@@ -13,14 +13,14 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from strata.agent.analysis.analyzer import Analyzer
+from strata.agent.analysis.series_scoring import BUCKET_NS, WATERMARK_KEY, SeriesScoring
+from strata.agent.api import anomalies as anomalies_api
+from strata.agent.cli.app import app as strata_cli
+from strata.agent.model import Layer, Sample
+from strata.agent.store.db import DuckDBStore
 from typer.testing import CliRunner
 
-from agent.analysis import Analyzer
-from agent.api import anomalies as anomalies_api
-from agent.cli import app as strata_cli
-from agent.model import Layer, Sample
-from agent.series_scoring import BUCKET_NS, WATERMARK_KEY, SeriesScoring
-from agent.store import DuckDBStore
 from tests.conftest import free_port
 
 START_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z

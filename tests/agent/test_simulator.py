@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from agent.normalize import IngestPolicy
-from agent.otlp_codec import decode_metrics_request, decode_trace_request
-from agent.simulator import Simulator, diurnal_load
-from agent.simulator_load import load_batches
-from agent.simulator_scenario import (
+from strata.agent.ingest.normalize import IngestPolicy
+from strata.agent.ingest.otlp_codec import decode_metrics_request, decode_trace_request
+from strata.agent.simulator.load import load_batches
+from strata.agent.simulator.scenario import (
     DECOY_KINDS,
     HOUR_NS,
     INCIDENT_KINDS,
@@ -15,8 +14,10 @@ from agent.simulator_scenario import (
     expected_incident,
     plan_scenario,
 )
-from agent.simulator_topology import default_topology
-from agent.store import DuckDBStore
+from strata.agent.simulator.stack import Simulator, diurnal_load
+from strata.agent.simulator.topology import default_topology
+from strata.agent.store.db import DuckDBStore
+
 from tests.sim_data import START_NS
 
 POLICY = IngestPolicy(salt="test")

@@ -24,7 +24,7 @@ def run_agent(tmp_path: Path, db: Path, *extra: str, env: dict[str, str] | None 
     clean.update(env or {})
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "agent", "--db", str(db), "--otlp-port", "0",
+        [sys.executable, "-m", "strata.agent.cli", "agent", "--db", str(db), "--otlp-port", "0",
          "--api-port", "0", *extra], capture_output=True, text=True, timeout=60, env=clean)
     return result, time.monotonic() - started
 
@@ -67,7 +67,7 @@ def test_data_files_are_private(live_agent: LiveAgent) -> None:
 
 def test_fresh_data_directory_is_0700(tmp_path: Path) -> None:
     """S10: a data directory the store creates is private (0700)."""
-    from agent.store import DuckDBStore
+    from strata.agent.store.db import DuckDBStore
 
     store = DuckDBStore(tmp_path / "new" / "a.duckdb")
     store.close()

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
-from agent.errors import StoreError
-from agent.model import Deployment, Layer, Sample, SpanRecord
-from agent.store import SCHEMA_VERSION, DuckDBStore, list_traces, trace_spans
+from strata.agent.errors import StoreError
+from strata.agent.model import Deployment, Layer, Sample, SpanRecord
+from strata.agent.store.db import SCHEMA_VERSION, DuckDBStore, list_traces, trace_spans
 
 
 def span(i: int, trace: str = "a" * 32, **kw: object) -> SpanRecord:

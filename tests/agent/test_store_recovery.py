@@ -10,17 +10,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from strata.agent.store.db import DuckDBStore
+from strata.agent.store.recovery import open_with_recovery
 
-from agent.store import DuckDBStore
-from agent.store_recovery import open_with_recovery
 from tests.conftest import LiveAgent
 from tests.otlp_factory import genai_attributes, make_span, trace_request
 
 PB = {"Content-Type": "application/x-protobuf"}
 WRITE_AND_DIE = """
 import os, sys
-from agent.model import Layer, SpanRecord
-from agent.store import DuckDBStore
+from strata.agent.model import Layer, SpanRecord
+from strata.agent.store.db import DuckDBStore
 store = DuckDBStore(sys.argv[1])
 for b in range(4):
     store.write_batch([SpanRecord(trace_id="a" * 32, span_id=f"{b:08x}{i:08x}", parent_span_id=None,

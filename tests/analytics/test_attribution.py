@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pytest
-
-from agent.model import AttributeValue, Layer, Sample, SpanRecord
-from analytics.attribution import (
+from strata.agent.model import AttributeValue, Layer, Sample, SpanRecord
+from strata.analytics.attribution import (
     attribute_costs,
     attribute_energy,
     carbon_g,
@@ -17,7 +16,7 @@ from analytics.attribution import (
     span_cost,
     span_key,
 )
-from analytics.pricing import PriceTable
+from strata.analytics.pricing import PriceTable
 
 S = 1_000_000_000  # ns per second
 HOST = "gpu-node-1"

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pytest
-
-from agent.model import AttributeValue, Layer, Sample, SpanRecord
-from analytics.correlate import (
+from strata.agent.model import AttributeValue, Layer, Sample, SpanRecord
+from strata.analytics.correlate import (
     correlate_spans,
     correlation_hosts,
     correlation_targets,

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from strata.agent.analysis.analyzer import Analyzer
+from strata.agent.analysis.window import Window
+from strata.agent.model import Layer, Sample
+from strata.agent.simulator.load import load_batches
+from strata.agent.simulator.scenario import HOUR_NS, MINUTE_NS, Injection
+from strata.agent.simulator.stack import Simulator
+from strata.agent.simulator.topology import default_topology
+from strata.agent.store.db import DuckDBStore
+from strata.analytics.baseline import ShiftRule, find_shifts
+from strata.analytics.detectors import CostRegressionDetector
+from strata.analytics.detectors_infra import GPUFaultDetector, GPUThermalDetector
+from strata.analytics.outliers import fit_and_score
 
-from agent.analysis import Analyzer
-from agent.model import Layer, Sample
-from agent.simulator import Simulator
-from agent.simulator_load import load_batches
-from agent.simulator_scenario import HOUR_NS, MINUTE_NS, Injection
-from agent.simulator_topology import default_topology
-from agent.store import DuckDBStore
-from agent.window import Window
-from analytics.baseline import ShiftRule, find_shifts
-from analytics.detectors import CostRegressionDetector
-from analytics.detectors_infra import GPUFaultDetector, GPUThermalDetector
-from analytics.outliers import fit_and_score
 from tests.sim_data import START_NS, price
 
 RULE = ShiftRule(direction="up", ratio=1.5, z=4.0, current=5, min_points=3)

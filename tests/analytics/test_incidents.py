@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from strata.agent.analysis.analyzer import Analyzer
+from strata.agent.simulator.scenario import HOUR_NS
+from strata.agent.simulator.score import score_incidents
+from strata.agent.store import incidents as incident_store
+from strata.agent.store.db import DuckDBStore
 
-from agent import incident_store
-from agent.analysis import Analyzer
-from agent.simulator_scenario import HOUR_NS
-from agent.simulator_score import score_incidents
-from agent.store import DuckDBStore
 from tests.sim_data import START_NS, price, scenario
 
 

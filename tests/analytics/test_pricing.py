@@ -6,10 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-
-from agent.errors import ConfigError
-from agent.model import Layer, SpanRecord
-from analytics.pricing import (
+from strata.agent.errors import ConfigError
+from strata.agent.model import Layer, SpanRecord
+from strata.analytics.pricing import (
     ModelPrice,
     PriceTable,
     TokenUsage,

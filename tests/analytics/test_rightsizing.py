@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from analytics.pricing import PriceTable
-from analytics.rightsizing import (
+from strata.analytics.pricing import PriceTable
+from strata.analytics.rightsizing import (
     GPUHour,
     ModelProfile,
     cheaper_model_findings,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from agent.model import Deployment, Finding, Layer, Rollback
-from analytics.change_impact import merge_changes
-from analytics.incidents import build_incidents, group_findings, incident_id
-from analytics.rootcause import rank_causes
-from analytics.suggest import suggest
+from strata.agent.model import Deployment, Finding, Layer, Rollback
+from strata.analytics.change_impact import merge_changes
+from strata.analytics.incidents import build_incidents, group_findings, incident_id
+from strata.analytics.rootcause import rank_causes
+from strata.analytics.suggest import suggest
 
 M = 60 * 1_000_000_000
 T0 = 1_767_225_600_000_000_000

@@ -6,10 +6,9 @@ import math
 
 import numpy as np
 import pytest
-
-from analytics import AnomalyScorer
-from analytics.scorer_calibration import OnsetFilter, RecordCalibration
-from analytics.scorer_parts import MeanMaxWindow, RecentRate, RobustWindow, SeasonalProfile
+from strata.analytics import AnomalyScorer
+from strata.analytics.scorer_calibration import OnsetFilter, RecordCalibration
+from strata.analytics.scorer_parts import MeanMaxWindow, RecentRate, RobustWindow, SeasonalProfile
 
 STEP_NS = 300 * 1_000_000_000  # 5-minute sampling, as in NAB's AWS series
 MINUTE_NS = 60 * 1_000_000_000

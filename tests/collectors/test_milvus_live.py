@@ -88,7 +88,7 @@ finally:
 # segments appear (Milvus refreshes some gauges asynchronously), then one JSON line.
 SCRAPER = r"""
 import json, sys, time
-from collectors.scrape import PrometheusScrapeCollector
+from strata.collectors.scrape import PrometheusScrapeCollector
 url, expected = sys.argv[1], float(sys.argv[2])
 c = PrometheusScrapeCollector("milvus-live", url, "milvus")
 deadline = time.monotonic() + 45

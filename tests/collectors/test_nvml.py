@@ -6,10 +6,10 @@ import threading
 
 import pynvml
 import pytest
+from strata.agent.errors import CollectorUnavailable
+from strata.agent.model import Layer
+from strata.collectors.nvml import NVMLCollector
 
-from agent.errors import CollectorUnavailable
-from agent.model import Layer
-from collectors.nvml import NVMLCollector
 from tests.fakes.nvml import FakeGPU, FakeNVML
 
 T0 = 1_800_000_000_000_000_000

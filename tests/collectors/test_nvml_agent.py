@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.config import Settings
-from agent.runner import Agent
-from collectors.nvml import NVMLCollector
+from strata.agent.config import Settings
+from strata.agent.runner import Agent
+from strata.collectors.nvml import NVMLCollector
+
 from tests.fakes.nvml import FakeGPU, FakeNVML
 
 T0 = 1_800_000_000_000_000_000

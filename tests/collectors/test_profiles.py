@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
+from strata.agent.errors import ConfigError
+from strata.collectors.profiles import PROFILES, bucket_quantile, get_profile
+from strata.collectors.scrape import PrometheusScrapeCollector
 
-from agent.errors import ConfigError
-from collectors.profiles import PROFILES, bucket_quantile, get_profile
-from collectors.scrape import PrometheusScrapeCollector
 from tests.collectors.conftest import FIXTURES, FixtureServer
 
 T0 = 1_800_000_000_000_000_000

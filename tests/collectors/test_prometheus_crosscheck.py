@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from strata.collectors.scrape import PrometheusScrapeCollector
 
-from collectors.scrape import PrometheusScrapeCollector
 from tests.collectors.conftest import FixtureServer, free_port
 from tests.conftest import ensure_apt_binary
 

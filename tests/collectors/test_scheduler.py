@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from itertools import pairwise
 
 import pytest
+from strata.agent.errors import CollectError, CollectorUnavailable
+from strata.agent.model import Layer, Sample
+from strata.collectors.scheduler import CollectorScheduler
+from strata.collectors.scrape import PrometheusScrapeCollector
 
-from agent.errors import CollectError, CollectorUnavailable
-from agent.model import Layer, Sample
-from agent.scheduler import CollectorScheduler
-from collectors.scrape import PrometheusScrapeCollector
 from tests.collectors.conftest import FixtureServer
 
 T0 = 1_800_000_000_000_000_000
@@ -136,7 +136,7 @@ def test_unavailable_collector_turned_off_with_one_log_line(
     gpu, b = ScriptedCollector("nvml"), ScriptedCollector("b")
     gpu.outcome = CollectorUnavailable("nvml", "no NVIDIA driver or NVML library")
     sched = CollectorScheduler([gpu, b], Sink(), default_interval_s=1, jitter=0)
-    with caplog.at_level("INFO", logger="agent.scheduler"):
+    with caplog.at_level("INFO", logger="strata.collectors.scheduler"):
         for t in range(5):
             report = sched.poll_once(T0 + t * S)
     assert len(gpu.calls) == 1
@@ -164,7 +164,7 @@ def test_failure_logs_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
     a = ScriptedCollector("a")
     a.outcome = CollectError("a", "refused")
     sched = CollectorScheduler([a], Sink(), intervals={"a": 1}, jitter=0, max_backoff_s=1)
-    with caplog.at_level("WARNING", logger="agent.scheduler"):
+    with caplog.at_level("WARNING", logger="strata.collectors.scheduler"):
         for t in range(120):
             sched.poll_once(T0 + t * S)
     assert len(a.calls) == 120

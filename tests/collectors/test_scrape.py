@@ -7,10 +7,10 @@ import time
 import tracemalloc
 
 import pytest
+from strata.agent.errors import CollectError
+from strata.agent.model import Layer
+from strata.collectors.scrape import PrometheusScrapeCollector
 
-from agent.errors import CollectError
-from agent.model import Layer
-from collectors.scrape import PrometheusScrapeCollector
 from tests.collectors.conftest import FixtureServer
 
 NOW = 1_800_000_000_000_000_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from exporters.disk_queue import DiskQueue
+from strata.exporters.disk_queue import DiskQueue
 
 
 def drain(queue: DiskQueue) -> list[bytes]:

@@ -10,10 +10,14 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
-
-from agent.normalize import IngestPolicy
-from agent.otlp_codec import any_value, attributes_of, decode_metrics_request, decode_trace_request
-from exporters.otlp_encode import (
+from strata.agent.ingest.normalize import IngestPolicy
+from strata.agent.ingest.otlp_codec import (
+    any_value,
+    attributes_of,
+    decode_metrics_request,
+    decode_trace_request,
+)
+from strata.exporters.otlp_encode import (
     CO2E_G,
     COST_USD,
     ENERGY_SOURCE,
@@ -23,6 +27,7 @@ from exporters.otlp_encode import (
     encode_metrics_request,
     encode_trace_request,
 )
+
 from tests.otlp_factory import gauge_request, genai_attributes, make_span, trace_request
 
 POLICY = IngestPolicy(salt="test-salt")

@@ -18,12 +18,16 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from strata.agent.ingest.normalize import IngestPolicy
+from strata.agent.ingest.otlp_codec import (
+    attributes_of,
+    decode_metrics_request,
+    decode_trace_request,
+)
+from strata.agent.model import Sample, SpanRecord
+from strata.exporters.base import ExportResult
+from strata.exporters.otlp_forward import OTLPForwarder, parse_retry_after
 
-from agent.model import Sample, SpanRecord
-from agent.normalize import IngestPolicy
-from agent.otlp_codec import attributes_of, decode_metrics_request, decode_trace_request
-from exporters.base import ExportResult
-from exporters.otlp_forward import OTLPForwarder, parse_retry_after
 from tests.exporters.upstream import Received, RecordingUpstream, Reply
 from tests.otlp_factory import gauge_request, genai_attributes, make_span, trace_request
 

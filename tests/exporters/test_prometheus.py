@@ -10,13 +10,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-
-from agent.api.otlp import ReceiverStats
-from agent.incident_store import insert_incident
-from agent.model import Incident, Layer, Sample, SpanRecord
-from agent.store import DuckDBStore
-from agent.writer import WriterStats
-from exporters.prometheus import OTHER, StrataCollector
+from strata.agent.api.otlp import ReceiverStats
+from strata.agent.ingest.writer import WriterStats
+from strata.agent.model import Incident, Layer, Sample, SpanRecord
+from strata.agent.store.db import DuckDBStore
+from strata.agent.store.incidents import insert_incident
+from strata.exporters.prometheus import OTHER, StrataCollector
 
 NOW = 1_800_000_000_000_000_000
 S = 1_000_000_000

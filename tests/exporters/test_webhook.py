@@ -9,10 +9,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from strata.agent.model import Evidence, Incident, Rollback, Suggestion, SuspectedCause
+from strata.exporters.base import ExportResult
+from strata.exporters.webhook import WebhookExporter
 
-from agent.model import Evidence, Incident, Rollback, Suggestion, SuspectedCause
-from exporters.base import ExportResult
-from exporters.webhook import WebhookExporter
 from tests.exporters.upstream import Received, RecordingUpstream, Reply
 
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z

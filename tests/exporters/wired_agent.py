@@ -1,8 +1,9 @@
 """Test-only launcher: `strata agent` with the issue-7 wiring applied, until runner.py has it.
 
 ``python -m tests.exporters.wired_agent --config strata.toml --db ... --otlp-port ...
---api-port ...`` runs the same server as ``agent.cli agent``. When ``agent/runner.py``
-already builds the forwarder (the lead's wiring), it simply runs ``agent.cli``; otherwise it
+--api-port ...`` runs the same server as ``strata.agent.cli.app agent``. When ``agent/runner.py``
+already builds the forwarder (the lead's wiring), it simply runs ``strata.agent.cli.app``;
+otherwise it
 runs ``WiredAgent``, which applies the wiring proposed in the issue-7 report: forwarder and
 webhooks built from settings, ``enqueue`` in ``after_commit``, shutdown in ``close``, and the
 ``/metrics`` router. ``[forward] initial_backoff`` / ``max_backoff`` are read from the file
@@ -25,7 +26,7 @@ WIRED = "OTLPForwarder" in (REPO / "agent" / "runner.py").read_text(encoding="ut
 
 
 def forward_timing(config: str | None) -> dict[str, float]:
-    from agent.config import parse_duration_s
+    from strata.agent.config import parse_duration_s
 
     if not config:
         return {}
@@ -40,15 +41,14 @@ def forward_timing(config: str | None) -> dict[str, float]:
 
 def run_shim(args: argparse.Namespace) -> None:
     import uvicorn
-
-    from agent.api import metrics_endpoint
-    from agent.api.app import create_app
-    from agent.config import Settings, load
-    from agent.otlp_codec import DecodeResult
-    from agent.runner import Agent
-    from agent.server import bind, check_exposure
-    from exporters.otlp_forward import OTLPForwarder
-    from exporters.webhook import WebhookExporter
+    from strata.agent.api import metrics_endpoint
+    from strata.agent.api.app import create_app
+    from strata.agent.config import Settings, load
+    from strata.agent.ingest.otlp_codec import DecodeResult
+    from strata.agent.runner import Agent
+    from strata.agent.server import bind, check_exposure
+    from strata.exporters.otlp_forward import OTLPForwarder
+    from strata.exporters.webhook import WebhookExporter
 
     timing = forward_timing(args.config)
 
@@ -106,7 +106,7 @@ def run_shim(args: argparse.Namespace) -> None:
 
 def main() -> None:
     if WIRED:
-        from agent.cli import main as cli_main
+        from strata.agent.cli.app import main as cli_main
 
         sys.argv = [sys.argv[0], "agent", *sys.argv[1:]]
         cli_main()

@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import strata.agent.sdk as sdk
 from opentelemetry.trace import StatusCode
 
-import agent.sdk as sdk
 from tests.sdk.conftest import Traced
 
 

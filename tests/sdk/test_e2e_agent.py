@@ -12,9 +12,9 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+import strata.agent.sdk as sdk
 from langchain_core.runnables import RunnableLambda
 
-import agent.sdk as sdk
 from tests.conftest import LiveAgent
 from tests.sdk import llm_server as srv
 from tests.sdk.llm_server import LLMServer

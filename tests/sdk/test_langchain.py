@@ -6,6 +6,7 @@ from typing import Any
 
 import openai
 import pytest
+import strata.agent.sdk as sdk
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -16,7 +17,6 @@ from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool
 from opentelemetry.trace import StatusCode
 
-import agent.sdk as sdk
 from tests.sdk import llm_server as srv
 from tests.sdk.conftest import Traced
 from tests.sdk.llm_server import LLMServer

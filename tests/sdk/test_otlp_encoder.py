@@ -10,8 +10,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
-
-from agent.sdk.otlp_encoder import SpanEncoder, varint
+from strata.agent.sdk.otlp_encoder import SpanEncoder, varint
 
 
 def test_same_message_as_stock_encoder() -> None:

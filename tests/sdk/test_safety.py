@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import openai
 import pytest
+import strata.agent.sdk as sdk
+from strata.agent.sdk.patching import is_wrapped
 
-import agent.sdk as sdk
-from agent.sdk.patching import is_wrapped
 from tests.conftest import free_port
 from tests.sdk.conftest import Traced, start
 from tests.sdk.llm_server import LLMServer

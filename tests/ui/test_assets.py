@@ -8,8 +8,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
-
-from agent.api import ui
+from strata.agent.api import ui
 
 
 @pytest.fixture(name="client")

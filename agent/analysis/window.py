@@ -1,0 +1,387 @@
+"""Window: a read-only, event-time view over the store for detectors.
+
+Every read aggregates in DuckDB with bound parameters only and returns series aligned to the
+window's buckets (``bucket_ns`` wide, aligned to the epoch so that any two windows agree on
+bucket boundaries). Buckets with no data are NaN (counts are 0): missing is absent, never
+zero. Results are cached, so detectors can share one window.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from strata.agent.model import Deployment
+from strata.agent.store.db import DuckDBStore
+
+BUCKET_NS = 60 * 1_000_000_000
+PriceFn = Callable[[str | None, str | None], tuple[float, float] | None]
+"""(provider, model) -> (USD per 1M input tokens, USD per 1M output tokens), or None."""
+
+_SEP = "\x1f"
+# SQL filter: not a histogram/summary part (those are read through their derived signals)
+NOT_HISTOGRAM = r"NOT regexp_matches(coalesce(canonical, name), '[._](bucket|count|sum|created)$')"
+
+
+@dataclass(frozen=True, slots=True)
+class SpanSeries:
+    """Per-bucket statistics of one span group.
+
+    Model-layer spans group by service x operation whatever their model (``model`` is the
+    most used one), so a model switch shows as a change of the series; other layers group by
+    service x operation x span name. ``cost_usd`` is the stored cost where every span of the
+    bucket has one, else the tokens priced with the window's price function, else NaN.
+    """
+
+    service: str
+    layer: str
+    operation: str
+    model: str
+    name: str
+    provider: str
+    count: np.ndarray  # requests per bucket
+    errors: np.ndarray
+    p50_s: np.ndarray  # of requests that did not fail
+    p95_s: np.ndarray
+    input_tokens: np.ndarray  # sums over spans reporting output tokens
+    output_tokens: np.ndarray
+    token_count: np.ndarray  # spans reporting output tokens
+    cost_usd: np.ndarray
+
+    @property
+    def key(self) -> str:
+        """Stable identity: model spans by service x operation, others also by span name."""
+        if self.layer == "model":
+            return f"{self.service}|{self.layer}|{self.operation}"
+        return f"{self.service}|{self.layer}|{self.operation}|{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class SampleSeries:
+    """Per-bucket mean/max/min of one metric series (canonical x host x device x labels)."""
+
+    canonical: str
+    unit: str
+    host: str | None
+    device: str | None
+    source: str | None  # the resource's service.name (exporter / server instance)
+    labels: dict[str, str]
+    mean: np.ndarray
+    max: np.ndarray
+    min: np.ndarray
+    layer: str = ""  # set by ``all_sample_series``; the detectors know their series' layer
+
+    @property
+    def key(self) -> str:
+        return _SEP.join((self.canonical, self.host or "", self.device or "", self.source or "",
+                          json.dumps(self.labels, sort_keys=True)))
+
+
+@dataclass(slots=True)
+class _Cache:
+    spans: list[SpanSeries] | None = None
+    samples: dict[tuple[str, ...], list[SampleSeries]] = field(default_factory=dict)
+    deployments: list[Deployment] | None = None
+    dependencies: dict[str, frozenset[str]] | None = None
+
+
+class Window:
+    """The stored telemetry between ``start_ns`` (inclusive) and ``end_ns`` (exclusive).
+
+    Args:
+        store: the store to read (reads only; one cursor of the calling thread).
+        start_ns: window start, rounded down to a bucket boundary.
+        end_ns: window end, rounded down to a bucket boundary (a partial bucket is left out).
+        bucket_ns: bucket width.
+        price: prices tokens of spans that have no stored cost (None: stored cost only).
+    """
+
+    def __init__(
+        self,
+        store: DuckDBStore,
+        *,
+        start_ns: int,
+        end_ns: int,
+        bucket_ns: int = BUCKET_NS,
+        price: PriceFn | None = None,
+    ) -> None:
+        self.bucket_ns = bucket_ns
+        self.start_ns = start_ns // bucket_ns * bucket_ns
+        self.end_ns = max(self.start_ns, end_ns // bucket_ns * bucket_ns)
+        self.n_buckets = (self.end_ns - self.start_ns) // bucket_ns
+        self.times = self.start_ns + np.arange(self.n_buckets, dtype=np.int64) * bucket_ns
+        self._store = store
+        self._price = price
+        self._cache = _Cache()
+
+    def _cursor(self) -> Any:
+        return self._store.cursor()
+
+    def _index(self, buckets: np.ndarray) -> np.ndarray:
+        return ((buckets - self.start_ns) // self.bucket_ns).astype(np.int64)
+
+    # -- spans ----------------------------------------------------------------------------
+
+    def span_series(self) -> list[SpanSeries]:
+        """Per-bucket request statistics of every GenAI span group in the window."""
+        if self._cache.spans is None:
+            self._cache.spans = self._read_spans()
+        return self._cache.spans
+
+    def _read_spans(self) -> list[SpanSeries]:
+        if self.n_buckets == 0:
+            return []
+        params = {"b": self.bucket_ns, "sep": _SEP, "start": self.start_ns, "end": self.end_ns}
+        # Model spans are grouped per service x operation whatever the model, so a switch to
+        # another model is a change of the series, not the start of a new one.
+        group_key = """service || $sep || layer || $sep || operation || $sep
+                       || CASE WHEN layer = 'model' THEN '' ELSE name END"""
+        cols = self._cursor().execute(
+            f"""
+            SELECT start_ns // $b * $b AS bucket, {group_key} AS gkey,
+                   count(*) AS n,
+                   count(*) FILTER (WHERE status = 'error') AS errors,
+                   quantile_cont(duration_ns, 0.5) FILTER (WHERE status != 'error') / 1e9
+                     AS p50,
+                   quantile_cont(duration_ns, 0.95) FILTER (WHERE status != 'error') / 1e9
+                     AS p95,
+                   coalesce(sum(input_tokens) FILTER (WHERE output_tokens IS NOT NULL), 0)
+                     AS in_tok,
+                   coalesce(sum(output_tokens), 0) AS out_tok,
+                   count(output_tokens) AS n_tok,
+                   sum(cost_usd) AS cost,
+                   count(cost_usd) AS n_cost
+            FROM spans
+            WHERE start_ns >= $start AND start_ns < $end AND operation IS NOT NULL
+            GROUP BY ALL
+            """,  # noqa: S608 - the interpolated text is a fixed expression
+            params,
+        ).fetchnumpy()
+        if len(cols["bucket"]) == 0:
+            return []
+        models = self._cursor().execute(
+            f"""
+            SELECT start_ns // $b * $b AS bucket, {group_key} AS gkey,
+                   coalesce(response_model, request_model, '') AS model,
+                   coalesce(provider, '') AS provider,
+                   coalesce(sum(input_tokens), 0) AS in_tok,
+                   coalesce(sum(output_tokens), 0) AS out_tok, count(*) AS n_tok
+            FROM spans
+            WHERE start_ns >= $start AND start_ns < $end AND operation IS NOT NULL
+              AND layer = 'model' AND output_tokens IS NOT NULL
+            GROUP BY ALL
+            """,  # noqa: S608 - the interpolated text is a fixed expression
+            params,
+        ).fetchall()
+        keys, gid = np.unique(np.asarray(cols["gkey"], dtype=object).astype(str),
+                              return_inverse=True)
+        idx = self._index(np.asarray(cols["bucket"], dtype=np.int64))
+        shape = (len(keys), self.n_buckets)
+
+        def grid(name: str, fill: float) -> np.ndarray:
+            out = np.full(shape, fill)
+            out[gid, idx] = np.ma.filled(np.ma.asarray(cols[name], dtype=float), np.nan)
+            return out
+
+        n, errors = grid("n", 0.0), grid("errors", 0.0)
+        p50, p95 = grid("p50", np.nan), grid("p95", np.nan)
+        in_tok, out_tok, n_tok = grid("in_tok", 0.0), grid("out_tok", 0.0), grid("n_tok", 0.0)
+        stored_cost, n_cost = grid("cost", np.nan), grid("n_cost", 0.0)
+        priced, priced_n, names = self._priced(models, keys, shape)
+        series = []
+        for g, key in enumerate(keys):
+            service, layer, operation, name = key.split(_SEP)
+            cost = np.where((n_cost[g] >= n[g]) & (n_cost[g] > 0), stored_cost[g], np.nan)
+            # tokens priced per model; a bucket with any unpriced model stays unpriced
+            est = np.where((priced_n[g] >= n_tok[g]) & (n_tok[g] > 0), priced[g], np.nan)
+            cost = np.where(np.isnan(cost), est, cost)
+            model, provider = names.get(g, ("", ""))
+            series.append(SpanSeries(
+                service, layer, operation, model, name or f"{operation} {model}".strip(),
+                provider, n[g], errors[g], p50[g], p95[g], in_tok[g], out_tok[g], n_tok[g],
+                cost,
+            ))
+        return series
+
+    def _priced(
+        self, rows: list[tuple[Any, ...]], keys: np.ndarray, shape: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray, dict[int, tuple[str, str]]]:
+        """Token cost per group and bucket at list prices, the spans priced, and each
+        group's most used (model, provider)."""
+        priced = np.zeros(shape)
+        priced_n = np.zeros(shape)
+        position = {str(k): i for i, k in enumerate(keys)}
+        usage: dict[int, dict[tuple[str, str], float]] = {}
+        rates_cache: dict[tuple[str, str], tuple[float, float] | None] = {}
+        for bucket, gkey, model, provider, in_tok, out_tok, count in rows:
+            g = position.get(gkey)
+            if g is None:
+                continue
+            i = (int(bucket) - self.start_ns) // self.bucket_ns
+            per_model = usage.setdefault(g, {})
+            per_model[model, provider] = per_model.get((model, provider), 0.0) + count
+            if (model, provider) not in rates_cache:
+                rates_cache[model, provider] = (
+                    self._price(provider or None, model or None) if self._price else None)
+            rates = rates_cache[model, provider]
+            if rates is not None:
+                priced[g, i] += (in_tok * rates[0] + out_tok * rates[1]) / 1e6
+                priced_n[g, i] += count
+        names = {g: max(sorted(m.items()), key=lambda kv: kv[1])[0] for g, m in usage.items()}
+        return priced, priced_n, names
+
+    # -- samples --------------------------------------------------------------------------
+
+    def sample_series(self, canonicals: Sequence[str]) -> list[SampleSeries]:
+        """Per-bucket aggregates of every series whose canonical name is in *canonicals*."""
+        wanted = tuple(sorted(canonicals))
+        cached = self._cache.samples.get(wanted)
+        if cached is None:
+            cached = self._cache.samples[wanted] = self._read_samples(wanted)
+        return cached
+
+    def all_sample_series(self) -> list[SampleSeries]:
+        """Every stored metric series but histogram parts (``_bucket``/``_count``/``_sum``/
+        ``_created``); ``canonical`` is the name as received where Strata has no canonical."""
+        key = ("__all__",)
+        cached = self._cache.samples.get(key)
+        if cached is None:
+            cached = self._cache.samples[key] = self._read_samples(None)
+        return cached
+
+    def _read_samples(self, canonicals: tuple[str, ...] | None) -> list[SampleSeries]:
+        """Series of *canonicals*, or of every non-histogram metric when None."""
+        if self.n_buckets == 0 or canonicals == ():
+            return []
+        wanted = "list_contains($names, canonical)" if canonicals is not None else NOT_HISTOGRAM
+        params: dict[str, Any] = {"b": self.bucket_ns, "sep": _SEP, "start": self.start_ns,
+                                  "end": self.end_ns}
+        if canonicals is not None:
+            params["names"] = list(canonicals)
+        rel = self._cursor().execute(
+            f"""
+            SELECT time_ns // $b * $b AS bucket,
+                   coalesce(canonical, name) || $sep || coalesce(host, '') || $sep
+                     || coalesce(device, '') || $sep || coalesce(service, '') || $sep || labels
+                     || $sep || unit || $sep || layer AS skey,
+                   avg(value) AS mean, max(value) AS hi, min(value) AS lo
+            FROM samples
+            WHERE {wanted} AND time_ns >= $start AND time_ns < $end
+            GROUP BY ALL
+            """,  # noqa: S608 - the two filters are fixed text; values are bound
+            params,
+        )
+        cols = rel.fetchnumpy()
+        if len(cols["bucket"]) == 0:
+            return []
+        keys, gid = np.unique(np.asarray(cols["skey"], dtype=object).astype(str),
+                              return_inverse=True)
+        idx = self._index(np.asarray(cols["bucket"], dtype=np.int64))
+        shape = (len(keys), self.n_buckets)
+        grids = {}
+        for name in ("mean", "hi", "lo"):
+            out = np.full(shape, np.nan)
+            out[gid, idx] = np.asarray(cols[name], dtype=float)
+            grids[name] = out
+        series = []
+        for g, key in enumerate(keys):
+            canonical, host, device, source, labels, unit, layer = key.split(_SEP)
+            series.append(SampleSeries(
+                canonical, unit, host or None, device or None, source or None,
+                json.loads(labels), grids["mean"][g], grids["hi"][g], grids["lo"][g], layer,
+            ))
+        return series
+
+    def clock_reason_series(self, mask: int) -> list[SampleSeries]:
+        """Per-GPU fraction of samples per bucket whose clocks-event-reason bits hit *mask*.
+
+        Reads DCGM ``DCGM_FI_DEV_CLOCKS_EVENT_REASONS`` (canonical ``gpu.clock_event_reasons``);
+        the fraction is returned in ``mean`` (``max``/``min`` are 0 or 1).
+        """
+        key = ("__reasons__", str(mask))
+        cached = self._cache.samples.get(key)
+        if cached is not None:
+            return cached
+        rel = self._cursor().execute(
+            """
+            SELECT time_ns // $b * $b AS bucket,
+                   coalesce(host, '') || $sep || coalesce(device, '') AS skey,
+                   avg(CASE WHEN (CAST(value AS BIGINT) & $mask) != 0 THEN 1.0 ELSE 0.0 END)
+                     AS frac
+            FROM samples
+            WHERE canonical = 'gpu.clock_event_reasons' AND time_ns >= $start AND time_ns < $end
+            GROUP BY ALL
+            """,
+            {"b": self.bucket_ns, "sep": _SEP, "mask": mask, "start": self.start_ns,
+             "end": self.end_ns},
+        )
+        cols = rel.fetchnumpy()
+        series: list[SampleSeries] = []
+        if len(cols["bucket"]) and self.n_buckets:
+            keys, gid = np.unique(np.asarray(cols["skey"], dtype=object).astype(str),
+                                  return_inverse=True)
+            idx = self._index(np.asarray(cols["bucket"], dtype=np.int64))
+            frac = np.full((len(keys), self.n_buckets), np.nan)
+            frac[gid, idx] = np.asarray(cols["frac"], dtype=float)
+            for g, k in enumerate(keys):
+                host, device = k.split(_SEP)
+                series.append(SampleSeries(f"gpu.clock_event_reasons&{mask}", "1",
+                                           host or None, device or None, None, {}, frac[g],
+                                           frac[g], frac[g]))
+        self._cache.samples[key] = series
+        return series
+
+    # -- changes and topology -------------------------------------------------------------
+
+    def deployments(self, lookback_ns: int = 6 * 3600 * 1_000_000_000) -> list[Deployment]:
+        """Deployments from ``lookback_ns`` before the window start to its end, in time order."""
+        if self._cache.deployments is None:
+            rows = self._cursor().execute(
+                "SELECT service, time_ns, version, previous_version, model, previous_model, "
+                "source, description FROM deployments WHERE time_ns >= ? AND time_ns < ? "
+                "ORDER BY time_ns, service, source",
+                [self.start_ns - lookback_ns, self.end_ns],
+            ).fetchall()
+            self._cache.deployments = [Deployment(
+                service=r[0], time_unix_nano=int(r[1]), version=r[2], previous_version=r[3],
+                model=r[4], previous_model=r[5], source=r[6], description=r[7],
+            ) for r in rows]
+        return self._cache.deployments
+
+    def dependencies(self) -> dict[str, frozenset[str]]:
+        """Service -> hosts it depends on: GPU hosts of its model spans, servers it calls."""
+        if self._cache.dependencies is None:
+            rows = self._cursor().execute(
+                """
+                SELECT DISTINCT service, dep FROM (
+                    SELECT service, host AS dep FROM spans
+                    WHERE layer IN ('model', 'serving') AND start_ns >= $start
+                      AND start_ns < $end
+                    UNION ALL
+                    SELECT service, json_extract_string(attributes, '$."server.address"')
+                    FROM spans WHERE start_ns >= $start AND start_ns < $end
+                      AND layer IN ('model', 'serving', 'data')
+                ) WHERE dep IS NOT NULL ORDER BY ALL
+                """,
+                {"start": self.start_ns, "end": self.end_ns},
+            ).fetchall()
+            deps: dict[str, set[str]] = {}
+            for service, dep in rows:
+                deps.setdefault(service, set()).add(dep)
+            self._cache.dependencies = {k: frozenset(v) for k, v in deps.items()}
+        return self._cache.dependencies
+
+
+def event_time_bounds(store: DuckDBStore) -> tuple[int, int] | None:
+    """(earliest, latest) event time stored in spans and samples, or None when empty."""
+    row = store.cursor().execute(
+        "SELECT min(t0), max(t1) FROM ("
+        "SELECT min(start_ns) AS t0, max(start_ns) AS t1 FROM spans "
+        "UNION ALL SELECT min(time_ns), max(time_ns) FROM samples)"
+    ).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return int(row[0]), int(row[1])

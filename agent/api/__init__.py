@@ -1,0 +1,1 @@
+"""The local HTTP API: one router per resource."""

@@ -1,0 +1,1 @@
+"""The `strata` command line: the agent, the demo and thin API clients."""

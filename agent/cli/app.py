@@ -1,0 +1,124 @@
+"""The ``strata`` command: the agent, the demo, and thin API clients for operators.
+
+While an agent runs it owns the DuckDB file, so the client commands talk to its API
+(``--api``, default ``http://127.0.0.1:8321``, or ``STRATA_API_URL``), never to the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from strata.agent import __version__, logs
+from strata.agent.cli import finops as cli_finops
+from strata.agent.cli import incidents as cli_incidents
+from strata.agent.config import load
+from strata.agent.errors import StrataError
+from strata.agent.preflight import preflight
+
+app = typer.Typer(help="Strata: observability and AIOps for generative-AI stacks.",
+                  no_args_is_help=True, add_completion=False)
+app.add_typer(cli_incidents.app, name="incidents")
+app.command()(cli_incidents.anomalies)
+cli_finops.register(app)
+console = Console()
+err_console = Console(stderr=True)
+
+ApiOption = Annotated[
+    str, typer.Option("--api", envvar="STRATA_API_URL", help="Base URL of a running agent's API.")
+]
+TokenOption = Annotated[
+    str | None, typer.Option("--token", envvar="STRATA_API_TOKEN", help="Bearer token.")
+]
+DEFAULT_API = "http://127.0.0.1:8321"
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+@app.command()
+def agent(
+    config: Annotated[Path | None, typer.Option("--config", help="strata.toml path.")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="DuckDB file.")] = None,
+    otlp_port: Annotated[int | None, typer.Option("--otlp-port", help="OTLP/HTTP port.")] = None,
+    api_port: Annotated[int | None, typer.Option("--api-port", help="Local API port.")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Bind address.")] = None,
+    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+) -> None:
+    """Run the sidecar agent: OTLP receiver, collectors, analysis and the local API."""
+    logs.configure(log_level)
+    try:
+        settings = load(config, os.environ, db=db, otlp_port=otlp_port, api_port=api_port,
+                        host=host)
+        preflight(settings)  # refuse fast, before the heavy imports below
+        from strata.agent.server import serve  # starts DuckDB and uvicorn: only for this command
+
+        serve(settings)
+    except StrataError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def demo(
+    days: Annotated[float, typer.Option("--days", min=1, max=14, help="Simulated days.")] = 3.0,
+    seed: Annotated[int, typer.Option("--seed", help="Simulator seed.")] = 7,
+    serve: Annotated[bool, typer.Option("--serve", help="Keep the API up afterwards.")] = False,
+) -> None:
+    """Run the whole product on a temporary DuckDB against a simulated GenAI stack."""
+    logging.basicConfig(level="WARNING")
+    from strata.agent.simulator.demo import run_demo  # heavy: only for this command
+
+    try:
+        run_demo(days=days, seed=seed, serve=serve, console=console)
+    except StrataError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    console.print(__version__)
+
+
+def api_call(api: str, method: str, path: str, token: str | None = None, *,
+             params: dict[str, Any] | None = None, body: dict[str, Any] | None = None) -> Any:
+    """Call a running agent's API and return its JSON; exits with a clear error otherwise."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.request(method, f"{api.rstrip('/')}{path}", params=params, json=body,
+                                 headers=headers, timeout=60)
+    except httpx.TransportError as exc:
+        msg = f"no agent answering at {api} ({exc}); start one with `strata agent`"
+        raise _fail(msg) from None
+    if response.status_code >= 400:
+        msg = f"{path}: HTTP {response.status_code}: {response.text[:300]}"
+        raise _fail(msg)
+    return response.json()
+
+
+def api_get(api: str, path: str, token: str | None, params: dict[str, Any] | None = None) -> Any:
+    return api_call(api, "GET", path, token, params=params)
+
+
+def api_post(api: str, path: str, token: str | None, body: dict[str, Any] | None = None) -> Any:
+    return api_call(api, "POST", path, token, body=body)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

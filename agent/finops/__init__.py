@@ -1,0 +1,1 @@
+"""FinOps: cost, energy and carbon reports, the GPU attribution pass, budgets."""

@@ -1,0 +1,1 @@
+"""Ingest: OTLP decoding, normalisation to layers, change detection, the batch writer."""

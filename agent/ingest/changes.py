@@ -1,0 +1,79 @@
+"""ChangeTracker: deployments inferred from the data itself.
+
+A new ``service.version`` or a new model for a (service, operation) becomes a Deployment at
+the event time of its first span. A version seen before for the service (a rollback) counts
+again only when the current version has held for ``settle_ns``, so interleaved spans of a
+rolling deploy do not read as hundreds of deploys. Driven by the writer thread only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from strata.agent.model import Deployment, SpanRecord
+
+SETTLE_NS = 10 * 60 * 1_000_000_000
+
+
+@dataclass(slots=True)
+class _Current:
+    value: str
+    since_ns: int
+    seen: set[str]
+
+
+class ChangeTracker:
+    def __init__(self, *, settle_ns: int = SETTLE_NS) -> None:
+        self._settle_ns = settle_ns
+        self._versions: dict[str, _Current] = {}
+        self._models: dict[tuple[str, str], _Current] = {}
+
+    def resume(self, versions: dict[str, tuple[str | None, int]]) -> None:
+        """Start from what the store already knows (after a restart)."""
+        for service, (version, since_ns) in versions.items():
+            if version is not None:
+                self._versions[service] = _Current(version, since_ns, {version})
+
+    def observe(self, spans: Iterable[SpanRecord]) -> list[Deployment]:
+        changes: list[Deployment] = []
+        for span in sorted(spans, key=lambda s: s.start_unix_nano):
+            if span.service_version is not None:
+                previous = self._switch(self._versions, span.service, span.service_version,
+                                        span.start_unix_nano)
+                if previous is not None:
+                    changes.append(Deployment(
+                        service=span.service, time_unix_nano=span.start_unix_nano,
+                        version=span.service_version, previous_version=previous or None,
+                        source="service.version",
+                    ))
+            model = span.request_model
+            if model is not None and span.operation is not None:
+                previous = self._switch(self._models, (span.service, span.operation), model,
+                                        span.start_unix_nano)
+                if previous:
+                    changes.append(Deployment(
+                        service=span.service, time_unix_nano=span.start_unix_nano,
+                        version=span.service_version, model=model, previous_model=previous,
+                        source="model", description=f"operation {span.operation}",
+                    ))
+        return changes
+
+    def _switch(
+        self, table: dict[Any, _Current], key: Hashable, value: str, t_ns: int
+    ) -> str | None:
+        """Record *value* for *key*; return the previous value ("" for the first) on a change."""
+        current = table.get(key)
+        if current is None:
+            table[key] = _Current(value, t_ns, {value})
+            return ""
+        if value == current.value or t_ns < current.since_ns:
+            return None
+        if value in current.seen and t_ns - current.since_ns < self._settle_ns:
+            return None
+        previous = current.value
+        current.value, current.since_ns = value, t_ns
+        current.seen.add(value)
+        return previous
+

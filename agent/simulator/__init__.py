@@ -1,0 +1,1 @@
+"""A simulated GenAI stack (topology, scenario, effects, load, metrics, scoring) and the demo."""

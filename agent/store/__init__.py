@@ -1,0 +1,1 @@
+"""Storage: the DuckDB store, its schema, recovery and memory limit."""

@@ -1,0 +1,411 @@
+"""DuckDBStore: the one DuckDB file the agent owns.
+
+Writes are batched into one transaction (group commit) from the writer thread; reads take a
+per-thread cursor from the one connection (DuckDB's connections are not thread-safe, its
+cursors are). The database is opened with external access disabled and its configuration
+locked, so no SQL reaching it can read or write other files. All SQL is parameterised.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+from strata.agent.errors import StoreError
+from strata.agent.model import Deployment, Sample, SpanRecord
+from strata.agent.store.memory import DEFAULT_LIMIT_BYTES
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2  # v2: table anomalies
+_SPAN_COLUMNS = (
+    "trace_id", "span_id", "parent_span_id", "name", "kind", "start_ns", "end_ns", "duration_ns",
+    "status", "service", "service_version", "layer", "operation", "provider", "request_model",
+    "response_model", "input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens",
+    "error_type", "host", "team", "cost_usd", "cost_source", "energy_wh", "energy_source", "co2e_g",
+    "attributes", "resource", "received_ns",
+)
+_SPAN_SCHEMA = pa.schema([
+    (c, pa.int64() if c.endswith(("_ns", "_tokens")) else
+     pa.float64() if c in {"cost_usd", "energy_wh", "co2e_g"} else pa.string())
+    for c in _SPAN_COLUMNS
+])
+_SAMPLE_SCHEMA = pa.schema([
+    ("time_ns", pa.int64()), ("name", pa.string()), ("canonical", pa.string()),
+    ("layer", pa.string()), ("unit", pa.string()), ("value", pa.float64()),
+    ("host", pa.string()), ("device", pa.string()), ("service", pa.string()),
+    ("labels", pa.string()), ("received_ns", pa.int64()),
+])
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+CostColumns = tuple[float | None, str | None, float | None, str | None, float | None]
+"""(cost_usd, cost_source, energy_wh, energy_source, co2e_g) of one span."""
+
+
+def spans_to_arrow(
+    spans: Sequence[SpanRecord], received_ns: int, costs: Sequence[CostColumns] | None = None
+) -> pa.Table:
+    """Columnar form of *spans*; *costs* (one per span) when priced at ingest."""
+    n = len(spans)
+    nulls: list[Any] = [None] * n
+    cost_columns: list[Any] = list(zip(*costs, strict=True)) if costs else [nulls] * 5
+    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+    columns: dict[str, list[Any]] = {
+        "trace_id": [s.trace_id for s in spans],
+        "span_id": [s.span_id for s in spans],
+        "parent_span_id": [s.parent_span_id for s in spans],
+        "name": [s.name for s in spans],
+        "kind": [s.kind for s in spans],
+        "start_ns": [s.start_unix_nano for s in spans],
+        "end_ns": [s.end_unix_nano for s in spans],
+        "duration_ns": [s.end_unix_nano - s.start_unix_nano for s in spans],
+        "status": [s.status for s in spans],
+        "service": [s.service for s in spans],
+        "service_version": [s.service_version for s in spans],
+        "layer": [s.layer.value for s in spans],
+        "operation": [s.operation for s in spans],
+        "provider": [s.provider for s in spans],
+        "request_model": [s.request_model for s in spans],
+        "response_model": [s.response_model for s in spans],
+        "input_tokens": [s.input_tokens for s in spans],
+        "output_tokens": [s.output_tokens for s in spans],
+        "cache_read_tokens": [s.cache_read_tokens for s in spans],
+        "reasoning_tokens": [s.reasoning_tokens for s in spans],
+        "error_type": [s.error_type for s in spans],
+        "host": [s.host for s in spans],
+        "team": [s.team for s in spans],
+        "cost_usd": cost_columns[0],
+        "cost_source": cost_columns[1],
+        "energy_wh": cost_columns[2],
+        "energy_source": cost_columns[3],
+        "co2e_g": cost_columns[4],
+        "attributes": [dumps(s.attributes) for s in spans],
+        "resource": _dump_shared([s.resource for s in spans], dumps),
+        "received_ns": [received_ns] * n,
+    }
+    return pa.Table.from_pydict(columns, schema=_SPAN_SCHEMA)
+
+
+def _dump_shared(maps: list[Any], dumps: Any) -> list[str]:
+    """JSON of each map, encoding a map shared by many spans (their resource) only once."""
+    cache: dict[int, str] = {}
+    out = []
+    for m in maps:
+        text = cache.get(id(m))
+        if text is None:
+            text = cache[id(m)] = dumps(m)
+        out.append(text)
+    return out
+
+
+def samples_to_arrow(samples: Sequence[Sample], received_ns: int) -> pa.Table:
+    return pa.Table.from_pydict(
+        {
+            "time_ns": [s.time_unix_nano for s in samples],
+            "name": [s.name for s in samples],
+            "canonical": [s.canonical for s in samples],
+            "layer": [str(s.layer) for s in samples],
+            "unit": [s.unit for s in samples],
+            "value": [s.value for s in samples],
+            "host": [s.host for s in samples],
+            "device": [s.device for s in samples],
+            "service": [s.service for s in samples],
+            "labels": [_json(dict(s.attributes)) for s in samples],
+            "received_ns": [received_ns] * len(samples),
+        },
+        schema=_SAMPLE_SCHEMA,
+    )
+
+
+# A client retry resends a batch the agent already committed (RELIABILITY D8): store each
+# (trace_id, span_id) once. The start_ns bounds let DuckDB's zone maps skip every row group
+# outside the batch's time span (bounds passed as constants, which DuckDB pushes into the
+# scan), so the check reads a few row groups, not the whole table.
+_INSERT_NEW_SPANS = """
+INSERT INTO spans
+SELECT * FROM (SELECT DISTINCT ON (trace_id, span_id) * FROM _span_batch) b
+WHERE NOT EXISTS (
+    SELECT 1 FROM spans s
+    WHERE s.trace_id = b.trace_id AND s.span_id = b.span_id
+      AND s.start_ns BETWEEN ? AND ?)
+"""
+
+
+class DuckDBStore:
+    """The agent's DuckDB file: schema, group-committed writes, named reads, retention.
+
+    Args:
+        path: the database file; its directory is created (mode 0700) if missing.
+        memory_limit_bytes: DuckDB's memory_limit, set at open time so WAL replay respects
+            it (``agent/memory.py`` picks the agent's).
+
+    Raises:
+        StoreError: the file is locked by another process or cannot be opened.
+    """
+
+    def __init__(self, path: str | Path, *, memory_limit_bytes: int = DEFAULT_LIMIT_BYTES,
+                 threads: int = 2) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self._con = duckdb.connect(
+                str(self.path),
+                config={
+                    "memory_limit": f"{memory_limit_bytes}B",
+                    "threads": threads,
+                    "enable_external_access": False,
+                    "autoinstall_known_extensions": False,
+                    "autoload_known_extensions": False,
+                },
+            )
+        except duckdb.IOException as exc:
+            msg = f"cannot open store {self.path}: {exc}"
+            if "lock" in str(exc).lower():
+                msg = f"store {self.path} is locked by another process (one agent per file): {exc}"
+            raise StoreError(msg) from exc
+        self._con.execute("SET lock_configuration = true")
+        with self._con.cursor() as cur:
+            self._migrate(cur)
+            self.salt = self._ensure_salt(cur)
+        if self.path.exists():
+            self.path.chmod(0o600)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _migrate(self, cur: duckdb.DuckDBPyConnection) -> None:
+        cur.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        row = cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            msg = f"store {self.path} has schema v{version}; this agent knows v{SCHEMA_VERSION}"
+            raise StoreError(msg)
+        if version < SCHEMA_VERSION:  # every statement is IF NOT EXISTS: re-running migrates
+            schema = resources.files("strata.agent.store").joinpath("schema.sql")
+            ddl = schema.read_text(encoding="utf-8")
+            cur.execute("BEGIN")
+            for statement in filter(str.strip, ddl.split(";")):
+                cur.execute(statement)
+            cur.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                        [str(SCHEMA_VERSION)])
+            cur.execute("COMMIT")
+
+    def _ensure_salt(self, cur: duckdb.DuckDBPyConnection) -> str:
+        """A per-install salt for hashing redacted content (never leaves the store)."""
+        row = cur.execute("SELECT value FROM meta WHERE key = 'content_salt'").fetchone()
+        if row:
+            return str(row[0])
+        salt = secrets.token_hex(16)
+        cur.execute("INSERT INTO meta VALUES ('content_salt', ?)", [salt])
+        return salt
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor on the one connection."""
+        cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._con.cursor()
+            self._local.cursor = cur
+        return cur
+
+    def checkpoint(self) -> None:
+        with self._write_lock:
+            self.cursor().execute("CHECKPOINT")
+
+    def close(self) -> None:
+        """Checkpoint and close; a second call does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.checkpoint()
+        finally:
+            self._con.close()
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def write_batch(
+        self,
+        spans: Sequence[SpanRecord] = (),
+        samples: Sequence[Sample] = (),
+        deployments: Sequence[Deployment] = (),
+        *,
+        received_ns: int | None = None,
+        costs: Sequence[CostColumns] | None = None,
+    ) -> None:
+        """Insert everything in one transaction; returns after COMMIT (durable in the WAL)."""
+        received_ns = received_ns if received_ns is not None else time.time_ns()
+        span_table = spans_to_arrow(spans, received_ns, costs) if spans else None
+        sample_table = samples_to_arrow(samples, received_ns) if samples else None
+        with self._write_lock:
+            cur = self.cursor()
+            cur.execute("BEGIN")
+            try:
+                if span_table is not None:
+                    cur.register("_span_batch", span_table)
+                    bounds = pc.min_max(span_table["start_ns"])
+                    cur.execute(_INSERT_NEW_SPANS, [bounds["min"].as_py(), bounds["max"].as_py()])
+                    cur.unregister("_span_batch")
+                if sample_table is not None:
+                    cur.register("_sample_batch", sample_table)
+                    cur.execute("INSERT INTO samples SELECT * FROM _sample_batch")
+                    cur.unregister("_sample_batch")
+                for d in deployments:
+                    self._insert_deployment(cur, d, received_ns)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
+    def add_deployment(self, deployment: Deployment) -> None:
+        self.write_batch(deployments=[deployment])
+
+    @staticmethod
+    def _insert_deployment(cur: duckdb.DuckDBPyConnection, d: Deployment, received: int) -> None:
+        cur.execute(
+            "INSERT INTO deployments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [d.service, d.time_unix_nano, d.version, d.previous_version, d.model,
+             d.previous_model, d.source, d.description, received],
+        )
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A write transaction for analysis results (incidents, span costs)."""
+        with self._write_lock:
+            cur = self.cursor()
+            cur.execute("BEGIN")
+            try:
+                yield cur
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
+    def purge_older_than(self, received_before_ns: int) -> dict[str, int]:
+        """Retention by age of receipt (a replay of old data is kept the full period)."""
+        deleted: dict[str, int] = {}
+        with self.transaction() as cur:
+            for table in ("spans", "samples", "anomalies"):
+                row = cur.execute(
+                    f"DELETE FROM {table} WHERE received_ns < ? RETURNING 1",  # noqa: S608 - fixed names
+                    [received_before_ns],
+                ).fetchall()
+                deleted[table] = len(row)
+        return deleted
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        cur = self.cursor()
+        result = {}
+        for table in ("spans", "samples", "incidents", "deployments"):
+            row = cur.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608 - fixed
+            result[table] = int(row[0]) if row else 0
+        return result
+
+    def layer_summary(self) -> list[dict[str, Any]]:
+        """Spans, samples and distinct signals per layer."""
+        rows = self.cursor().execute(
+            """
+            WITH s AS (SELECT layer, count(*) AS spans FROM spans GROUP BY layer),
+                 m AS (SELECT layer, count(*) AS samples,
+                              count(DISTINCT coalesce(canonical, name)) AS signals
+                       FROM samples GROUP BY layer)
+            SELECT coalesce(s.layer, m.layer) AS layer, coalesce(spans, 0),
+                   coalesce(samples, 0), coalesce(signals, 0)
+            FROM s FULL OUTER JOIN m ON s.layer = m.layer ORDER BY 1
+            """
+        ).fetchall()
+        return [{"layer": r[0], "spans": r[1], "samples": r[2], "signals": r[3]} for r in rows]
+
+    def size_bytes(self) -> int:
+        wal = Path(f"{self.path}.wal")
+        return self.path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+    def known_versions(self) -> dict[str, tuple[str | None, int]]:
+        """Latest deployed version per service, to resume change detection after a restart."""
+        rows = self.cursor().execute(
+            "SELECT service, arg_max(version, time_ns), max(time_ns) FROM deployments "
+            "WHERE version IS NOT NULL GROUP BY service"
+        ).fetchall()
+        return {r[0]: (r[1], int(r[2])) for r in rows}
+
+
+TRACE_SPAN_COLUMNS = (
+    "trace_id", "span_id", "parent_span_id", "name", "kind", "start_ns", "end_ns", "duration_ns",
+    "status", "service", "service_version", "layer", "operation", "provider", "request_model",
+    "response_model", "input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens",
+    "error_type", "host", "team", "cost_usd", "cost_source", "energy_wh", "energy_source",
+    "co2e_g", "attributes",
+)
+
+
+def list_traces(
+    cur: duckdb.DuckDBPyConnection,
+    *,
+    service: str | None = None,
+    model: str | None = None,
+    status: str | None = None,
+    min_duration_ns: int | None = None,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Trace summaries, newest first, for traces with a span matching every filter."""
+    rows = cur.execute(
+        """
+        WITH matched AS (
+            SELECT DISTINCT trace_id FROM spans
+            WHERE (CAST(? AS VARCHAR) IS NULL OR service = ?)
+              AND (CAST(? AS VARCHAR) IS NULL OR request_model = ? OR response_model = ?)
+              AND (CAST(? AS VARCHAR) IS NULL OR status = ?)
+              AND (CAST(? AS BIGINT) IS NULL OR start_ns >= ?)
+              AND (CAST(? AS BIGINT) IS NULL OR start_ns < ?)
+        )
+        SELECT trace_id, min(start_ns) AS start_ns, max(end_ns) - min(start_ns) AS duration_ns,
+               count(*) AS spans, arg_min(name, start_ns) AS root_name,
+               arg_min(service, start_ns) AS service, bool_or(status = 'error') AS has_error,
+               sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+               sum(cost_usd) AS cost_usd, sum(energy_wh) AS energy_wh
+        FROM spans WHERE trace_id IN (SELECT trace_id FROM matched)
+        GROUP BY trace_id
+        HAVING (CAST(? AS BIGINT) IS NULL OR max(end_ns) - min(start_ns) >= ?)
+        ORDER BY start_ns DESC
+        LIMIT ?
+        """,
+        [service, service, model, model, model, status, status, since_ns, since_ns, until_ns,
+         until_ns, min_duration_ns, min_duration_ns, limit],
+    )
+    names = [d[0] for d in rows.description]
+    return [dict(zip(names, row, strict=True)) for row in rows.fetchall()]
+
+
+def trace_spans(cur: duckdb.DuckDBPyConnection, trace_id: str) -> list[dict[str, Any]]:
+    """Every span of one trace, in start order, attributes decoded."""
+    rows = cur.execute(
+        f"SELECT {', '.join(TRACE_SPAN_COLUMNS)} FROM spans "  # noqa: S608 - fixed column list
+        "WHERE trace_id = ? ORDER BY start_ns, span_id",
+        [trace_id],
+    ).fetchall()
+    spans = []
+    for row in rows:
+        span = dict(zip(TRACE_SPAN_COLUMNS, row, strict=True))
+        span["attributes"] = json.loads(span["attributes"])
+        spans.append(span)
+    return spans
