@@ -97,7 +97,8 @@ def shift_findings(
             current=round(current, 6),
             unit=unit,
             severity=severity,
-            summary=f"{signal} of {what}: {_fmt(baseline)} -> {_fmt(current)} {unit}",
+            summary=f"{signal} of {what}: {format_value(baseline)} -> "
+                    f"{format_value(current)} {unit}",
             service=service,
             host=host,
             key=key,
@@ -121,7 +122,7 @@ def _onset(flags: np.ndarray, detect: int, *, reach: int, max_gap: int = 2) -> i
     return lo + first
 
 
-def _fmt(value: float) -> str:
+def format_value(value: float) -> str:
     if value == 0 or abs(value) >= 100:
         return f"{value:.0f}"
     if abs(value) >= 1:

@@ -23,18 +23,19 @@ from strata.agent.model import Finding, Incident, IncidentEvent
 from strata.agent.store import incidents as db
 from strata.agent.store.db import DuckDBStore
 from strata.analytics.base import Detector
-from strata.analytics.change_impact import DeploymentImpactDetector, merge_changes
+from strata.analytics.change_impact import merge_changes
 from strata.analytics.detectors import SPAN_DETECTORS
 from strata.analytics.detectors_infra import INFRA_DETECTORS
 from strata.analytics.detectors_stack import STACK_DETECTORS
 from strata.analytics.incidents import GROUP_GAP_NS, IncidentDraft, build_incidents
 from strata.analytics.outliers import MultivariateOutlierDetector
+from strata.analytics.version_compare import VersionRegressionDetector
 
 logger = logging.getLogger(__name__)
 
 HOUR_NS = 3600 * 1_000_000_000
 DEFAULT_DETECTORS: tuple[Detector, ...] = (
-    *SPAN_DETECTORS, *INFRA_DETECTORS, *STACK_DETECTORS, DeploymentImpactDetector(),
+    *SPAN_DETECTORS, *INFRA_DETECTORS, *STACK_DETECTORS, VersionRegressionDetector(),
     MultivariateOutlierDetector(),
 )
 _WARMUP_NS = 2 * HOUR_NS + 10 * BUCKET_NS  # a baseline must exist before a shift is seen

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from strata.agent.model import Deployment
 from strata.agent.store.db import DuckDBStore
+from strata.agent.store.requests import requests_around
 
 BUCKET_NS = 60 * 1_000_000_000
 PriceFn = Callable[[str | None, str | None], tuple[float, float] | None]
@@ -350,6 +351,34 @@ class Window:
                 model=r[4], previous_model=r[5], source=r[6], description=r[7],
             ) for r in rows]
         return self._cache.deployments
+
+    def requests_around(
+        self, service: str, *, change_ns: int, until_ns: int, old_version: str | None,
+        new_version: str | None, lookback_ns: int, limit: int,
+    ) -> dict[str, np.ndarray]:
+        """Spans of *service* before and after a change, per entity, bounded by *limit* a
+        side (``strata.agent.store.requests``); ``cost_usd`` priced from tokens where the
+        span has none and the window has a price function (NaN when unpriced)."""
+        cols = requests_around(
+            self._cursor(), service, change_ns=change_ns, until_ns=min(until_ns, self.end_ns),
+            lookback_ns=lookback_ns, old_version=old_version, new_version=new_version,
+            limit=limit)
+        out = {k: np.ma.filled(np.ma.asarray(v, dtype=float), np.nan)
+               if k in ("input_tokens", "output_tokens", "cost_usd") else np.asarray(v)
+               for k, v in cols.items()}
+        if self._price is not None:
+            rates: dict[tuple[Any, Any], tuple[float, float] | None] = {}
+            cost = out["cost_usd"]
+            for i in np.flatnonzero(np.isnan(cost) & ~np.isnan(out["output_tokens"])):
+                key = (out["provider"][i], out["model"][i])
+                if key not in rates:
+                    rates[key] = self._price(key[0] or None, key[1] or None)
+                rate = rates[key]
+                if rate is not None:
+                    tokens_in = out["input_tokens"][i]
+                    cost[i] = ((0.0 if np.isnan(tokens_in) else tokens_in) * rate[0]
+                               + out["output_tokens"][i] * rate[1]) / 1e6
+        return out
 
     def dependencies(self) -> dict[str, frozenset[str]]:
         """Service -> hosts it depends on: GPU hosts of its model spans, servers it calls."""
