@@ -11,7 +11,7 @@ Tests, one-sided, at a per-look significance of ``ALPHA``:
   the ratio of medians as the effect size, which must reach ``MIN_RATIO`` (latency +20%,
   tokens and cost +15%: the effects users care about are +30% and +20%);
 - errors: the binomial tail of the new version's errors under the old version's error rate
-  (Laplace-smoothed), and of errors whose ``error.type`` the old version never had (strong
+  (its 95% upper bound), and of errors whose ``error.type`` the old version never had (strong
   evidence at low traffic). The rate must rise by ``MIN_ERROR_DELTA`` and at least double.
 
 The new version is looked at after 8, 12, 18, ... of its requests (x1.5, up to ``LIMIT``), so
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.stats import binom, mannwhitneyu  # type: ignore[import-untyped]
+from scipy.stats import beta, binom, mannwhitneyu  # type: ignore[import-untyped]
 from strata.agent.model import Finding, Layer
 from strata.analytics.base import format_value
 from strata.analytics.change_impact import Change, merge_changes
@@ -62,6 +62,13 @@ class Verdict:
     baseline: float
     current: float
     look_end_ns: int  # end of the last request of the look that passed
+
+
+def rate_bound(failed: np.ndarray) -> float:
+    """The old error rate to test against: the 95% upper (Clopper-Pearson) bound of the
+    reference's rate, since no errors in a few hundred requests does not prove a rate of 0."""
+    errors = int(failed.sum())
+    return float(beta.ppf(0.95, errors + 1, len(failed) - errors))
 
 
 def looks(n: int) -> Iterator[int]:
@@ -110,7 +117,7 @@ def error_verdict(
     if n_old < MIN_BASELINE:
         return None
     old_rate = float(old_failed.mean())
-    p_old = (float(old_failed.sum()) + 0.5) / (n_old + 1)
+    p_old = rate_bound(old_failed)
     p_unseen = 0.5 / (n_old + 1)
     known = {str(t) for t, f in zip(old_types, old_failed, strict=True) if f}
     unseen = new_failed & np.array([str(t) not in known for t in new_types], dtype=bool)

@@ -44,6 +44,7 @@ class Service:
     pods: int = 2
     deploys: list[Deploy] = field(default_factory=list)
     surge: tuple[int, int, float] | None = None  # (start, end, factor) of the request rate
+    tool_outage: tuple[int, int, float] | None = None  # (start, end, share failing), no deploy
 
     def _pod_deploy(self, pod: int, t_ns: int) -> Deploy | None:
         """The deploy pod *pod* runs at *t_ns* (pods roll over one after another)."""
@@ -95,7 +96,10 @@ def _request(svc: Service, deploy: Deploy | None, t: int, rng: np.random.Generat
     tokens_in = int(rng.lognormal(np.log(900 * factor), 0.3))
     tokens_out = int(rng.lognormal(np.log(180), 0.4))
     chat_ns = int(rng.lognormal(np.log(1.2e9 * slowness), 0.25))
-    failed = deploy is not None and rng.random() < deploy.tool_failure
+    failing = deploy.tool_failure if deploy else 0.0
+    if svc.tool_outage and svc.tool_outage[0] <= t < svc.tool_outage[1]:
+        failing = svc.tool_outage[2]
+    failed = rng.random() < failing
     tool_ns = int(rng.lognormal(np.log(2e8), 0.3)) if not failed else 3_000_000
     chat = make_span(
         trace_id=trace, parent_span_id=root_id, name=f"chat {model}", start_ns=t + 5_000_000,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from strata.agent.model import Deployment
 from strata.agent.store.db import DuckDBStore
-from strata.agent.store.requests import requests_around
+from strata.agent.store.requests import requests_around, thin_requests
 
 BUCKET_NS = 60 * 1_000_000_000
 PriceFn = Callable[[str | None, str | None], tuple[float, float] | None]
@@ -357,12 +357,23 @@ class Window:
         new_version: str | None, lookback_ns: int, limit: int,
     ) -> dict[str, np.ndarray]:
         """Spans of *service* before and after a change, per entity, bounded by *limit* a
-        side (``strata.agent.store.requests``); ``cost_usd`` priced from tokens where the
-        span has none and the window has a price function (NaN when unpriced)."""
-        cols = requests_around(
+        side (``strata.agent.store.requests``)."""
+        return self._priced_requests(requests_around(
             self._cursor(), service, change_ns=change_ns, until_ns=min(until_ns, self.end_ns),
             lookback_ns=lookback_ns, old_version=old_version, new_version=new_version,
-            limit=limit)
+            limit=limit))
+
+    def thin_requests(self, max_per_minute: float) -> dict[str, np.ndarray]:
+        """Every span of the entities used at most *max_per_minute* on average over the
+        window, to be judged request by request (``strata.agent.store.requests``)."""
+        minutes = (self.end_ns - self.start_ns) / 60e9
+        return self._priced_requests(thin_requests(
+            self._cursor(), start_ns=self.start_ns, end_ns=self.end_ns,
+            max_requests=int(max_per_minute * minutes)))
+
+    def _priced_requests(self, cols: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Request columns as arrays (NaN for missing numbers); ``cost_usd`` priced from
+        tokens where a span has none and the window has a price function."""
         out = {k: np.ma.filled(np.ma.asarray(v, dtype=float), np.nan)
                if k in ("input_tokens", "output_tokens", "cost_usd") else np.asarray(v)
                for k, v in cols.items()}

@@ -17,22 +17,22 @@ REQUEST_COLUMNS = ("entity", "layer", "after", "start_ns", "end_ns", "duration_n
                    "error_type", "input_tokens", "output_tokens", "cost_usd", "provider",
                    "model")
 
-_ENTITY_ROWS = """
-    SELECT {entity} AS entity, layer, start_ns >= $t0 AS after, start_ns, end_ns,
-           duration_ns, status = 'error' AS failed, error_type, input_tokens, output_tokens,
-           cost_usd, provider, coalesce(response_model, request_model) AS model
-    FROM spans
-    WHERE service = $service AND {where}
-      AND ((start_ns >= $t0 - $lookback AND start_ns < $t0
-            AND ($old::VARCHAR IS NULL OR service_version = $old))
-        OR (start_ns >= $t0 AND start_ns < $until
-            AND ($new::VARCHAR IS NULL OR service_version = $new)))
-"""
+_COLUMNS = """
+    {entity} AS entity, layer, start_ns >= $t0 AS after, start_ns, end_ns, duration_ns,
+    status = 'error' AS failed, error_type, input_tokens, output_tokens, cost_usd, provider,
+    coalesce(response_model, request_model) AS model"""
 _ENTITIES = (
     ("'root'", "parent_span_id IS NULL"),
     ("'model ' || operation", "layer = 'model' AND operation IS NOT NULL"),
     ("'tool ' || name", "operation = 'execute_tool'"),
 )
+
+
+def _entity_rows(extra: str, where: str) -> str:
+    """One SELECT per entity kind over *where*, unioned; *extra* leads the columns."""
+    selects = (f"SELECT {extra}{_COLUMNS.format(entity=e)} FROM spans "  # noqa: S608 - fixed
+               f"WHERE {w} AND {where}" for e, w in _ENTITIES)
+    return " UNION ALL ".join(selects)
 
 
 def requests_around(
@@ -50,9 +50,13 @@ def requests_around(
     before *change_ns* (the latest ones) and up to *limit* of *new_version* from *change_ns*
     to *until_ns* (the earliest ones), ordered by entity, side and start. A version of None
     matches every version. Returns numpy columns (``REQUEST_COLUMNS``)."""
-    union = " UNION ALL ".join(_ENTITY_ROWS.format(entity=e, where=w) for e, w in _ENTITIES)
+    rows = _entity_rows("", """service = $service
+      AND ((start_ns >= $t0 - $lookback AND start_ns < $t0
+            AND ($old::VARCHAR IS NULL OR service_version = $old))
+        OR (start_ns >= $t0 AND start_ns < $until
+            AND ($new::VARCHAR IS NULL OR service_version = $new)))""")
     sql = f"""
-        SELECT * FROM ({union})
+        SELECT * FROM ({rows})
         QUALIFY row_number() OVER (
             PARTITION BY entity, after
             ORDER BY CASE WHEN after THEN start_ns ELSE -start_ns END) <= $limit
@@ -61,3 +65,20 @@ def requests_around(
     params = {"service": service, "t0": change_ns, "until": until_ns, "lookback": lookback_ns,
               "old": old_version, "new": new_version, "limit": limit}
     return cur.execute(sql, params).fetchnumpy()
+
+
+def thin_requests(
+    cur: duckdb.DuckDBPyConnection, *, start_ns: int, end_ns: int, max_requests: int
+) -> dict[str, Any]:
+    """Every span of the entities with at most *max_requests* spans in ``[start_ns,
+    end_ns)`` (the thinly used ones, judged request by request), as numpy columns:
+    ``service`` plus ``REQUEST_COLUMNS`` (``after`` is always true), by service, entity and
+    start. A span without a parent counts as ``root`` and as its operation's entity."""
+    rows = _entity_rows("service, ", "start_ns >= $t0 AND start_ns < $end")
+    sql = f"""
+        WITH rows AS ({rows}),
+        thin AS (SELECT service, entity FROM rows GROUP BY ALL HAVING count(*) <= $max)
+        SELECT rows.* FROM rows JOIN thin USING (service, entity)
+        ORDER BY service, entity, start_ns
+    """  # noqa: S608 - the interpolated text is fixed; every value is bound
+    return cur.execute(sql, {"t0": start_ns, "end": end_ns, "max": max_requests}).fetchnumpy()

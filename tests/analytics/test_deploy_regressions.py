@@ -2,11 +2,12 @@
 
 Per traffic band (1, 10 and 120 requests a minute) one agent receives: a deploy that raises
 input tokens per request by 30%, a deploy that switches the chat model to a slower, pricier
-one, a deploy that breaks a tool on 20% of its calls (with a new ``error.type``), a benign
-deploy and a x3 traffic surge; and DCGM metrics of two GPUs, one capping power routinely at
+one, a deploy that breaks a tool on 20% of its calls (with a new ``error.type``), the same
+tool failure without a deploy, a benign deploy and a x3 traffic surge; and DCGM metrics of two GPUs, one capping power routinely at
 peak load with its clocks held, one power-capped at normal load with its clocks down 25%.
-Each regression must be one incident of the exact kind on its service, with the rollback from
-the new version to the old; the decoys must open nothing.
+Each deploy regression must be one incident of the exact kind on its service, with the
+rollback from the new version to the old; the tool failure without a deploy an error spike to
+investigate; the decoys must open nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from tests.conftest import LiveAgent, launch_agent
 from tests.genai_traffic import MINUTE_NS, Deploy, Service, traffic
 from tests.otlp_factory import key_values
 
-T0 = 1_767_312_000_000_000_000  # the deploys, surge and capping start here
+T0 = 1_767_312_000_000_000_000  # 2026-01-02T00:00Z: the deploys, surge and capping start here
 PB = {"Content-Type": "application/x-protobuf"}
 # band: (requests per minute, minutes of history before T0, minutes after)
 BANDS = {"1pm": (1.0, 240, 60), "10pm": (10.0, 120, 45), "120pm": (120.0, 45, 30)}
@@ -40,6 +41,7 @@ def services(band: str, rate: float) -> list[Service]:
         svc("tool", "3.0.0", deploys=[Deploy(T0, "3.1.0", tool_failure=0.2)]),
         svc("benign", "4.0.0", deploys=[Deploy(T0, "4.1.0")]),
         svc("surge", "5.0.0", surge=(T0, T0 + 40 * MINUTE_NS, 3.0)),
+        svc("outage", "6.0.0", tool_outage=(T0, T0 + 60 * MINUTE_NS, 0.2)),
     ]
 
 
@@ -117,6 +119,18 @@ def test_a_deploy_regression_is_one_incident_with_its_rollback(
         service, *versions)
     started = incident["started_at"]
     assert started.startswith("2026-01-02T00:0"), started  # T0, within the rollout
+
+
+def test_a_tool_failing_without_a_deploy_is_an_error_spike_to_investigate(
+    agent: tuple[str, LiveAgent],
+) -> None:
+    band, live = agent
+    (incident,) = incidents_of(live, f"outage-{band}")
+    assert incident["kind"] == "error_spike"
+    assert incident["suggestion"]["action"] == "investigate"
+    assert incident["suggestion"]["rollback"] is None
+    assert "web_search" in incident["suggestion"]["detail"]
+    assert incident["started_at"].startswith("2026-01-02T00:"), incident["started_at"]
 
 
 @pytest.mark.parametrize("name", ["benign", "surge"])
