@@ -59,7 +59,6 @@ def summarize(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return total
 
 
-
 def refresh_rollup_hours(
     cur: duckdb.DuckDBPyConnection, hours: Iterable[int], *, watermark_ns: int | None = None
 ) -> int:

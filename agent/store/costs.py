@@ -246,10 +246,8 @@ def cost_report(
     return rows
 
 
-
 def _int(value: Any) -> int | None:
     return None if value is None else int(value)
-
 
 
 # -- the rollup ---------------------------------------------------------------------------------
