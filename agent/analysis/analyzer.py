@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import duckdb
-from strata.agent.analysis.series_scoring import WATERMARK_KEY, Anomaly, SeriesScoring, anomaly_row
+from strata.agent.analysis.series_scoring import Anomaly, SeriesScoring, anomaly_row
 from strata.agent.analysis.window import BUCKET_NS, PriceFn, Window, event_time_bounds
 from strata.agent.model import Finding, Incident, IncidentEvent
+from strata.agent.store import anomalies as anomaly_store
 from strata.agent.store import incidents as db
 from strata.agent.store.db import DuckDBStore
 from strata.analytics.base import Detector
@@ -158,14 +159,8 @@ class Analyzer:
         if self.scoring is None or self.scoring.watermark_ns is None:
             return
         now = time.time_ns()
-        if anomalies:
-            cur.executemany(
-                "INSERT INTO anomalies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT DO NOTHING", [anomaly_row(a, now) for a in anomalies])
-        cur.execute(
-            "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
-            "CAST(greatest(CAST(meta.value AS BIGINT), CAST(excluded.value AS BIGINT)) AS VARCHAR)",
-            [WATERMARK_KEY, str(self.scoring.watermark_ns)])
+        anomaly_store.insert_anomalies(cur, [anomaly_row(a, now) for a in anomalies])
+        anomaly_store.advance_watermark(cur, self.scoring.watermark_ns)
 
     def _reconcile(
         self, cur: duckdb.DuckDBPyConnection, drafts: list[IncidentDraft], window: Window

@@ -2,7 +2,7 @@
 
 Filters: ``service``, ``team``, ``model``, ``provider``, ``host``, ``operation``, ``user``
 and ``attr.<key>=<value>`` for any span or resource attribute. Keys are validated and
-bound (``strata.agent.finops.report.group_spec``); an invalid one is a 400, never SQL.
+bound (``strata.agent.store.costs.group_spec``); an invalid one is a 400, never SQL.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from strata.agent.api.render import parse_time, rfc3339
 from strata.agent.config import parse_duration_s
 from strata.agent.errors import ConfigError
 from strata.agent.finops.budgets import check_budgets
-from strata.agent.finops.reads import gpu_energy_summary, gpu_hours, model_profiles
-from strata.agent.finops.report import cost_report, summarize
+from strata.agent.finops.reads import gpu_hours, model_profiles
+from strata.agent.finops.report import summarize
+from strata.agent.store.costs import cost_report, gpu_energy_summary
 from strata.analytics.rightsizing import cheaper_model_findings, idle_gpu_findings
 
 if TYPE_CHECKING:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from strata.agent.analysis.layer_reads import metric_series
 from strata.agent.api.render import rfc3339
 from strata.agent.model import Layer
+from strata.agent.store.samples import metric_series
 
 if TYPE_CHECKING:
     from strata.agent.runner import Agent

@@ -14,10 +14,11 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from strata.agent.analysis.analyzer import Analyzer
-from strata.agent.analysis.series_scoring import BUCKET_NS, WATERMARK_KEY, SeriesScoring
+from strata.agent.analysis.series_scoring import SCORING_BUCKET_NS, SeriesScoring
 from strata.agent.api import anomalies as anomalies_api
 from strata.agent.cli.app import app as strata_cli
 from strata.agent.model import Layer, Sample
+from strata.agent.store.anomalies import WATERMARK_KEY
 from strata.agent.store.db import DuckDBStore
 from typer.testing import CliRunner
 
@@ -100,7 +101,7 @@ def test_spike_and_counter_burst_are_flagged_and_the_rest_is_quiet(
     assert 5 * 30_000 * 1000 * 5 < burst[4] < 9 * 30_000 * 1000 * 5  # the increase, mJ/5 min
     # Nothing else but the onsets (and at most one bucket right after each).
     onsets = (SPIKE_NS, BURST_NS)
-    strays = [r for r in found if not any(0 <= r[1] - o <= 2 * BUCKET_NS for o in onsets)]
+    strays = [r for r in found if not any(0 <= r[1] - o <= 2 * SCORING_BUCKET_NS for o in onsets)]
     assert strays == []
     store.close()
 

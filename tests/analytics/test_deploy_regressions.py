@@ -3,8 +3,9 @@
 Per traffic band (1, 10 and 120 requests a minute) one agent receives: a deploy that raises
 input tokens per request by 30%, a deploy that switches the chat model to a slower, pricier
 one, a deploy that breaks a tool on 20% of its calls (with a new ``error.type``), the same
-tool failure without a deploy, a benign deploy and a x3 traffic surge; and DCGM metrics of two GPUs, one capping power routinely at
-peak load with its clocks held, one power-capped at normal load with its clocks down 25%.
+tool failure without a deploy, a benign deploy and a x3 traffic surge; and DCGM metrics of two
+GPUs, one capping power routinely at peak load with its clocks held, one power-capped at
+normal load with its clocks down 25%.
 Each deploy regression must be one incident of the exact kind on its service, with the
 rollback from the new version to the old; the tool failure without a deploy an error spike to
 investigate; the decoys must open nothing.
