@@ -16,6 +16,7 @@ from strata.agent.sdk.patching import is_wrapped
 from tests.conftest import free_port
 from tests.sdk.conftest import Traced, start
 from tests.sdk.llm_server import LLMServer
+from tests.waiting import loose
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -56,8 +57,8 @@ def test_agent_down_does_not_slow_calls(llm: LLMServer, oai: openai.OpenAI,
     finally:
         t0 = time.perf_counter()
         sdk.shutdown(timeout_s=1.0)
-        assert time.perf_counter() - t0 < 3.0
-    assert traced < plain + 0.005
+        assert time.perf_counter() - t0 < loose(1.0)
+    assert traced < plain + loose(0.005)
 
 
 def test_instrumentation_failures_never_reach_the_app(llm: LLMServer, oai: openai.OpenAI) -> None:
