@@ -28,8 +28,8 @@ def oai_fixture(llm: LLMServer) -> Iterator[openai.OpenAI]:
 
 
 def test_import_is_light() -> None:
-    """`import agent.sdk` imports no duckdb, fastapi, scikit-learn or LLM client."""
-    code = ("import sys, agent.sdk; bad = {'duckdb', 'fastapi', 'sklearn', 'openai', "
+    """`import strata.agent.sdk` imports no duckdb, fastapi, scikit-learn or LLM client."""
+    code = ("import sys, strata.agent.sdk; bad = {'duckdb', 'fastapi', 'sklearn', 'openai', "
             "'anthropic', 'langchain_core'} & set(sys.modules); assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
