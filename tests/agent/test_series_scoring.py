@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 import uvicorn
@@ -23,6 +21,7 @@ from strata.agent.store.db import DuckDBStore
 from typer.testing import CliRunner
 
 from tests.conftest import free_port
+from tests.waiting import responds, wait_until
 
 START_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
 MIN_NS = 60 * 1_000_000_000
@@ -179,13 +178,7 @@ def test_cli_lists_anomalies_from_a_running_api(app: FastAPI) -> None:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:  # readiness polling with a deadline
-        try:
-            httpx.get(url + "/api/v1/anomalies", timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.05)
+    wait_until(lambda: responds(url + "/api/v1/anomalies"), 20, "the anomalies API up")
     try:
         result = CliRunner().invoke(strata_cli, ["anomalies", "--api", url, "--layer",
                                                  "infrastructure"], env={"COLUMNS": "200"})

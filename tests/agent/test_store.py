@@ -74,7 +74,8 @@ def test_second_process_gets_a_clear_lock_error(tmp_path: Path) -> None:
     store = DuckDBStore(tmp_path / "s.duckdb")
     try:
         result = subprocess.run(
-            [sys.executable, "-c", "from strata.agent.store.db import DuckDBStore; "
+            [sys.executable, "-c",
+             "from strata.agent.store.db import DuckDBStore; "
              f"DuckDBStore({str(tmp_path / 's.duckdb')!r})"],
             capture_output=True, text=True, timeout=30,
         )
