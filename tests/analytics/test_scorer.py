@@ -1,4 +1,4 @@
-"""Tests for analytics.scorer.AnomalyScorer (streaming anomaly scores) and its parts."""
+"""Tests for strata.analytics.scoring (AnomalyScorer, streaming anomaly scores) and its parts."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 from strata.analytics import AnomalyScorer
-from strata.analytics.scorer_calibration import OnsetFilter, RecordCalibration
-from strata.analytics.scorer_parts import MeanMaxWindow, RecentRate, RobustWindow, SeasonalProfile
+from strata.analytics.scoring.calibration import OnsetFilter, RecordCalibration
+from strata.analytics.scoring.parts import MeanMaxWindow, RecentRate, RobustWindow, SeasonalProfile
 
 STEP_NS = 300 * 1_000_000_000  # 5-minute sampling, as in NAB's AWS series
 MINUTE_NS = 60 * 1_000_000_000

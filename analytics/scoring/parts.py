@@ -1,4 +1,4 @@
-"""Building blocks of :class:`strata.analytics.scorer.AnomalyScorer`.
+"""Building blocks of :class:`strata.analytics.scoring.scorer.AnomalyScorer`.
 
 A sliding window kept sorted (median, MAD and mean absolute deviation without
 sorting or scanning its thousands of values at every point), a sliding mean

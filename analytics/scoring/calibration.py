@@ -1,4 +1,4 @@
-"""Turning feature values into one score, for :class:`strata.analytics.scorer.AnomalyScorer`.
+"""Turning feature values into one score, for :class:`strata.analytics.scoring.scorer.AnomalyScorer`.
 
 :class:`RecordCalibration` compares each feature with its own recent values
 (how far it exceeds the largest of them), which puts features of any unit and
@@ -8,7 +8,7 @@ keeps only the onset of an anomaly high, so one event raises one alarm.
 
 from __future__ import annotations
 
-from strata.analytics.scorer_parts import MeanMaxWindow
+from strata.analytics.scoring.parts import MeanMaxWindow
 
 # Calibration span floor relative to a feature's recent maximum: where nearly all
 # recent values equal the maximum (a feature that takes few distinct values), a

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from collections import deque
 
-from strata.analytics.scorer_calibration import OnsetFilter, RecordCalibration
-from strata.analytics.scorer_parts import RecentRate, RobustWindow, SeasonalProfile
+from strata.analytics.scoring.calibration import OnsetFilter, RecordCalibration
+from strata.analytics.scoring.parts import RecentRate, RobustWindow, SeasonalProfile
 
 DAY_S = 86_400
 WEEK_S = 7 * DAY_S
