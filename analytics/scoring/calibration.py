@@ -1,4 +1,4 @@
-"""Turning feature values into one score, for :class:`strata.analytics.scoring.scorer.AnomalyScorer`.
+"""Turning feature values into one score, for :class:`strata.analytics.AnomalyScorer`.
 
 :class:`RecordCalibration` compares each feature with its own recent values
 (how far it exceeds the largest of them), which puts features of any unit and
