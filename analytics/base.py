@@ -1,7 +1,7 @@
 """The Detector protocol, and the helper that turns shift episodes into Findings.
 
 A detector is one verb: ``detect(window) -> Iterable[Finding]``. The window is a read-only,
-event-time view (``strata.agent.analysis.window.Window``); detectors never read the clock or the
+event-time view (``strata.agent.store.window.Window``); detectors never read the clock or the
 store.
 """
 
@@ -15,7 +15,7 @@ from strata.agent.model import Finding, Layer
 from strata.analytics.baseline import ShiftRule, find_shifts
 
 if TYPE_CHECKING:
-    from strata.agent.analysis.window import Window
+    from strata.agent.store.window import Window
 
 SEVERITY_ORDER = {"info": 0, "warning": 1, "critical": 2}
 

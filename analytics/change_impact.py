@@ -18,7 +18,7 @@ from scipy.stats import mannwhitneyu  # type: ignore[import-untyped]
 from strata.agent.model import Deployment, Finding, Layer
 
 if TYPE_CHECKING:
-    from strata.agent.analysis.window import SpanSeries, Window
+    from strata.agent.store.window import SpanSeries, Window
 
 BEFORE_BUCKETS = 60
 AFTER_BUCKETS = 30

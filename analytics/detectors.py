@@ -18,7 +18,7 @@ from strata.analytics.base import shift_findings
 from strata.analytics.baseline import ShiftRule
 
 if TYPE_CHECKING:
-    from strata.agent.analysis.window import SpanSeries, Window
+    from strata.agent.store.window import SpanSeries, Window
 
 ROOT_OPERATIONS = frozenset({"invoke_workflow", "invoke_agent", "workflow"})
 MIN_REQUESTS_PER_BUCKET = 0.5  # median traffic below this is too thin to judge

@@ -18,7 +18,7 @@ from strata.analytics.base import shift_findings
 from strata.analytics.baseline import ShiftRule
 
 if TYPE_CHECKING:
-    from strata.agent.analysis.window import SampleSeries, Window
+    from strata.agent.store.window import SampleSeries, Window
 
 THERMAL_REASONS = 0x20 | 0x40  # SW / HW thermal slowdown
 POWER_REASONS = 0x4 | 0x80  # SW power cap / HW power brake

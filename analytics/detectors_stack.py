@@ -15,7 +15,7 @@ from strata.analytics.base import shift_findings
 from strata.analytics.baseline import ShiftRule
 
 if TYPE_CHECKING:
-    from strata.agent.analysis.window import SampleSeries, Window
+    from strata.agent.store.window import SampleSeries, Window
 
 
 def _server(s: SampleSeries) -> str:

@@ -27,7 +27,7 @@ from strata.analytics.base import format_value
 from strata.analytics.version_compare import MIN_ERROR_DELTA, MIN_ERRORS, MIN_RATIO, rate_bound
 
 if TYPE_CHECKING:
-    from strata.agent.analysis.window import Window
+    from strata.agent.store.window import Window
 
 MAX_PER_MINUTE = 10.0
 CURRENT = 20

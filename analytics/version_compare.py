@@ -36,7 +36,7 @@ from strata.analytics.base import format_value
 from strata.analytics.change_impact import Change, merge_changes
 
 if TYPE_CHECKING:
-    from strata.agent.analysis.window import Window
+    from strata.agent.store.window import Window
 
 ALPHA = 1e-4
 MIN_RATIO = {"latency": 1.2, "cost": 1.15}  # cost covers tokens and cost per request

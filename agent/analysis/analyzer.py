@@ -18,11 +18,11 @@ from dataclasses import dataclass, replace
 
 import duckdb
 from strata.agent.analysis.series_scoring import Anomaly, SeriesScoring, anomaly_row
-from strata.agent.analysis.window import BUCKET_NS, PriceFn, Window, event_time_bounds
 from strata.agent.model import Finding, Incident, IncidentEvent
 from strata.agent.store import anomalies as anomaly_store
 from strata.agent.store import incidents as db
 from strata.agent.store.db import DuckDBStore
+from strata.agent.store.window import BUCKET_NS, PriceFn, Window, event_time_bounds
 from strata.analytics.base import Detector
 from strata.analytics.change_impact import merge_changes
 from strata.analytics.detectors import SPAN_DETECTORS

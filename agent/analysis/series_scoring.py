@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
-from strata.agent.analysis.window import SampleSeries, SpanSeries, Window
 from strata.agent.store.anomalies import scored_until
 from strata.agent.store.db import DuckDBStore
+from strata.agent.store.window import SampleSeries, SpanSeries, Window
 from strata.analytics import AnomalyScorer
 from strata.analytics.correlate import COUNTER_SIGNALS
 

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from strata.agent.api.render import parse_time, rfc3339
+from strata.agent.api.render import rfc3339, time_range
 from strata.agent.config import parse_duration_s
 from strata.agent.errors import ConfigError
 from strata.agent.finops.budgets import check_budgets
@@ -23,21 +23,9 @@ from strata.analytics.rightsizing import cheaper_model_findings, idle_gpu_findin
 if TYPE_CHECKING:
     from strata.agent.runner import Agent
 
-DEFAULT_RANGE_NS: Final = 7 * 86_400_000_000_000
 MAX_BUCKETS: Final = 10_000
 FILTER_PARAMS: Final = ("service", "team", "model", "provider", "host", "operation", "user")
 _HIDDEN: Final = frozenset({"token_energy_wh", "token_energy_tokens"})
-
-
-def time_range(agent: Agent, since: str | None, until: str | None) -> tuple[int, int]:
-    """Parsed ``since``/``until`` (defaults: the last 7 days to now); 400 when reversed."""
-    until_ns = parse_time(until, "until")
-    until_ns = agent.clock() if until_ns is None else until_ns
-    since_ns = parse_time(since, "since")
-    since_ns = until_ns - DEFAULT_RANGE_NS if since_ns is None else since_ns
-    if since_ns >= until_ns:
-        raise HTTPException(400, "since must be before until")
-    return since_ns, until_ns
 
 
 def request_filters(request: Request) -> dict[str, str]:

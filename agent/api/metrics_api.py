@@ -11,14 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from strata.agent.api.render import rfc3339
+from strata.agent.api.render import rfc3339, time_range
 from strata.agent.model import Layer
 from strata.agent.store.samples import metric_series
 
 if TYPE_CHECKING:
     from strata.agent.runner import Agent
 
-from strata.agent.api.cost import time_range
 
 RESERVED: Final = frozenset({"layer", "name", "since", "until", "limit"})
 DEFAULT_RANGE_NS: Final = 3_600_000_000_000

@@ -13,8 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, HTTPException, Query
-from strata.agent.api.cost import time_range
-from strata.agent.api.render import rfc3339
+from strata.agent.api.render import rfc3339, time_range
 from strata.agent.config import parse_duration_s
 from strata.agent.errors import ConfigError
 from strata.agent.store.samples import bucketed_samples
