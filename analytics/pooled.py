@@ -18,13 +18,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.stats import binom, mannwhitneyu  # type: ignore[import-untyped]
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy.stats import binom  # type: ignore[import-untyped]
 from strata.agent.model import Finding, Layer
 from strata.analytics.base import format_value
-from strata.analytics.version_compare import MIN_ERROR_DELTA, MIN_ERRORS, MIN_RATIO, rate_bound
+from strata.analytics.version_compare import (
+    MIN_ERROR_DELTA,
+    MIN_ERRORS,
+    MIN_RATIO,
+    greater_p,
+    rate_bound,
+)
 
 if TYPE_CHECKING:
     from strata.agent.store.window import Window
@@ -59,92 +66,139 @@ def _onset(values: np.ndarray, lo: int, base: float, current: float) -> int:
     return lo + int(np.argmax(tail))
 
 
-def _fails(head: np.ndarray, head_types: np.ndarray, ref: np.ndarray, known: set[str],
-           history: int) -> str | None:
-    """Whether *head* fails significantly more than *ref* ("rate"), or with ``MIN_ERRORS``
-    errors of types none of the *history* requests before had ("novel": strong enough to
-    need no confirming look); None otherwise."""
-    errors, old_rate = int(head.sum()), float(ref.mean())
-    rate = errors / CURRENT
-    if (len(head) < CURRENT or errors < MIN_ERRORS or rate < old_rate + MIN_ERROR_DELTA
-            or rate < 2 * old_rate):
-        return None
-    novel = sum(1 for t in head_types[head] if str(t) not in known)
-    if novel >= MIN_ERRORS and binom.sf(novel - 1, CURRENT, 0.5 / (history + 1)) < ALPHA_NOVEL:
-        return "novel"
-    return "rate" if binom.sf(errors - 1, CURRENT, rate_bound(ref)) < ALPHA else None
+def _looks(n: int, first: int) -> np.ndarray:
+    """Look ends from *first*, every ``STEP`` requests, up to *n*."""
+    return np.arange(first, n + 1, STEP)
+
+
+def _window_stat(v: np.ndarray, ends: np.ndarray, width: int, since: int, stat: Any
+                 ) -> np.ndarray:
+    """*stat* of ``v[max(since, end - width) : end]`` for every look end (vectorised where
+    the window is full, one by one where *since* cuts it short)."""
+    lo = np.maximum(since, ends - width)
+    out = np.empty(len(ends))
+    full = lo == ends - width
+    if full.any():
+        out[full] = stat(sliding_window_view(v, width)[ends[full] - width], axis=1)
+    for k in np.flatnonzero(~full):
+        out[k] = stat(v[lo[k]:ends[k]])
+    return out
 
 
 def continuous_episodes(values: np.ndarray, family: str) -> list[Episode]:
-    """Sustained rises of *values* (in request order; NaN: not measured)."""
+    """Sustained rises of *values* (in request order; NaN: not measured).
+
+    Looks are screened on medians (cheap, vectorised); only those reaching the floor are
+    tested, the reference being recomputed exactly for them."""
     keep = np.flatnonzero(~np.isnan(values))
     v = values[keep]
     floor = MIN_RATIO[family]
     episodes: list[Episode] = []
-    i, since = MIN_REFERENCE + CURRENT, 0  # the reference never reaches back into an episode
-    while i <= len(v):
-        ref = v[max(since, i - CURRENT - REFERENCE):i - CURRENT]
-        base = float(np.median(ref))
-        if base > 0 and all(_rises(v[j - CURRENT:j], ref, floor * base)
-                            for j in (i, i + CONFIRM)):
-            i += CONFIRM  # dated by the confirming look
-            current = float(np.median(v[i - CURRENT:i]))
-            lo = max(0, i - 2 * CURRENT)
-            start = _onset(v[lo:i], lo, base, current)
-            end = _recovery(v, i, base * (1 + (floor - 1) / 2))
-            episodes.append(Episode(int(keep[start]), int(keep[i - 1]),
-                                    None if end is None else int(keep[end]), base, current))
-            if end is None:
-                break
-            i, since = end + CURRENT + MIN_REFERENCE, end + 1
-            continue
-        i += STEP
+    since = 0  # the reference never reaches back into an episode
+    ends = _looks(len(v), MIN_REFERENCE + CURRENT)
+    while len(ends):
+        head = _window_stat(v, ends, CURRENT, 0, np.median)
+        # the reference level moves slowly: screen against every 4th look's, held
+        coarse = _window_stat(v, ends[::4] - CURRENT, REFERENCE, since, np.median)
+        ref = np.repeat(coarse, 4)[:len(ends)]
+        candidates = ends[(ref > 0) & (head >= floor * ref)]
+        episode = next((ep for ep in (_test(v, int(i), since, floor) for i in candidates)
+                        if ep is not None), None)
+        if episode is None:
+            break
+        episodes.append(Episode(int(keep[episode.start]), int(keep[episode.detect]),
+                                None if episode.end is None else int(keep[episode.end]),
+                                episode.baseline, episode.current))
+        if episode.end is None:
+            break
+        since = episode.end + 1
+        ends = _looks(len(v), episode.end + CURRENT + MIN_REFERENCE)
     return episodes
+
+
+def _test(v: np.ndarray, i: int, since: int, floor: float) -> Episode | None:
+    """The episode whose look ends at *i*, if that look and the confirming one pass."""
+    ref = v[max(since, i - CURRENT - REFERENCE):i - CURRENT]
+    base = float(np.median(ref))
+    if not all(_rises(v[j - CURRENT:j], ref, floor * base) for j in (i, i + CONFIRM)):
+        return None
+    i += CONFIRM  # dated by the confirming look
+    current = float(np.median(v[i - CURRENT:i]))
+    lo = max(0, i - 2 * CURRENT)
+    start = _onset(v[lo:i], lo, base, current)
+    later = _looks(len(v), i + STEP)
+    band = base * (1 + (floor - 1) / 2)
+    recovered = later[_window_stat(v, later, CURRENT, 0, np.median) < band]
+    end = int(recovered[0]) - 1 if len(recovered) else None
+    return Episode(start, i - 1, end, base, current)
 
 
 def _rises(head: np.ndarray, ref: np.ndarray, level: float) -> bool:
     return (len(head) == CURRENT and float(np.median(head)) >= level
-            and mannwhitneyu(head, ref, alternative="greater").pvalue < ALPHA)
-
-
-def _recovery(v: np.ndarray, detect: int, band: float) -> int | None:
-    """The first request after which the last CURRENT requests sit below *band*."""
-    for j in range(detect + STEP, len(v) + 1, STEP):
-        if float(np.median(v[j - CURRENT:j])) < band:
-            return j - 1
-    return None
+            and greater_p(head, ref) < ALPHA)
 
 
 def error_episodes(failed: np.ndarray, types: np.ndarray) -> list[Episode]:
-    """Sustained rises of the error rate, or errors of a type the reference never had."""
+    """Sustained rises of the error rate, or errors of a type no earlier request had."""
+    n = len(failed)
+    type_of = np.array([str(x) for x in types], dtype=object)
+    first_seen: dict[str, int] = {}
+    for j in np.flatnonzero(failed):
+        first_seen.setdefault(type_of[j], int(j))
     episodes: list[Episode] = []
-    i, since, n = MIN_REFERENCE + CURRENT, 0, len(failed)
-    known: set[str] = set()  # error types seen before the look (any earlier request)
-    seen_upto = 0
-    while i <= n:
-        known.update(str(t) for t in types[seen_upto:i - CURRENT][failed[seen_upto:i - CURRENT]])
-        seen_upto = max(seen_upto, i - CURRENT)
-        ref = failed[max(since, i - CURRENT - REFERENCE):i - CURRENT]
-        old_rate = float(ref.mean())
-        verdict = _fails(failed[i - CURRENT:i], types[i - CURRENT:i], ref, known, i - CURRENT)
-        if verdict == "rate" and not _fails(failed[i + CONFIRM - CURRENT:i + CONFIRM],
-                                            types[i + CONFIRM - CURRENT:i + CONFIRM], ref,
-                                            known, i - CURRENT):
-            verdict = None
-        if verdict is not None:
-            first = i - CURRENT + int(np.argmax(failed[i - CURRENT:i]))
-            i += CONFIRM if verdict == "rate" else 0
-            rate = float(failed[i - CURRENT:i].mean())
-            end = next((j - 1 for j in range(i + STEP, n + 1, STEP)
-                        if failed[j - CURRENT:j].mean() < old_rate + MIN_ERROR_DELTA / 2),
-                       None)
-            episodes.append(Episode(first, i - 1, end, old_rate, rate))
-            if end is None:
+    since = 0
+    ends = _looks(n, MIN_REFERENCE + CURRENT)
+    counts = failed.astype(float)
+    while len(ends):
+        errors = _window_stat(counts, ends, CURRENT, 0, np.sum)
+        old = _window_stat(counts, ends - CURRENT, REFERENCE, since, np.mean)
+        rate = errors / CURRENT
+        plausible = (errors >= MIN_ERRORS) & (rate >= old + MIN_ERROR_DELTA) & (rate >= 2 * old)
+        episode = None
+        for i in ends[plausible]:
+            episode = _test_errors(failed, type_of, first_seen, int(i), since)
+            if episode is not None:
                 break
-            i, since = end + CURRENT + MIN_REFERENCE, end + 1
-            continue
-        i += STEP
+        if episode is None:
+            break
+        episodes.append(episode)
+        if episode.end is None:
+            break
+        since = episode.end + 1
+        ends = _looks(n, episode.end + CURRENT + MIN_REFERENCE)
     return episodes
+
+
+def _test_errors(failed: np.ndarray, type_of: np.ndarray, first_seen: dict[str, int], i: int,
+                 since: int) -> Episode | None:
+    """The error episode whose look ends at *i*: errors of types first seen within the
+    look ("novel", strong enough to need no confirming look), or a rate significantly above
+    the reference's in this look and the confirming one."""
+    ref = failed[max(since, i - CURRENT - REFERENCE):i - CURRENT]
+    old_rate, bound = float(ref.mean()), rate_bound(ref)
+
+    def rate_passes(j: int) -> bool:
+        head = failed[j - CURRENT:j]
+        errors = int(head.sum())
+        return (len(head) == CURRENT and errors >= MIN_ERRORS
+                and errors / CURRENT >= max(old_rate + MIN_ERROR_DELTA, 2 * old_rate)
+                and binom.sf(errors - 1, CURRENT, bound) < ALPHA)
+
+    head = np.flatnonzero(failed[i - CURRENT:i]) + i - CURRENT
+    novel = sum(1 for j in head if first_seen[type_of[j]] >= i - CURRENT)
+    p_novel = binom.sf(novel - 1, CURRENT, 0.5 / (i - CURRENT + 1)) if novel else 1.0
+    if novel >= MIN_ERRORS and p_novel < ALPHA_NOVEL:
+        detect = i
+    elif rate_passes(i) and rate_passes(i + CONFIRM):
+        detect = i + CONFIRM
+    else:
+        return None
+    band = old_rate + MIN_ERROR_DELTA / 2
+    later = _looks(len(failed), detect + STEP)
+    recovered = later[_window_stat(failed.astype(float), later, CURRENT, 0, np.mean) < band]
+    end = int(recovered[0]) - 1 if len(recovered) else None
+    rate = float(failed[detect - CURRENT:detect].mean())
+    return Episode(int(head[0]), detect - 1, end, old_rate, rate)
 
 
 def _groups(cols: dict[str, np.ndarray]) -> Iterator[tuple[str, str, str, dict[str, np.ndarray]]]:

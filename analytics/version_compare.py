@@ -25,12 +25,13 @@ the new version have arrived (see docs/concepts.md for the smallest effects per 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.stats import beta, binom, mannwhitneyu  # type: ignore[import-untyped]
+from scipy.stats import beta, binom, norm, rankdata  # type: ignore[import-untyped]
 from strata.agent.model import Finding, Layer
 from strata.analytics.base import format_value
 from strata.analytics.change_impact import Change, merge_changes
@@ -71,6 +72,21 @@ def rate_bound(failed: np.ndarray) -> float:
     return float(beta.ppf(0.95, errors + 1, len(failed) - errors))
 
 
+def greater_p(new: np.ndarray, old: np.ndarray) -> float:
+    """One-sided Mann-Whitney U p-value that *new* tends to exceed *old* (normal
+    approximation with tie and continuity corrections, as scipy's for these sizes; a few
+    times faster, which matters for the many looks of a long series)."""
+    n1, n2 = len(new), len(old)
+    ranks = rankdata(np.concatenate([new, old]))
+    u = float(ranks[:n1].sum()) - n1 * (n1 + 1) / 2
+    _, ties = np.unique(ranks, return_counts=True)
+    n = n1 + n2
+    var = n1 * n2 / 12 * ((n + 1) - float((ties**3 - ties).sum()) / (n * (n - 1)))
+    if var <= 0:
+        return 1.0
+    return float(norm.sf((u - n1 * n2 / 2 - 0.5) / math.sqrt(var)))
+
+
 def looks(n: int) -> Iterator[int]:
     """Prefix sizes to test among *n* requests: 8, 12, 18, ... and finally *n*."""
     size = FIRST_LOOK
@@ -99,7 +115,7 @@ def continuous_verdict(
         current = float(np.median(head))
         if current < floor * base:
             continue
-        if mannwhitneyu(head, old, alternative="greater").pvalue >= ALPHA:
+        if greater_p(head, old) >= ALPHA:
             continue
         early = head[: max(FIRST_LOOK, n // 3)]
         if float(np.median(early)) < (1 + (floor - 1) / 2) * base:
