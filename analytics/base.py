@@ -23,7 +23,10 @@ SEVERITY_ORDER = {"info": 0, "warning": 1, "critical": 2}
 class Detector(Protocol):
     """Finds regressions of one kind in a window of telemetry."""
 
-    kind: str
+    @property
+    def kind(self) -> str:
+        """The kind of finding it looks for (read-only: a class attribute or a field)."""
+        ...
 
     def detect(self, window: Window) -> Iterable[Finding]:
         """Findings for every sustained regression of this kind in *window*.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from strata.agent.model import Evidence, Finding, Incident, IncidentEvent
 from strata.analytics.base import SEVERITY_ORDER
-from strata.analytics.change_impact import Change
+from strata.analytics.changes import Change
 from strata.analytics.rootcause import change_of, describe_cause, rank_causes
 from strata.analytics.suggest import suggest
 

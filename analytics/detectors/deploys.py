@@ -34,7 +34,7 @@ import numpy as np
 from scipy.stats import beta, binom, norm, rankdata  # type: ignore[import-untyped]
 from strata.agent.model import Finding, Layer
 from strata.analytics.base import format_value
-from strata.analytics.change_impact import Change, merge_changes
+from strata.analytics.changes import Change, merge_changes
 
 if TYPE_CHECKING:
     from strata.agent.store.window import Window

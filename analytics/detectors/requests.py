@@ -4,7 +4,7 @@ Each runs per span group (service x operation x model x span name) on the window
 per-minute statistics. Per-request signals (p95 latency, error rate, tokens and cost per
 request) are what they judge, so a traffic surge that keeps per-request cost flat is not a
 cost regression; throughput is judged only for collapses. Infrastructure, serving and data
-detectors live in ``strata.analytics.detectors_infra`` and ``strata.analytics.detectors_stack``.
+detectors live in ``strata.analytics.detectors.gpu`` and ``strata.analytics.detectors.stack``.
 """
 
 from __future__ import annotations

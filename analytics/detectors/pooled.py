@@ -4,7 +4,7 @@ Per-minute buckets cannot judge an entity that sees a few requests a minute. Eac
 (root requests, a model operation whatever its model, a tool) used at most ``MAX_PER_MINUTE``
 on average over the window is judged request by request: at every ``STEP``-th request, the
 last ``CURRENT`` requests against up to ``REFERENCE`` requests before them, with the tests of
-``strata.analytics.version_compare`` (Mann-Whitney U with a ratio-of-medians floor; binomial
+``strata.analytics.detectors.deploys`` (Mann-Whitney U with a ratio-of-medians floor; binomial
 tails of errors and of errors of a type the reference never had) at ``ALPHA``, stricter than
 a deploy's because every look of a long series is a chance of a false alarm.
 
@@ -25,7 +25,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.stats import binom  # type: ignore[import-untyped]
 from strata.agent.model import Finding, Layer
 from strata.analytics.base import format_value
-from strata.analytics.version_compare import (
+from strata.analytics.detectors.deploys import (
     MIN_ERROR_DELTA,
     MIN_ERRORS,
     MIN_RATIO,
