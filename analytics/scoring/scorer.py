@@ -16,6 +16,8 @@ SCALE_FLOOR_REL = 1e-6  # scale floor relative to the largest |value| in a windo
 # Feature slots, in the order the calibration sees them.
 POINT, SHORT_MEAN, MID_MEAN, OUTLIER_RATE, DAY_RESIDUAL, WEEK_RESIDUAL = range(6)
 FEATURES = 6
+# A season "expects" a point at most this share as far from it as the baseline's median.
+SEEN_BEFORE = 0.5
 ANSCOMBE_SHIFT = 3.0 / 8.0  # 2 * sqrt(x + 3/8) has variance ~1 for Poisson counts
 
 
@@ -82,10 +84,14 @@ class AnomalyScorer:
        recorded.
     3. **Regime changes.** When at least ``shift_frac`` of the last
        ``shift_len`` points lie more than ``shift_z`` robust sigmas on the
-       same side of the baseline, the series has changed level: the baseline
-       is rebuilt from those points only, the seasonal profiles move by the
-       change of the median and their residual baselines start afresh. The
-       new level is then normal instead of alarming for hours.
+       same side of the baseline, the series has changed level. Points a
+       season expects do not count (a seasonal profile that has seen a full
+       period predicts them at most ``SEEN_BEFORE`` times as far off as the
+       baseline's median does: a daily peak is no new level), nor does
+       anything in the first day, when nothing can tell a regime change from
+       the daily cycle. The baseline is then rebuilt from those points only,
+       the seasonal profiles move by the change of the median and their
+       residual baselines start afresh. The new level is then normal instead of alarming for hours.
     4. **Onsets.** After a score reaches ``alarm_level``, the next
        ``suppress`` scores are multiplied by ``damp``: only the onset of an
        anomaly scores high (NAB-style scoring rewards early detection and
@@ -175,6 +181,8 @@ class AnomalyScorer:
         self._outlier_z = outlier_z
         self._tail: deque[float] = deque(maxlen=shift_len)
         self._sides: deque[int] = deque(maxlen=shift_len)  # +1/-1 beyond shift_z, else 0
+        self._side = 0  # side of the current point (recorded once the seasons have seen it)
+        self._deviation = 0.0  # |current point - the baseline's median|
         self._above = 0  # how many of _sides are +1
         self._below = 0  # ... and -1
         self._shift_z = shift_z
@@ -245,9 +253,12 @@ class AnomalyScorer:
             self._first_ns = timestamp_ns
         features: list[float | None] = [None] * FEATURES
         base_spread = self._baseline_features(x, features)
-        self._seasonal_features(
-            timestamp_ns, timestamp_ns - self._first_ns, x, base_spread, features
-        )
+        elapsed_ns = timestamp_ns - self._first_ns
+        seen_before = self._seasonal_features(timestamp_ns, elapsed_ns, x, base_spread, features)
+        # A level this hour has had before (a daily peak) is no evidence of a new regime,
+        # and in the first day nothing can tell a regime change from the daily cycle.
+        new_level = elapsed_ns >= DAY_S * NS_PER_S and not seen_before
+        self._track_side(self._side if new_level else 0)
         self._learn_baseline(x)
         self._last_ns = timestamp_ns
         self._seen += 1
@@ -259,7 +270,7 @@ class AnomalyScorer:
         self._short.append(x)
         self._mid.append(x)
         if len(self._baseline) < self._min_baseline:
-            self._track_side(0)
+            self._side = 0
             return None
         center, scale = self._baseline.center_scale(SCALE_FLOOR_REL)
         z = (x - center) / scale
@@ -269,7 +280,8 @@ class AnomalyScorer:
         features[SHORT_MEAN] = abs(sum(self._short) / len(self._short) - center) / scale or None
         features[MID_MEAN] = abs(sum(self._mid) / len(self._mid) - center) / scale or None
         features[OUTLIER_RATE] = self._outliers.push(abs(z) > self._outlier_z)
-        self._track_side(0 if abs(z) <= self._shift_z else (1 if z > 0 else -1))
+        self._side = 0 if abs(z) <= self._shift_z else (1 if z > 0 else -1)
+        self._deviation = abs(x - center)
         return self._baseline.mean_abs_dev_from_median()
 
     def _seasonal_features(
@@ -279,21 +291,26 @@ class AnomalyScorer:
         x: float,
         base_spread: float | None,
         features: list[float | None],
-    ) -> None:
+    ) -> bool:
         """Fill the seasonal residual features of *x* (*elapsed_ns* after the first
-        point), then learn *x*."""
+        point), then learn *x*. Whether a season that has seen a full period expects
+        *x* (is at most ``SEEN_BEFORE`` times as far from it as the baseline's median)."""
         gap_ns = None if self._last_ns is None else timestamp_ns - self._last_ns
+        seen_before = False
         for slot, season in zip((DAY_RESIDUAL, WEEK_RESIDUAL), self._seasons, strict=True):
             b = season.profile.bin_of(timestamp_ns)
             expected = season.profile.expect(b)
             if expected is not None:
                 residual = x - expected
+                if elapsed_ns >= season.period_ns and base_spread is not None:
+                    seen_before = seen_before or abs(residual) <= SEEN_BEFORE * self._deviation
                 if base_spread is not None and elapsed_ns >= season.mature_ns:
                     features[slot] = season.residual_z(
                         residual, base_spread, self._min_baseline, self._seasonal_gate
                     )
                 season.residuals.push(residual)
             season.profile.learn(b, x, gap_ns)
+        return seen_before
 
     def _track_side(self, side: int) -> None:
         """Record on which side beyond ``shift_z`` the point lies (0: within)."""
@@ -327,12 +344,13 @@ class AnomalyScorer:
 class _Season:
     """A seasonal profile, the window of its past residuals and its maturity."""
 
-    __slots__ = ("mature_ns", "profile", "residuals")
+    __slots__ = ("mature_ns", "period_ns", "profile", "residuals")
 
     def __init__(self, profile: SeasonalProfile, window: int, period_s: int) -> None:
         self.profile = profile
         self.residuals = RobustWindow(window)
-        self.mature_ns = 2 * period_s * NS_PER_S  # two periods seen
+        self.period_ns = period_s * NS_PER_S
+        self.mature_ns = 2 * self.period_ns  # two periods seen
 
     def residual_z(
         self, residual: float, base_spread: float, min_baseline: int, gate: float

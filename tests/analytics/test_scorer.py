@@ -386,6 +386,26 @@ def test_invalid_tunables_are_rejected_by_name(kwargs: dict[str, float], knob: s
         AnomalyScorer(**kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("shift_frac", [1.0, 0.8, 0.6])
+def test_daily_plateau_is_no_regime_change_and_its_absence_alarms(shift_frac: float) -> None:
+    """A 10-hour daily plateau (+60 on 20, sigma 1) lies beyond shift_z for longer than
+    shift_len points every day; it must not re-baseline the series (it did, every day,
+    which left the missing plateau of day 6 scoring 0 with shift_frac 1.0). The missing
+    plateau alarms at once whatever shift_frac, and at most one other point alarms from day 2 on."""
+    rng = np.random.default_rng(8)
+    values = [
+        20.0 + (60.0 if 108 <= i % DAY_POINTS < 228 else 0.0) + float(rng.normal(0.0, 1.0))
+        for i in range(8 * DAY_POINTS)
+    ]
+    missing = 6 * DAY_POINTS + 108  # day 6, 09:00
+    values[missing : missing + 120] = [v - 60.0 for v in values[missing : missing + 120]]
+    scorer = AnomalyScorer(shift_frac=shift_frac)
+    scores = [scorer.update(T0_NS + i * STEP_NS, v) for i, v in enumerate(values)]
+    assert max(scores[missing : missing + 6]) > 0.9
+    quiet = scores[2 * DAY_POINTS : missing] + scores[missing + 120 :]
+    assert sum(s >= 0.6 for s in quiet) <= 1
+
+
 def daily_counts(seed: int, shift_at: int, factor: float) -> list[float]:
     """Poisson counts per 5 minutes, 2 a bucket at night to ~200 at the daily peak, for
     8 days; from point *shift_at* on the rate is multiplied by *factor* (seeded)."""
