@@ -18,8 +18,8 @@
 ``strata.agent.simulator.world_sim.WorldSimulator`` turns the plan into OTLP.
 
 Sizing (so that a seed stays within reach of Python): the third band is drawn at 10-15
-requests/min instead of up to 600 (its hard end), and a >10/s service (11-15 requests/s, two spans per
-request) only sends telemetry for a two-hour window around its deploy.
+requests/min instead of up to 600 (its hard end), and a >10/s service (11-15 requests/s,
+two spans per request) only sends telemetry for a two-hour window around its deploy.
 """
 
 from __future__ import annotations
@@ -208,13 +208,13 @@ class _Versions:
         v = (int(self._rng.integers(1, 4)), int(self._rng.integers(0, 10)),
              int(self._rng.integers(0, 6)))
         self.highest[service] = v
-        return "%d.%d.%d" % v
+        return ".".join(map(str, v))
 
     def bump(self, service: str) -> str:
         major, minor, patch = self.highest[service]
         v = (major, minor, patch + 1) if self._rng.random() < 0.5 else (major, minor + 1, 0)
         self.highest[service] = v
-        return "%d.%d.%d" % v
+        return ".".join(map(str, v))
 
 
 @dataclass(slots=True)
@@ -289,8 +289,8 @@ def _plan_gpus(rng: np.random.Generator) -> tuple[GPU, ...]:
     out = []
     for h in range(2):
         for g in range(int(rng.integers(1, 3))):
-            uuid = "GPU-%08x-%04x-%04x-%04x-%012x" % tuple(
-                int(rng.integers(0, 2**31)) for _ in range(5))
+            uuid = "GPU-{:08x}-{:04x}-{:04x}-{:04x}-{:012x}".format(*tuple(
+                int(rng.integers(0, 2**31)) for _ in range(5)))
             model = GPU_MODELS[h % 2]
             limit = 400.0 if model.startswith("NVIDIA A100") else 700.0
             util_mean = float(rng.uniform(50, 60))

@@ -113,7 +113,8 @@ class _Scope:
         metric = Metric(name=name)
         metric.histogram.aggregation_temporality = AGGREGATION_TEMPORALITY_CUMULATIVE
         metric.histogram.data_points.append(HistogramDataPoint(
-            start_time_unix_nano=start, time_unix_nano=self.t, count=int(hist.counts.sum(dtype=np.int64)),
+            start_time_unix_nano=start, time_unix_nano=self.t,
+            count=int(hist.counts.sum(dtype=np.int64)),
             sum=hist.total, bucket_counts=hist.counts.tolist(),
             explicit_bounds=list(hist.bounds), attributes=_labels(labels)))
         self.scope.metrics.append(metric)
@@ -139,8 +140,8 @@ class MetricMaker:
         self.queries = {s.collection: _Histogram(QUERY_MS_BOUNDS) for s in world.shards}
         self.query_start: int | None = None
         # DCGM-exporter renamed the field; a seed picks which one its exporter sends
-        self.reasons_name = ("DCGM_FI_DEV_CLOCKS_EVENT_REASONS", "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS"
-                             )[world.seed % 2]
+        self.reasons_name = ("DCGM_FI_DEV_CLOCKS_EVENT_REASONS",
+                             "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS")[world.seed % 2]
 
     def step(self, request: ExportMetricsServiceRequest, t: int, step_ns: int,
              cond: GPUConditions, served: Mapping[str, Served]) -> None:
@@ -162,9 +163,11 @@ class MetricMaker:
                   "device": f"nvidia{gpu.spec.index}", "modelName": gpu.model_name,
                   "Hostname": gpu.spec.host, "DCGM_FI_DRIVER_VERSION": "570.124.06"}
         util = float(np.clip(gpu.utilization(t) + rng.normal(0, 3), 0, 100))
+        # the power controller caps the steady demand, not the noise of one reading
+        capped = gpu.idle_w + gpu.watts_per_util * gpu.utilization(t) > gpu.power_limit_w
         demand = gpu.idle_w + gpu.watts_per_util * util + rng.normal(0, 4)
-        capped = demand > gpu.power_limit_w
-        power = gpu.power_limit_w - float(rng.uniform(0, 3)) if capped else demand
+        power = gpu.power_limit_w - float(rng.uniform(0, 3)) if capped else \
+            min(demand, gpu.power_limit_w - 3)
         progress, rise = cond.thermal.get(gpu.spec.uuid, (0.0, 0.0))
         temp = 34 + 0.38 * util + rise * progress + rng.normal(0, 0.7)
         reasons = (_POWER_CAP_BIT if capped else 0) | (_THERMAL_BITS if progress >= 0.5 else 0)
@@ -241,4 +244,4 @@ class MetricMaker:
                              "query_type": "get_graphql"})
 
 
-__all__ = ["E2E_BOUNDS", "GPUConditions", "MetricMaker", "TTFT_BOUNDS"]
+__all__ = ["E2E_BOUNDS", "TTFT_BOUNDS", "GPUConditions", "MetricMaker"]

@@ -27,10 +27,13 @@ SEGMENT_RAMP_NS = 15 * MINUTE_NS
 
 
 class WorldSimulator:
-    def __init__(self, world: World, *, step_ns: int = MINUTE_NS) -> None:
+    def __init__(self, world: World, *, step_ns: int = MINUTE_NS,
+                 start_ns: int | None = None) -> None:
+        """*start_ns* starts later than the world (tests look at one moment; counters and
+        draws then start there)."""
         self.world = world
         self.step_ns = step_ns
-        self.now_ns = world.start_ns
+        self.now_ns = world.start_ns if start_ns is None else start_ns
         rng = np.random.default_rng([world.seed, 17])
         self._traces = TraceMaker(world.seed, rng)
         self._metrics = MetricMaker(world, rng)
