@@ -289,8 +289,8 @@ def _plan_gpus(rng: np.random.Generator) -> tuple[GPU, ...]:
     out = []
     for h in range(2):
         for g in range(int(rng.integers(1, 3))):
-            uuid = "GPU-{:08x}-{:04x}-{:04x}-{:04x}-{:012x}".format(*tuple(
-                int(rng.integers(0, 2**31)) for _ in range(5)))
+            raw = rng.bytes(16).hex()
+            uuid = f"GPU-{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
             model = GPU_MODELS[h % 2]
             limit = 400.0 if model.startswith("NVIDIA A100") else 700.0
             util_mean = float(rng.uniform(50, 60))

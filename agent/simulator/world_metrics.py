@@ -82,13 +82,13 @@ class _Server:
 class _Scope:
     """The metrics of one scrape of one target."""
 
-    def __init__(self, request: ExportMetricsServiceRequest, job: str, host: str, port: int,
-                 t: int) -> None:
+    def __init__(self, request: ExportMetricsServiceRequest, job: str, address: str, port: int,
+                 t: int, host: str | None = None) -> None:
         rm = request.resource_metrics.add()
         rm.resource.attributes.extend(_labels({
-            "service.name": job, "service.instance.id": f"{host}:{port}",
-            "server.address": host, "server.port": str(port), "url.scheme": "http",
-            "host.name": host}))
+            "service.name": job, "service.instance.id": f"{address}:{port}",
+            "server.address": address, "server.port": str(port), "url.scheme": "http",
+            "host.name": host or address}))
         self.scope: ScopeMetrics = rm.scope_metrics.add()
         self.scope.scope.name = "otelcol/prometheusreceiver"
         self.t = t
@@ -188,7 +188,7 @@ class MetricMaker:
               cond: GPUConditions, served: Served) -> None:
         rng = self.rng
         name = gpu.spec.server
-        scope = _Scope(request, "vllm", name, 8000, t)
+        scope = _Scope(request, "vllm", name, 8000, t, gpu.spec.host)
         if name in cond.restarting:  # the scrape fails; the restarted server starts from 0
             scope.gauge("up", 0.0, {})
             self.servers[name] = _Server()
