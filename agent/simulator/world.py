@@ -18,8 +18,8 @@
 ``strata.agent.simulator.world_sim.WorldSimulator`` turns the plan into OTLP.
 
 Sizing (so that a seed stays within reach of Python): the third band is drawn at 10-15
-requests/min instead of up to 600 (its hard end), and a >10/s service (11-15 requests/s,
-two spans per request) only sends telemetry for a two-hour window around its deploy.
+requests/min instead of up to 600 (its hard end), and a >10/s service (10.5-12 requests/s,
+two spans per request) only sends telemetry for 100 minutes around its deploy.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from strata.agent.simulator.topology import CollectionSpec, GPUSpec
 
 BANDS = ("<=1/min", "1-10/min", "10-600/min", ">10/s")
 # requests/min at the daily mean, per band (see the module docstring for the caps)
-BAND_RATES = ((0.5, 1.0), (1.0, 10.0), (10.0, 15.0), (660.0, 900.0))
-HIGH_BAND_WINDOW_NS = 2 * HOUR_NS
+BAND_RATES = ((0.5, 1.0), (1.0, 10.0), (10.0, 15.0), (630.0, 720.0))
+HIGH_BAND_WINDOW_NS = 100 * MINUTE_NS
 WARMUP_NS = 6 * HOUR_NS
 TAIL_NS = 2 * HOUR_NS
 
@@ -180,6 +180,8 @@ class World:
     def _secondary(self, inj: Injection) -> tuple[tuple[str, str], ...]:
         if inj.kind == "model_deploy" and inj.service:
             return (("cost_regression", inj.service),)
+        if inj.kind == "token_deploy" and inj.service:
+            return (("token_spike", inj.service),)
         if inj.kind == "gpu_thermal" and inj.gpu is not None:
             users = [s.name for s in self.services if s.gpu == inj.gpu]
             return (("latency_regression", inj.gpu.host), ("serving_saturation", inj.gpu.host),
@@ -417,14 +419,14 @@ def _deploy_fault(rng: np.random.Generator, kind: str, draft: _Draft, versions: 
 
 def _high_band(rng: np.random.Generator, draft: _Draft, versions: _Versions, start_ns: int,
                end_ns: int) -> list[Injection]:
-    """A >10/s service lives for two hours: one hour on its version, then a bad deploy."""
+    """A >10/s service lives for 100 minutes: an hour on its version, then a bad deploy."""
     open_ns = start_ns + WARMUP_NS + int(rng.uniform(0, 0.6) * (end_ns - TAIL_NS - start_ns
                                                                  - WARMUP_NS - HIGH_BAND_WINDOW_NS))
     draft.live = (open_ns, open_ns + HIGH_BAND_WINDOW_NS)
     draft.rollouts[0] = replace(draft.rollouts[0], time_ns=open_ns)
     kind = "token_deploy" if rng.random() < 0.5 else "slow_deploy"
-    t = open_ns + HOUR_NS + int(rng.integers(0, 600)) * 10**9
-    return [_deploy_fault(rng, kind, draft, versions, t, 40 * MINUTE_NS)]
+    t = open_ns + 55 * MINUTE_NS + int(rng.integers(0, 300)) * 10**9
+    return [_deploy_fault(rng, kind, draft, versions, t, 35 * MINUTE_NS)]
 
 
 def _power_capping(gpus: tuple[GPU, ...], start_ns: int, end_ns: int) -> list[Injection]:

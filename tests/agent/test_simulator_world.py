@@ -225,3 +225,18 @@ def test_ground_truth_and_scoring() -> None:
     assert match.expected is truth
     assert [i.kind for i in score.secondary] == ["latency_regression"]
     assert [i.kind for i in score.false] == ["gpu_power_throttle"]
+
+
+def test_high_band_service_lives_around_its_bad_deploy() -> None:
+    """A >10/s service sends only inside its window, which holds its deploy and rollback."""
+    w = plan_world(SEED, start_ns=START_NS + 8 * HOUR_NS, high_band=True)
+    (svc,) = [s for s in w.services if BANDS[s.band] == ">10/s"]
+    assert svc.live is not None
+    (fault,) = [i for i in w.injections if i.service == svc.name]
+    assert svc.live[0] + 50 * MINUTE_NS <= fault.start_ns < fault.end_ns <= svc.live[1]
+    assert fault.kind in ("token_deploy", "slow_deploy")
+    outside = list(WorldSimulator(w, start_ns=svc.live[0] - 2 * MINUTE_NS).batches(svc.live[0]))
+    inside = list(WorldSimulator(w, start_ns=svc.live[0]).batches(svc.live[0] + MINUTE_NS))
+    assert not [s for s in spans_of(outside) if s.service == svc.name]
+    roots = [s for s in spans_of(inside) if s.service == svc.name and s.parent_span_id is None]
+    assert len(roots) > 10 * 60 * 0.4  # the daily curve's trough is x0.4
