@@ -198,8 +198,9 @@ def report(runs: list[SeedResult], split: str, markdown: bool) -> None:
         for kind in kinds:
             items = [f for f in faults if f.kind == kind]
             hits = [f for f in items if f.found]
+            rollback = sum(f.rollback_ok for f in hits) if kind.endswith("_deploy") else "-"
             print(f"| {kind} | {_ratio(len(hits), len(items))} | "
-                  f"{sum(f.start_ok for f in hits)} | {sum(f.rollback_ok for f in hits)} |")
+                  f"{sum(f.start_ok for f in hits)} | {rollback} |")
         print("\n| false incident kind | count |\n|---|---|")
         for kind, count in Counter(k for k, _, _ in false).most_common():
             print(f"| {kind} | {count} |")
