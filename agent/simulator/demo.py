@@ -5,8 +5,9 @@ RAG service, a support bot, a search agent and a summariser, two of them self-ho
 vLLM on two GPU hosts, retrieval from Milvus and Qdrant — through a few days of event time over
 OTLP/HTTP, with a deploy that raises cost per request, a GPU that throttles and a vector-DB
 collection that fragments. Then it asks the agent to analyse and prints what an operator
-would see: a per-layer summary, each incident with evidence, cause and suggestion, and the
-cost / energy / carbon table by team.
+would see: a per-layer summary, each incident with evidence, cause and suggestion, the
+cost / energy / carbon table by team, and the simulator's own score of the incidents
+against what it injected.
 """
 
 from __future__ import annotations
@@ -30,9 +31,18 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from strata.agent.config import Settings
 from strata.agent.server import RunningServer, start_in_thread
-from strata.agent.simulator.scenario import HOUR_NS, MINUTE_NS, plan_scenario, scenario_end_ns
+from strata.agent.simulator.scenario import (
+    HOUR_NS,
+    MINUTE_NS,
+    Injection,
+    expected_incident,
+    plan_scenario,
+    scenario_end_ns,
+)
+from strata.agent.simulator.score import score_incidents
 from strata.agent.simulator.stack import SimBatch, Simulator
 from strata.agent.simulator.topology import GPUSpec, Topology, default_topology
+from strata.agent.store import incidents as incident_store
 
 DEMO_KINDS = ("cost_deploy", "gpu_thermal", "segment_explosion", "benign_deploy")
 STEPS_PER_REQUEST = 60  # one simulated hour of telemetry per OTLP request
@@ -65,8 +75,9 @@ def demo_topology() -> Topology:
     return Topology(services, tuple(moved.values()), base.collections)
 
 
-def drive(server: RunningServer, days: float, seed: int, console: Console) -> int:
-    """Send *days* of simulated telemetry ending now; returns the number of steps sent."""
+def drive(server: RunningServer, days: float, seed: int,
+          console: Console) -> tuple[int, list[Injection]]:
+    """Send *days* of simulated telemetry ending now; returns the steps sent and the plan."""
     topology = demo_topology()
     start_ns = (time.time_ns() // HOUR_NS) * HOUR_NS - int(days * 24 * HOUR_NS)
     warmup = int(days * 24 * HOUR_NS * 0.45)
@@ -89,7 +100,19 @@ def drive(server: RunningServer, days: float, seed: int, console: Console) -> in
                 reply.raise_for_status()
             sent += steps
             progress.update(task, advance=steps)
-    return sent
+    return sent, plan
+
+
+def score_line(server: RunningServer, plan: list[Injection]) -> str:
+    """The simulator's verdict: injected faults found, and incidents matching no injection."""
+    expected = [e for e in map(expected_incident, plan) if e is not None]
+    incidents = incident_store.list_incidents(server.agent.store.cursor())
+    score = score_incidents(incidents, expected)
+    line = (f"{len(score.matches)} of {len(expected)} injected faults found, "
+            f"{len(score.false)} false incident{'s' if len(score.false) != 1 else ''}")
+    if score.secondary:
+        line += f", {len(score.secondary)} side effect{'s' if len(score.secondary) != 1 else ''}"
+    return line
 
 
 def show_layers(server: RunningServer, console: Console) -> None:
@@ -166,7 +189,7 @@ def run_demo(*, days: float = 3.0, seed: int = 7, serve: bool = False,
             console.print(f"[bold]Strata demo[/] — agent on {server.api_url} (OTLP "
                           f"{server.otlp_url}), store {settings.db}")
             started = time.monotonic()
-            steps = drive(server, days, seed, console)
+            steps, plan = drive(server, days, seed, console)
             console.print(f"sent {steps:,} minutes of telemetry in "
                           f"{time.monotonic() - started:.1f} s")
             with httpx.Client(base_url=server.api_url, timeout=120) as api:
@@ -176,6 +199,7 @@ def run_demo(*, days: float = 3.0, seed: int = 7, serve: bool = False,
             show_layers(server, console)
             show_incidents(incidents, console)
             show_cost(cost.get("groups", []), console)
+            console.print(f"[bold]simulator's score[/]: {score_line(server, plan)}")
             console.print(f"done in {time.monotonic() - started:.1f} s")
             if serve:
                 console.print(f"API at {server.api_url}/docs, console at {server.api_url}/ui — "

@@ -4,7 +4,8 @@ An ``Injection`` is one fault (or decoy) active over ``[start_ns, end_ns)`` on o
 ``expected_incident`` says what Strata should report for it: kind, layer, service or host,
 cause layer/signal, the suggested action and, for regressions after a deploy, the exact
 rollback. Decoys (benign deploy, traffic surge, isolated slow requests) expect nothing.
-``plan_scenario`` lays injections out one after another over the simulated period.
+``plan_scenario`` lays injections out one after another over the simulated period (the
+fixed six-service stack); ``strata.agent.simulator.world`` draws harder, randomised ones.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ INCIDENT_KINDS = (
     "xid", "kv_saturation", "token_spike", "fan_failure", "gpu_power",
 )
 DECOY_KINDS = ("benign_deploy", "traffic_surge", "slow_requests")
+# The randomised world's deploy-caused regressions (effects live in the new version).
+DEPLOY_KINDS = ("token_deploy", "model_deploy", "slow_deploy", "tool_deploy")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +35,9 @@ class Injection:
     Deploy kinds switch *service* to ``new_version`` (and ``new_model`` when set) at
     ``start_ns`` and back to ``old_version`` at ``end_ns`` (a rollback); ``benign_deploy``
     keeps its new version. ``token_factor`` multiplies output tokens (token spike, or a
-    deploy that makes answers longer).
+    deploy that makes answers longer). The world's kinds carry their drawn effect size in
+    ``factor`` (input-token or latency multiplier, failure rate, surge, slow-request
+    seconds) and a tool deploy its broken ``tool`` and new ``error_type``.
     """
 
     kind: str
@@ -45,10 +50,13 @@ class Injection:
     new_version: str | None = None
     new_model: str | None = None
     token_factor: float = 1.0
+    factor: float = 1.0
+    tool: str | None = None
+    error_type: str | None = None
 
     @property
     def is_decoy(self) -> bool:
-        return self.kind in DECOY_KINDS
+        return self.kind not in _TRUTH
 
     def active(self, t_ns: int) -> bool:
         return self.start_ns <= t_ns < self.end_ns
@@ -68,6 +76,10 @@ class ExpectedIncident:
     cause_signal: str
     action: str
     rollback: Rollback | None = None
+    # (kind, service or host) of incidents this fault also legitimately causes (latency on
+    # the services a hot GPU serves, cost after a switch to a pricier model): the scorer
+    # counts them apart, neither as a match nor as a false incident.
+    secondary: tuple[tuple[str, str], ...] = ()
 
 
 # injection kind -> (incident kind, layer, cause layer, cause signal, action)
@@ -88,6 +100,12 @@ _TRUTH = {
                           "compact"),
     "kv_saturation": ("serving_saturation", "serving", "serving", "serving.kv_cache.usage",
                       "scale_out"),
+    "token_deploy": ("cost_regression", "model", "model", "deployment", "rollback"),
+    "model_deploy": ("latency_regression", "orchestration", "orchestration", "deployment",
+                     "rollback"),
+    "slow_deploy": ("latency_regression", "orchestration", "orchestration", "deployment",
+                    "rollback"),
+    "tool_deploy": ("error_spike", "orchestration", "orchestration", "deployment", "rollback"),
 }
 
 

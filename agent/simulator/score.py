@@ -2,7 +2,9 @@
 
 An incident matches an expected one when the kind, the service (for service incidents) or
 host (for host incidents) agree and it starts between ten minutes before the injection and
-its end. Each expected incident matches at most one incident; the rest are false incidents.
+its end. Each expected incident matches at most one incident. Of the rest, those an
+expected incident names as a side effect (``ExpectedIncident.secondary``, starting within
+its span and half an hour after) are *secondary*; the others are false incidents.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from strata.agent.model import Incident
 from strata.agent.simulator.scenario import MINUTE_NS, ExpectedIncident
 
 EARLY_NS = 10 * MINUTE_NS
+START_TOLERANCE_NS = 15 * MINUTE_NS  # "incident start within 15 min of the true change"
+SECONDARY_LATE_NS = 30 * MINUTE_NS
 
 
 @dataclass(slots=True)
@@ -24,6 +28,17 @@ class Match:
     @property
     def delay_ns(self) -> int:
         return self.incident.detected_at_ns - self.expected.start_ns
+
+    @property
+    def start_ok(self) -> bool:
+        return abs(self.incident.started_at_ns - self.expected.start_ns) <= START_TOLERANCE_NS
+
+    @property
+    def rollback_ok(self) -> bool:
+        """The suggested rollback is exactly the expected one (None when none is expected)."""
+        suggestion = self.incident.suggestion
+        got = None if suggestion is None else suggestion.rollback
+        return got == self.expected.rollback
 
     @property
     def cause_ok(self) -> bool:
@@ -43,6 +58,7 @@ class Score:
     matches: list[Match] = field(default_factory=list)
     missed: list[ExpectedIncident] = field(default_factory=list)
     false: list[Incident] = field(default_factory=list)
+    secondary: list[Incident] = field(default_factory=list)
 
 
 def _fits(inc: Incident, exp: ExpectedIncident) -> bool:
@@ -66,5 +82,14 @@ def score_incidents(incidents: Sequence[Incident], expected: Sequence[ExpectedIn
         else:
             free.remove(hit)
             score.matches.append(Match(exp, hit))
-    score.false = free
+    for inc in free:
+        side = any(_side_effect(inc, exp) for exp in expected)
+        (score.secondary if side else score.false).append(inc)
     return score
+
+
+def _side_effect(inc: Incident, exp: ExpectedIncident) -> bool:
+    if not exp.start_ns - EARLY_NS <= inc.started_at_ns < exp.end_ns + SECONDARY_LATE_NS:
+        return False
+    return any(kind == inc.kind and target in (inc.service, inc.host)
+               for kind, target in exp.secondary)

@@ -43,7 +43,7 @@ class SimBatch:
     metrics: ExportMetricsServiceRequest
 
 
-def _kv(attributes: Mapping[str, Any]) -> list[KeyValue]:
+def kv_list(attributes: Mapping[str, Any]) -> list[KeyValue]:
     out = []
     for key, value in attributes.items():
         if isinstance(value, bool):
@@ -123,7 +123,7 @@ class Simulator:
         if n == 0:
             return
         rs = request.resource_spans.add()
-        rs.resource.attributes.extend(_kv({
+        rs.resource.attributes.extend(kv_list({
             "service.name": spec.name, "service.version": svc.version, "team": spec.team,
             "host.name": f"app-{spec.name}", "deployment.environment.name": "prod",
         }))
@@ -148,7 +148,7 @@ class Simulator:
         coll_factor = effects.collections.get((coll.host, coll.collection, coll.shard), 1.0)
         ret_s = 0.03 * float(rng.lognormal(0.0, 0.25)) * coll_factor
         cursor = start + int(0.004 * _S)
-        spans.append(_span(trace_id, rng.bytes(8), root_id, f"retrieval {coll.collection}",
+        spans.append(otlp_span(trace_id, rng.bytes(8), root_id, f"retrieval {coll.collection}",
                            cursor, int(ret_s * _S), {
                                "gen_ai.operation.name": "retrieval",
                                "db.system.name": coll.system,
@@ -188,7 +188,7 @@ class Simulator:
             chat_attrs["host.name"] = spec.gpu.host
             chat_attrs["gpu.id"] = spec.gpu.uuid
             chat_attrs["server.address"] = spec.gpu.server
-        spans.append(_span(trace_id, rng.bytes(8), root_id, f"chat {model}", cursor,
+        spans.append(otlp_span(trace_id, rng.bytes(8), root_id, f"chat {model}", cursor,
                            int(chat_s * _S), chat_attrs, kind=Span.SPAN_KIND_CLIENT, error=error))
         cursor += int(chat_s * _S) + int(0.002 * _S)
         any_error = error
@@ -202,26 +202,26 @@ class Simulator:
                                      "gen_ai.tool.name": spec.tool}
             if tool_error:
                 attrs["error.type"] = "ToolTimeout"
-            spans.append(_span(trace_id, rng.bytes(8), root_id, f"execute_tool {spec.tool}",
+            spans.append(otlp_span(trace_id, rng.bytes(8), root_id, f"execute_tool {spec.tool}",
                                cursor, int(tool_s * _S), attrs, error=tool_error))
             cursor += int(tool_s * _S)
             any_error = any_error or tool_error
         end = cursor + int((0.01 + svc.extra_latency_s * float(rng.lognormal(0.0, 0.1))) * _S)
-        spans.insert(0, _span(trace_id, root_id, b"", f"{spec.name} workflow", start,
+        spans.insert(0, otlp_span(trace_id, root_id, b"", f"{spec.name} workflow", start,
                               end - start, {"gen_ai.operation.name": "invoke_workflow"},
                               kind=Span.SPAN_KIND_SERVER, error=any_error))
         return spans
 
 
-def _span(
+def otlp_span(
     trace_id: bytes, span_id: bytes, parent: bytes, name: str, start: int, duration: int,
     attributes: Mapping[str, Any], *, kind: Any = Span.SPAN_KIND_INTERNAL, error: bool = False,
 ) -> Span:
     return Span(
         trace_id=trace_id, span_id=span_id, parent_span_id=parent, name=name, kind=kind,
         start_time_unix_nano=start, end_time_unix_nano=start + max(duration, 1000),
-        attributes=_kv(attributes), status=_ERROR if error else _OK,
+        attributes=kv_list(attributes), status=_ERROR if error else _OK,
     )
 
 
-__all__ = ["SimBatch", "Simulator", "diurnal_load"]
+__all__ = ["SimBatch", "Simulator", "diurnal_load", "kv_list", "otlp_span"]
