@@ -163,11 +163,12 @@ def _critical(f: Finding, summary: str) -> Finding:
 
 
 class GPUFanDetector:
-    """A GPU fan slowing to half its usual speed or less (failing or stopped)."""
+    """A GPU fan slowing to half its usual speed or less, and below 25% (failing or
+    stopped): fans that spun up for a hot spell and settle back are not failing."""
 
     kind = "gpu_fan_failure"
-    rule = ShiftRule(direction="down", ratio=2.0, z=4.0, min_delta=15.0, current=2,
-                     min_points=2, recover=3)
+    rule = ShiftRule(direction="down", ratio=2.0, z=4.0, min_delta=15.0, floor=25.0,
+                     current=2, min_points=2, recover=3)
 
     def detect(self, window: Window) -> Iterable[Finding]:
         for s in window.sample_series(["gpu.fan.speed"]):
