@@ -29,6 +29,7 @@ from strata.agent.model import Incident, Sample, SpanRecord
 from strata.agent.store.db import CostColumns, DuckDBStore
 from strata.agent.store.incidents import get_incident, insert_incident
 from strata.agent.store.memory import container_limit_bytes, duckdb_limit_bytes
+from strata.agent.units import DAY_NS
 from strata.analytics.attribution import gpu_keys_of, span_cost
 from strata.analytics.pricing import PriceTable
 from strata.collectors.build import build_collectors
@@ -160,7 +161,7 @@ class Agent:
                     self.store.checkpoint()  # idle: keep the WAL short for fast restarts
                 if time.monotonic() >= next_retention:
                     next_retention = time.monotonic() + 3600
-                    cutoff = self.clock() - int(self.settings.retention_days * 86400e9)
+                    cutoff = self.clock() - int(self.settings.retention_days * DAY_NS)
                     self.store.purge_older_than(cutoff)
             except Exception:
                 logger.exception("background analysis failed")

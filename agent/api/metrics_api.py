@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from strata.agent.analysis.layer_reads import metric_series
 from strata.agent.api.render import rfc3339
 from strata.agent.model import Layer
+from strata.agent.units import HOUR_NS
 
 if TYPE_CHECKING:
     from strata.agent.runner import Agent
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 from strata.agent.api.cost import time_range
 
 RESERVED: Final = frozenset({"layer", "name", "since", "until", "limit"})
-DEFAULT_RANGE_NS: Final = 3_600_000_000_000
+DEFAULT_RANGE_NS: Final = HOUR_NS
 
 
 def build_router(agent: Agent) -> APIRouter:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from fastapi import HTTPException
 from strata.agent.model import rfc3339
+from strata.agent.units import NS_PER_S
 
 __all__ = ["parse_time", "rfc3339"]
 
@@ -22,4 +23,4 @@ def parse_time(value: str | None, name: str) -> int | None:
         raise HTTPException(400, f"{name} must be an RFC 3339 time, got {value[:60]!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1_000_000_000)
+    return int(parsed.timestamp() * NS_PER_S)
