@@ -17,13 +17,13 @@ from typing import Any
 from strata.agent.analysis.analyzer import AnalysisReport, Analyzer
 from strata.agent.analysis.layer_reads import correlate_trace
 from strata.agent.analysis.series_scoring import SeriesScoring
-from strata.agent.api.otlp import ReceiverStats
 from strata.agent.config import Settings
 from strata.agent.finops.budgets import budget_alerts, check_budgets
 from strata.agent.finops.gpu import apply_gpu_attribution, pending_gpu_window
 from strata.agent.finops.report import ROLLUP_SLACK_NS, refresh_cost_rollup
 from strata.agent.ingest.normalize import IngestPolicy
 from strata.agent.ingest.otlp_codec import DecodeResult
+from strata.agent.ingest.stats import ReceiverStats
 from strata.agent.ingest.writer import BatchWriter
 from strata.agent.model import Incident, Sample, SpanRecord
 from strata.agent.store.db import CostColumns, DuckDBStore
