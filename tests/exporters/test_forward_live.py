@@ -8,9 +8,7 @@ duplicated.
 
 from __future__ import annotations
 
-import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,8 +19,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import LiveAgent, free_port, launch_agent, start_process, wait_ready
-from tests.exporters.wired_agent import WIRED
+from tests.conftest import LiveAgent, launch_agent
 from tests.otlp_factory import genai_attributes, make_span, trace_request
 
 BATCH = 50
@@ -30,20 +27,8 @@ HEADERS = {"Content-Type": "application/x-protobuf"}
 
 
 def launch_edge(workdir: Path, config: Path) -> LiveAgent:
-    """The forwarding agent: `strata agent --config` (or the test shim until wired)."""
-    if WIRED:
-        return launch_agent(workdir, "--config", str(config))
-    otlp, api = free_port(), free_port()
-    db = workdir / "agent.duckdb"
-    args = [sys.executable, "-m", "tests.exporters.wired_agent", "--config", str(config),
-            "--db", str(db), "--otlp-port", str(otlp), "--api-port", str(api)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
-    log = workdir / "agent.log"
-    process = start_process(args, env, log)
-    live = LiveAgent(process, db, f"http://127.0.0.1:{otlp}", f"http://127.0.0.1:{api}", log,
-                     env, args)
-    wait_ready(live.api_url, process, log)
-    return live
+    """The forwarding agent: `strata agent --config`."""
+    return launch_agent(workdir, "--config", str(config))
 
 
 def metric(agent: LiveAgent, name: str, **labels: str) -> float:
