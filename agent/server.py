@@ -82,7 +82,7 @@ class StoreWatchdog:
         writer = self._agent.writer
         if writer.fatal_error is None:
             try:
-                self._agent.store.cursor().execute("SELECT 1").fetchall()
+                self._agent.store.ping()
             except Exception as exc:  # noqa: BLE001 - only a fatal error matters here
                 if is_fatal_store_error(exc):
                     writer.mark_fatal(str(exc).splitlines()[0][:300])

@@ -1,5 +1,5 @@
 """Strata analytics: detectors and scoring over stored samples and spans."""
 
-from strata.analytics.scorer import AnomalyScorer
+from strata.analytics.scoring import AnomalyScorer
 
 __all__ = ["AnomalyScorer"]

@@ -1,7 +1,7 @@
 """The Detector protocol, and the helper that turns shift episodes into Findings.
 
 A detector is one verb: ``detect(window) -> Iterable[Finding]``. The window is a read-only,
-event-time view (``strata.agent.analysis.window.Window``); detectors never read the clock or the
+event-time view (``strata.agent.store.window.Window``); detectors never read the clock or the
 store.
 """
 
@@ -15,7 +15,7 @@ from strata.agent.model import Finding, Layer
 from strata.analytics.baseline import ShiftRule, find_shifts
 
 if TYPE_CHECKING:
-    from strata.agent.analysis.window import Window
+    from strata.agent.store.window import Window
 
 SEVERITY_ORDER = {"info": 0, "warning": 1, "critical": 2}
 
@@ -23,7 +23,10 @@ SEVERITY_ORDER = {"info": 0, "warning": 1, "critical": 2}
 class Detector(Protocol):
     """Finds regressions of one kind in a window of telemetry."""
 
-    kind: str
+    @property
+    def kind(self) -> str:
+        """The kind of finding it looks for (read-only: a class attribute or a field)."""
+        ...
 
     def detect(self, window: Window) -> Iterable[Finding]:
         """Findings for every sustained regression of this kind in *window*.
@@ -97,7 +100,8 @@ def shift_findings(
             current=round(current, 6),
             unit=unit,
             severity=severity,
-            summary=f"{signal} of {what}: {_fmt(baseline)} -> {_fmt(current)} {unit}",
+            summary=f"{signal} of {what}: {format_value(baseline)} -> "
+                    f"{format_value(current)} {unit}",
             service=service,
             host=host,
             key=key,
@@ -121,7 +125,7 @@ def _onset(flags: np.ndarray, detect: int, *, reach: int, max_gap: int = 2) -> i
     return lo + first
 
 
-def _fmt(value: float) -> str:
+def format_value(value: float) -> str:
     if value == 0 or abs(value) >= 100:
         return f"{value:.0f}"
     if abs(value) >= 1:

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 
 from strata.agent.model import Evidence, Finding, Incident, IncidentEvent
 from strata.analytics.base import SEVERITY_ORDER
-from strata.analytics.change_impact import Change
+from strata.analytics.changes import Change
 from strata.analytics.rootcause import change_of, describe_cause, rank_causes
 from strata.analytics.suggest import suggest
 
 GROUP_GAP_NS = 30 * 60 * 1_000_000_000
 REJOIN_NS = 15 * 60 * 1_000_000_000  # a relapse this soon after recovery is the same incident
 MAX_SPAN_NS = 6 * 3600 * 1_000_000_000  # findings further apart are never grouped
+LATENCY_BEYOND_TOKENS = 1.2
 HOST_KINDS = ("gpu_fault", "gpu_fan_failure", "gpu_thermal", "gpu_power_throttle",
               "vectordb_degradation", "serving_saturation")
 _HOST_LAYERS = {"gpu_fault": "infrastructure", "gpu_fan_failure": "infrastructure",
@@ -73,7 +74,8 @@ def group_findings(
 
     for i, a in enumerate(items):
         # a finding stays open to joiners until it recovers (then for a short grace)
-        reach = max(a.started_at_ns + gap_ns, (a.ended_at_ns or MAX_SPAN_NS) + REJOIN_NS)
+        end = a.started_at_ns + MAX_SPAN_NS if a.ended_at_ns is None else a.ended_at_ns
+        reach = max(a.started_at_ns + gap_ns, end + REJOIN_NS)
         for j in range(i + 1, len(items)):
             b = items[j]
             if b.started_at_ns - a.started_at_ns > MAX_SPAN_NS:
@@ -95,13 +97,27 @@ def incident_kind(anomalies: Sequence[Finding], cause: Finding | None) -> str:
     if "error_spike" in kinds:
         return "error_spike"
     if kinds & {"cost_regression", "token_spike"}:
-        if (cause is not None and cause.kind == "deployment") or "token_spike" not in kinds:
+        deployed = cause is not None and cause.kind == "deployment"
+        if deployed and "latency_regression" in kinds and _slower_than_tokens(anomalies):
+            return "latency_regression"  # e.g. a switch to a slower (and pricier) model
+        if deployed or "token_spike" not in kinds:
             return "cost_regression"
         return "token_spike"
     for kind in ("latency_regression", "traffic_drop"):
         if kind in kinds:
             return kind
     return sorted(kinds)[0]
+
+
+def _slower_than_tokens(anomalies: Sequence[Finding]) -> bool:
+    """Latency rose by more than the tokens per request explain (+20% beyond their ratio):
+    more tokens take longer to generate, so only the excess is a latency regression."""
+    def top(signals: tuple[str, ...]) -> float:
+        return max((f.current / f.baseline for f in anomalies
+                    if f.signal in signals and f.baseline > 0), default=1.0)
+
+    tokens = top(("tokens.input_per_request", "tokens.output_per_request"))
+    return top(("latency.p50", "latency.p95")) > LATENCY_BEYOND_TOKENS * tokens
 
 
 def build_incidents(

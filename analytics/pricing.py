@@ -224,7 +224,7 @@ class PriceTable:
     @classmethod
     def packaged(cls) -> PriceTable:
         """The built-in table shipped in ``analytics/data/prices.toml``."""
-        text = resources.files("analytics").joinpath("data", _PACKAGED).read_text("utf-8")
+        text = resources.files("strata.analytics").joinpath("data", _PACKAGED).read_text("utf-8")
         return cls.from_toml(text, origin=f"analytics/data/{_PACKAGED}")
 
     @classmethod

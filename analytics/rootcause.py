@@ -2,7 +2,7 @@
 
 Candidates are the findings of one incident plus the deployments that significantly moved
 the affected service (``kind == "deployment"`` findings from
-``strata.analytics.change_impact``). A deployment at or before the first anomaly wins: the change
+``strata.analytics.changes``). A deployment at or before the first anomaly wins: the change
 came first. Otherwise the finding that started first wins; starts within ``tolerance_ns`` of
 the first count as simultaneous and are ordered by depth in the stack (infrastructure before
 data, serving, model, orchestration: lower layers drive higher ones), then by how causal the
@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 
 from strata.agent.model import Finding, SuspectedCause
-from strata.analytics.change_impact import Change
+from strata.analytics.changes import Change
 
 LAYER_DEPTH = {"infrastructure": 0, "data": 1, "serving": 2, "model": 3, "orchestration": 4}
 SIGNAL_PRIORITY = {

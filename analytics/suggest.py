@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from strata.agent.model import Finding, Rollback, Suggestion
-from strata.analytics.change_impact import Change
+from strata.analytics.changes import Change
 
 
 def _where(f: Finding) -> str:

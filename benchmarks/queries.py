@@ -35,9 +35,11 @@ from fastapi.testclient import TestClient
 from strata.agent.analysis.layer_reads import correlate_trace
 from strata.agent.api import cost, traces
 from strata.agent.config import Settings
-from strata.agent.finops.report import cost_report, refresh_cost_rollup, summarize
+from strata.agent.finops.report import refresh_cost_rollup, summarize
 from strata.agent.runner import Agent
-from strata.agent.store.db import DuckDBStore, trace_spans
+from strata.agent.store.costs import cost_report
+from strata.agent.store.db import DuckDBStore
+from strata.agent.store.spans import trace_spans
 
 S = 1_000_000_000
 DAY = 86_400 * S

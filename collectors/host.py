@@ -48,12 +48,12 @@ class HostCollector:
         try:
             utilization = self._cpu(stat)
             mem = _meminfo(meminfo)
+            total, available = mem["MemTotal"], mem.get("MemAvailable")
             load_1m = float(loadavg.split()[0])
         except (ValueError, IndexError, KeyError) as exc:
             raise CollectError(self.name, f"malformed procfs: {exc!r}") from exc
         if utilization is not None:
             out.append(self._sample("system.cpu.utilization", utilization, "1", now_ns))
-        total, available = mem["MemTotal"], mem.get("MemAvailable")
         out.append(self._sample("system.memory.limit", float(total), "By", now_ns))
         if available is not None:
             used = total - available

@@ -34,6 +34,13 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from strata.agent import __version__
+from strata.agent.store.incidents import open_incident_counts
+from strata.agent.store.samples import latest_collector_metrics
+from strata.agent.store.spans import (
+    busiest_services,
+    duration_quantiles,
+    usage_received_after,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -243,12 +250,7 @@ class StrataCollector:
         self, cur: duckdb.DuckDBPyConnection, budget: _Budget
     ) -> Iterator[Metric]:
         since = self._clock() - 15 * 60 * _NS  # a collector silent for 15 min is gone
-        rows = cur.execute(
-            "SELECT json_extract_string(labels, '$.collector') AS collector, name, "
-            "arg_max(value, time_ns) FROM samples "
-            "WHERE name IN (?, ?, ?) AND received_ns >= ? GROUP BY ALL ORDER BY 1",
-            [*_COLLECTOR_METRICS, since],
-        ).fetchall()
+        rows = latest_collector_metrics(cur, _COLLECTOR_METRICS, received_since_ns=since)
         latest: dict[str, dict[str, float]] = {}
         for collector, name, value in rows:
             latest.setdefault(_label(collector), {})[name] = float(value)
@@ -280,11 +282,7 @@ class StrataCollector:
         count and sum); only services with spans in the window are listed.
         """
         since = self._clock() - self._window_ns
-        busiest = [row[0] for row in cur.execute(
-            "SELECT service, count(*) FROM spans WHERE received_ns >= ? GROUP BY service "
-            "ORDER BY 2 DESC, 1 LIMIT ?",
-            [since, self._max_series + 1],
-        ).fetchall()]
+        busiest = busiest_services(cur, received_since_ns=since, limit=self._max_series + 1)
         per_service = len(QUANTILES) + 2
         family = Metric("strata_span_duration_seconds",
                         f"Span duration by service; quantiles over spans received in the last "
@@ -294,12 +292,8 @@ class StrataCollector:
             return
         keep = budget.cap("strata_span_duration_seconds", len(busiest), series_each=per_service)
         kept = busiest if len(busiest) <= keep else busiest[: max(keep - 1, 0)]
-        rows = cur.execute(
-            "SELECT CASE WHEN list_contains(?, service) THEN service ELSE ? END AS svc, "
-            "quantile_cont(duration_ns, ?) FROM spans WHERE received_ns >= ? GROUP BY svc "
-            "ORDER BY svc",
-            [kept, OTHER, list(QUANTILES), since],
-        ).fetchall()
+        rows = duration_quantiles(cur, received_since_ns=since, services=kept, other=OTHER,
+                                  quantiles=QUANTILES)
         kept_labels = {_label(service) for service in kept}
         count: dict[str, float] = {}
         total: dict[str, float] = {}
@@ -318,15 +312,8 @@ class StrataCollector:
         yield family
 
     def _refresh_totals(self, cur: duckdb.DuckDBPyConnection) -> None:
-        rows = cur.execute(
-            "SELECT service, coalesce(response_model, request_model, ''), count(*), "
-            "count(*) FILTER (WHERE status = 'error'), coalesce(sum(input_tokens), 0), "
-            "coalesce(sum(output_tokens), 0), coalesce(sum(cost_usd), 0), "
-            "coalesce(sum(energy_wh), 0), coalesce(sum(co2e_g), 0), sum(duration_ns) / 1e9, "
-            "max(received_ns) "
-            "FROM spans WHERE received_ns > ? GROUP BY ALL ORDER BY 3 DESC",
-            [self._watermark_ns if self._watermark_ns is not None else -1],
-        ).fetchall()
+        rows = usage_received_after(
+            cur, self._watermark_ns if self._watermark_ns is not None else -1)
         for service, model, *values, newest in rows:
             key = (_label(service), _label(model))
             if key not in self._totals and len(self._totals) >= self._max_series:
@@ -356,10 +343,7 @@ class StrataCollector:
             yield family
 
     def _incident_family(self, cur: duckdb.DuckDBPyConnection, budget: _Budget) -> Iterator[Metric]:
-        rows = cur.execute(
-            "SELECT kind, layer, severity, coalesce(service, ''), status, count(*) FROM incidents "
-            "WHERE status IN ('open', 'acknowledged') GROUP BY ALL ORDER BY 6 DESC, 1, 2, 3, 4, 5"
-        ).fetchall()
+        rows = open_incident_counts(cur)
         keep = budget.cap("strata_incidents", len(rows))
         folded: dict[tuple[str, ...], float] = {}
         for index, (*labels, count) in enumerate(rows):

@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 from strata.agent.store.db import DuckDBStore
+
+from tests.waiting import responds, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,9 +56,10 @@ class LiveAgent:
             self.process.send_signal(sig)
         return self.process.wait(timeout)
 
-    def restart(self) -> None:
+    def restart(self, timeout_s: float = 30) -> None:
+        """Start the same command again; ready within *timeout_s* or the test fails."""
         self.process = start_process(self.args, self.env, self.log)
-        wait_ready(self.api_url, self.process, self.log)
+        wait_ready(self.api_url, self.process, self.log, timeout_s)
 
 
 def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -65,23 +67,29 @@ def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess
         return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
-def wait_ready(api_url: str, process: subprocess.Popen[bytes], log: Path, deadline_s: float = 30):
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
+def wait_ready(api_url: str, process: subprocess.Popen[bytes], log: Path,
+               timeout_s: float = 30) -> None:
+    """Until ``/healthz`` answers 200; fails at once, with the log's tail, if the agent exits."""
+
+    def ready() -> bool:
         if process.poll() is not None:
-            raise RuntimeError(f"agent exited {process.returncode}: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(api_url + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)  # polling a readiness endpoint with a deadline, not a fixed wait
-    process.kill()
-    process.wait(10)
-    raise RuntimeError(f"agent not ready in {deadline_s}s: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"agent exited {process.returncode}: {tail(log)}")
+        return responds(api_url + "/healthz") == 200
+
+    try:
+        wait_until(ready, timeout_s, f"{api_url}/healthz")
+    except AssertionError as exc:
+        process.kill()
+        process.wait(10)
+        raise AssertionError(f"{exc}: {tail(log)}") from None
 
 
-def launch_agent(tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> LiveAgent:
+def tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-2000:] if log.exists() else f"(no {log})"
+
+
+def launch_agent(tmp_path: Path, *extra: str, env: dict[str, str] | None = None,
+                 timeout_s: float = 30) -> LiveAgent:
     otlp, api = free_port(), free_port()
     db = tmp_path / "agent.duckdb"
     args = [sys.executable, "-m", "strata.agent.cli", "agent", "--db", str(db),
@@ -94,7 +102,7 @@ def launch_agent(tmp_path: Path, *extra: str, env: dict[str, str] | None = None)
     process = start_process(args, full_env, log)
     live = LiveAgent(process, db, f"http://127.0.0.1:{otlp}", f"http://127.0.0.1:{api}", log,
                      full_env, args)
-    wait_ready(live.api_url, process, log)
+    wait_ready(live.api_url, process, log, timeout_s)
     return live
 
 

@@ -17,26 +17,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import duckdb
-from strata.agent.analysis.series_scoring import WATERMARK_KEY, Anomaly, SeriesScoring, anomaly_row
-from strata.agent.analysis.window import BUCKET_NS, PriceFn, Window, event_time_bounds
+from strata.agent.analysis.series_scoring import Anomaly, SeriesScoring, anomaly_row
 from strata.agent.model import Finding, Incident, IncidentEvent
+from strata.agent.store import anomalies as anomaly_store
 from strata.agent.store import incidents as db
 from strata.agent.store.db import DuckDBStore
+from strata.agent.store.window import BUCKET_NS, PriceFn, Window, event_time_bounds
 from strata.analytics.base import Detector
-from strata.analytics.change_impact import DeploymentImpactDetector, merge_changes
-from strata.analytics.detectors import SPAN_DETECTORS
-from strata.analytics.detectors_infra import INFRA_DETECTORS
-from strata.analytics.detectors_stack import STACK_DETECTORS
+from strata.analytics.changes import merge_changes
+from strata.analytics.detectors import DEFAULT_DETECTORS
 from strata.analytics.incidents import GROUP_GAP_NS, IncidentDraft, build_incidents
-from strata.analytics.outliers import MultivariateOutlierDetector
 
 logger = logging.getLogger(__name__)
 
 HOUR_NS = 3600 * 1_000_000_000
-DEFAULT_DETECTORS: tuple[Detector, ...] = (
-    *SPAN_DETECTORS, *INFRA_DETECTORS, *STACK_DETECTORS, DeploymentImpactDetector(),
-    MultivariateOutlierDetector(),
-)
 _WARMUP_NS = 2 * HOUR_NS + 10 * BUCKET_NS  # a baseline must exist before a shift is seen
 
 
@@ -156,14 +150,8 @@ class Analyzer:
         if self.scoring is None or self.scoring.watermark_ns is None:
             return
         now = time.time_ns()
-        if anomalies:
-            cur.executemany(
-                "INSERT INTO anomalies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT DO NOTHING", [anomaly_row(a, now) for a in anomalies])
-        cur.execute(
-            "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
-            "CAST(greatest(CAST(meta.value AS BIGINT), CAST(excluded.value AS BIGINT)) AS VARCHAR)",
-            [WATERMARK_KEY, str(self.scoring.watermark_ns)])
+        anomaly_store.insert_anomalies(cur, [anomaly_row(a, now) for a in anomalies])
+        anomaly_store.advance_watermark(cur, self.scoring.watermark_ns)
 
     def _reconcile(
         self, cur: duckdb.DuckDBPyConnection, drafts: list[IncidentDraft], window: Window

@@ -29,17 +29,17 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
-from strata.agent.analysis.window import SampleSeries, SpanSeries, Window
+from strata.agent.store.anomalies import scored_until
 from strata.agent.store.db import DuckDBStore
+from strata.agent.store.window import SampleSeries, SpanSeries, Window
 from strata.analytics import AnomalyScorer
 from strata.analytics.correlate import COUNTER_SIGNALS
 
 logger = logging.getLogger(__name__)
 
-BUCKET_NS: Final = 300 * 1_000_000_000  # the cadence the scorer was validated on (NAB)
+SCORING_BUCKET_NS: Final = 300 * 1_000_000_000  # the cadence the scorer was validated on (NAB)
 SETTLE_BUCKETS: Final = 1
 PRIME_NS: Final = 7 * 24 * 3600 * 1_000_000_000  # bounds a cold full analysis's cost
-WATERMARK_KEY: Final = "anomaly_scored_until_ns"
 CUMULATIVE_SIGNALS: Final = COUNTER_SIGNALS | {
     "gpu.ecc.corrected.volatile", "gpu.ecc.uncorrected.volatile",
     "gpu.ecc.corrected.aggregate", "gpu.ecc.uncorrected.aggregate",
@@ -129,7 +129,7 @@ class SeriesScoring:
         *,
         threshold: float = 0.6,
         max_series: int = 1000,
-        bucket_ns: int = BUCKET_NS,
+        bucket_ns: int = SCORING_BUCKET_NS,
         prime_ns: int = PRIME_NS,
         scorer: Callable[[], AnomalyScorer] = AnomalyScorer,
     ) -> None:
@@ -160,9 +160,7 @@ class SeriesScoring:
         cut = (end_ns // b - SETTLE_BUCKETS) * b
         if self._fed_until_ns is None:
             self._fed_until_ns = max(start_ns, cut - self._prime_ns) // b * b
-            row = store.cursor().execute(
-                "SELECT value FROM meta WHERE key = ?", [WATERMARK_KEY]).fetchone()
-            self._record_from_ns = int(row[0]) if row else None
+            self._record_from_ns = scored_until(store.cursor())
         start = max(self._fed_until_ns, start_ns // b * b)
         if cut <= start:
             return []

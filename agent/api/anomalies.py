@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query
 from strata.agent.api.render import parse_time, rfc3339
+from strata.agent.store.anomalies import list_anomalies
 
 if TYPE_CHECKING:
     from strata.agent.runner import Agent
 
 _LAYERS = "^(infrastructure|data|serving|model|orchestration)$"
-_COLUMNS = ("series", "time_ns", "layer", "signal", "unit", "service", "host", "device",
-            "labels", "value", "score")
 
 
 def build_router(agent: Agent) -> APIRouter:
@@ -38,25 +37,11 @@ def build_router(agent: Agent) -> APIRouter:
         limit: int = Query(200, ge=1, le=5000),
     ) -> dict[str, Any]:
         """Scored anomalies (bucket, series, value, score), filtered; newest first."""
-        filters = {"service": service, "host": host, "layer": layer, "signal": signal}
-        where = [f"{column} = ${column}" for column, value in filters.items() if value]
-        params: dict[str, Any] = {k: v for k, v in filters.items() if v}
-        where.append("score >= $min_score")
-        params["min_score"] = min_score
-        since_ns, until_ns = parse_time(since, "since"), parse_time(until, "until")
-        if since_ns is not None:
-            where.append("time_ns >= $since")
-            params["since"] = since_ns
-        if until_ns is not None:
-            where.append("time_ns < $until")
-            params["until"] = until_ns
-        params["limit"] = limit
-        rows = agent.store.cursor().execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM anomalies WHERE {' AND '.join(where)} "  # noqa: S608 - fixed column names; values bound
-            "ORDER BY time_ns DESC, score DESC, series LIMIT $limit",
-            params,
-        ).fetchall()
-        return {"anomalies": [_render(dict(zip(_COLUMNS, row, strict=True))) for row in rows]}
+        rows = list_anomalies(
+            agent.store.cursor(), service=service, host=host, layer=layer, signal=signal,
+            min_score=min_score, since_ns=parse_time(since, "since"),
+            until_ns=parse_time(until, "until"), limit=limit)
+        return {"anomalies": [_render(row) for row in rows]}
 
     return router
 

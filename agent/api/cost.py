@@ -2,7 +2,7 @@
 
 Filters: ``service``, ``team``, ``model``, ``provider``, ``host``, ``operation``, ``user``
 and ``attr.<key>=<value>`` for any span or resource attribute. Keys are validated and
-bound (``strata.agent.finops.report.group_spec``); an invalid one is a 400, never SQL.
+bound (``strata.agent.store.costs.group_spec``); an invalid one is a 400, never SQL.
 """
 
 from __future__ import annotations
@@ -11,33 +11,22 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from strata.agent.api.render import parse_time, rfc3339
+from strata.agent.api.render import rfc3339, time_range
 from strata.agent.config import parse_duration_s
 from strata.agent.errors import ConfigError
 from strata.agent.finops.budgets import check_budgets
-from strata.agent.finops.reads import gpu_energy_summary, gpu_hours, model_profiles
-from strata.agent.finops.report import cost_report, summarize
-from strata.agent.units import DAY_NS, NS_PER_S
+from strata.agent.finops.reads import gpu_hours, model_profiles
+from strata.agent.finops.report import summarize
+from strata.agent.store.costs import cost_report, gpu_energy_summary
+from strata.agent.units import NS_PER_S
 from strata.analytics.rightsizing import cheaper_model_findings, idle_gpu_findings
 
 if TYPE_CHECKING:
     from strata.agent.runner import Agent
 
-DEFAULT_RANGE_NS: Final = 7 * DAY_NS
 MAX_BUCKETS: Final = 10_000
 FILTER_PARAMS: Final = ("service", "team", "model", "provider", "host", "operation", "user")
 _HIDDEN: Final = frozenset({"token_energy_wh", "token_energy_tokens"})
-
-
-def time_range(agent: Agent, since: str | None, until: str | None) -> tuple[int, int]:
-    """Parsed ``since``/``until`` (defaults: the last 7 days to now); 400 when reversed."""
-    until_ns = parse_time(until, "until")
-    until_ns = agent.clock() if until_ns is None else until_ns
-    since_ns = parse_time(since, "since")
-    since_ns = until_ns - DEFAULT_RANGE_NS if since_ns is None else since_ns
-    if since_ns >= until_ns:
-        raise HTTPException(400, "since must be before until")
-    return since_ns, until_ns
 
 
 def request_filters(request: Request) -> dict[str, str]:

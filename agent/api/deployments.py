@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 from strata.agent.api.render import parse_time, rfc3339
 from strata.agent.model import Deployment
+from strata.agent.store.deployments import list_deployments
 
 if TYPE_CHECKING:
     from strata.agent.runner import Agent
@@ -43,17 +44,8 @@ def build_router(agent: Agent) -> APIRouter:
         """Deployments: explicit markers and changes of service.version or model detected in
         the data."""
         since_ns, until_ns = parse_time(since, "since"), parse_time(until, "until")
-        rows = agent.store.cursor().execute(
-            """
-            SELECT service, time_ns, version, previous_version, model, previous_model, source,
-                   description FROM deployments
-            WHERE (CAST(? AS VARCHAR) IS NULL OR service = ?)
-              AND (CAST(? AS BIGINT) IS NULL OR time_ns >= ?)
-              AND (CAST(? AS BIGINT) IS NULL OR time_ns < ?)
-            ORDER BY time_ns DESC, service LIMIT ?
-            """,
-            [service, service, since_ns, since_ns, until_ns, until_ns, limit],
-        ).fetchall()
+        rows = list_deployments(agent.store.cursor(), service=service, since_ns=since_ns,
+                                until_ns=until_ns, limit=limit)
         return {"deployments": [render_deployment(r) for r in rows]}
 
     @router.post("/api/v1/deployments", status_code=201)

@@ -11,15 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from strata.agent.analysis.layer_reads import metric_series
-from strata.agent.api.render import rfc3339
+from strata.agent.api.render import rfc3339, time_range
 from strata.agent.model import Layer
+from strata.agent.store.samples import metric_series
 from strata.agent.units import HOUR_NS
 
 if TYPE_CHECKING:
     from strata.agent.runner import Agent
 
-from strata.agent.api.cost import time_range
 
 RESERVED: Final = frozenset({"layer", "name", "since", "until", "limit"})
 DEFAULT_RANGE_NS: Final = HOUR_NS

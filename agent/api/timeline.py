@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, HTTPException, Query
-from strata.agent.analysis.layer_reads import bucketed_samples, service_span_series, service_targets
-from strata.agent.api.cost import time_range
-from strata.agent.api.render import rfc3339
+from strata.agent.api.render import rfc3339, time_range
 from strata.agent.config import parse_duration_s
 from strata.agent.errors import ConfigError
+from strata.agent.store.samples import bucketed_samples
+from strata.agent.store.spans import service_span_series, service_targets
 from strata.agent.units import HOUR_NS, NS_PER_S
 from strata.analytics.correlate import (
     COUNTER_SIGNALS,

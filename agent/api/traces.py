@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from strata.agent.api.render import parse_time, rfc3339
-from strata.agent.store.db import list_traces, trace_spans
+from strata.agent.store.spans import list_traces, trace_spans
 from strata.agent.units import NS_PER_MS
 
 if TYPE_CHECKING:

@@ -20,8 +20,9 @@ from typing import Final
 
 import duckdb
 from strata.agent.config import Budget
-from strata.agent.finops.report import cost_report, summarize
+from strata.agent.finops.report import summarize
 from strata.agent.model import Evidence, Incident, Suggestion
+from strata.agent.store.costs import cost_report
 
 __all__ = ["BudgetStatus", "budget_alerts", "budget_status", "check_budgets", "month_bounds"]
 

@@ -26,18 +26,19 @@ compose; re-running a trailing window picks up late spans and samples.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from typing import Any, Final
 
 import duckdb
-import pyarrow as pa
 from strata.agent.config import Settings
-from strata.agent.finops.report import HOUR_NS, refresh_rollup_hours
-from strata.agent.model import Layer, Sample, SpanRecord
+from strata.agent.finops.report import refresh_rollup_hours
+from strata.agent.model import Sample, SpanRecord
+from strata.agent.store import spans as span_store
+from strata.agent.store.costs import HOUR_NS, upsert_gpu_energy
 from strata.agent.store.db import DuckDBStore
+from strata.agent.store.samples import energy_counter_samples
 from strata.analytics.attribution import (
     GPUKey,
     SpanEnergy,
@@ -56,7 +57,6 @@ __all__ = [
     "apply_gpu_attribution",
     "gpu_spans",
     "pending_gpu_window",
-    "span_record",
 ]
 
 logger = logging.getLogger(__name__)
@@ -64,78 +64,22 @@ logger = logging.getLogger(__name__)
 ENERGY_SIGNAL: Final = "gpu.energy.consumed"
 DEFAULT_PAD_NS: Final = 600_000_000_000  # how far to look for the bracketing energy samples
 MAX_SPAN_NS: Final = 6 * HOUR_NS  # longer GPU spans are not looked for before the window
-_SPAN_READ = (
-    "trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status, service, layer, "
-    "request_model, response_model, provider, input_tokens, output_tokens, cache_read_tokens, "
-    "host, attributes, resource"
-)
-_UPDATE_SCHEMA = pa.schema([
-    ("trace_id", pa.string()), ("span_id", pa.string()), ("cost_usd", pa.float64()),
-    ("cost_source", pa.string()), ("energy_wh", pa.float64()), ("energy_source", pa.string()),
-    ("co2e_g", pa.float64()),
-])
-_GPU_ENERGY_SCHEMA = pa.schema([
-    ("host", pa.string()), ("device", pa.string()), ("start_ns", pa.int64()),
-    ("end_ns", pa.int64()), ("measured_wh", pa.float64()), ("attributed_wh", pa.float64()),
-    ("idle_wh", pa.float64()), ("idle_ns", pa.int64()), ("counter_resets", pa.int32()),
-])
-
-
-def span_record(row: dict[str, Any]) -> SpanRecord:
-    """A stored span row (attributes/resource as JSON text or dicts) as a SpanRecord."""
-    attributes = row.get("attributes") or {}
-    resource = row.get("resource") or {}
-    return SpanRecord(
-        trace_id=row["trace_id"],
-        span_id=row["span_id"],
-        parent_span_id=row.get("parent_span_id"),
-        name=row.get("name", ""),
-        kind=row.get("kind", "internal"),
-        start_unix_nano=int(row["start_ns"]),
-        end_unix_nano=int(row["end_ns"]),
-        status=row.get("status", "unset"),
-        service=row.get("service", ""),
-        layer=Layer(row.get("layer", "orchestration")),
-        provider=row.get("provider"),
-        request_model=row.get("request_model"),
-        response_model=row.get("response_model"),
-        input_tokens=row.get("input_tokens"),
-        output_tokens=row.get("output_tokens"),
-        cache_read_tokens=row.get("cache_read_tokens"),
-        host=row.get("host"),
-        attributes=json.loads(attributes) if isinstance(attributes, str) else attributes,
-        resource=json.loads(resource) if isinstance(resource, str) else resource,
-    )
 
 
 def gpu_spans(cur: duckdb.DuckDBPyConnection, lo_ns: int, hi_ns: int) -> list[SpanRecord]:
     """GPU-tied spans overlapping ``[lo_ns, hi_ns)`` (tied: ``gpu_keys_of`` is not empty)."""
-    result = cur.execute(
-        f"SELECT {_SPAN_READ} FROM spans "  # noqa: S608 - constant column list
-        "WHERE start_ns >= ? AND start_ns < ? AND end_ns > ? "
-        "AND (attributes LIKE '%\"gpu.%' OR resource LIKE '%\"gpu.%')",
-        [lo_ns - MAX_SPAN_NS, hi_ns, lo_ns],
-    )
-    names = [d[0] for d in result.description]
-    spans = (span_record(dict(zip(names, r, strict=True))) for r in result.fetchall())
-    return [s for s in spans if gpu_keys_of(s)]
+    found = span_store.gpu_tied_spans(cur, lo_ns, hi_ns, max_span_ns=MAX_SPAN_NS)
+    return [s for s in found if gpu_keys_of(s)]
 
 
 def _energy_series(
     cur: duckdb.DuckDBPyConnection, lo_ns: int, hi_ns: int, pad_ns: int
 ) -> dict[GPUKey, list[Sample]]:
     """Each GPU's counter samples from the last at/before *lo_ns* to the first at/after *hi_ns*."""
-    rows = cur.execute(
-        "SELECT host, device, time_ns, name, unit, value FROM samples "
-        "WHERE canonical = ? AND time_ns >= ? AND time_ns <= ? "
-        "AND host IS NOT NULL AND device IS NOT NULL ORDER BY host, device, time_ns",
-        [ENERGY_SIGNAL, lo_ns - pad_ns, hi_ns + pad_ns],
-    ).fetchall()
     series: dict[GPUKey, list[Sample]] = {}
-    for host, device, t, name, unit, value in rows:
-        series.setdefault((host, device), []).append(
-            Sample(name, value, unit, Layer.INFRASTRUCTURE, t, host=host, device=device)
-        )
+    for sample in energy_counter_samples(cur, ENERGY_SIGNAL, since_ns=lo_ns - pad_ns,
+                                         until_ns=hi_ns + pad_ns):
+        series.setdefault((str(sample.host), str(sample.device)), []).append(sample)
     for gpu, points in series.items():
         times = [s.time_unix_nano for s in points]
         first = max(bisect_right(times, lo_ns) - 1, 0)
@@ -215,7 +159,7 @@ def apply_gpu_attribution(
     measured, interval_rows = _attribute_intervals(series, context, idle_power_w, weighting)
     seconds = gpu_time_shares(context)
     table = prices if prices is not None else PriceTable([], provider_aliases={})
-    updates: dict[str, list[Any]] = {name: [] for name in _UPDATE_SCHEMA.names}
+    updates: list[tuple[Any, ...]] = []
     for span in owned:
         key = span_key(span)
         cost = span_cost(
@@ -227,32 +171,11 @@ def apply_gpu_attribution(
             pue=settings.carbon_pue,
             grid_gco2e_per_kwh=settings.carbon_grid_gco2e_per_kwh,
         )
-        for name, value in zip(
-            _UPDATE_SCHEMA.names,
-            (*key, cost.usd, cost.usd_source, cost.energy_wh, cost.energy_source, cost.co2e_g),
-            strict=True,
-        ):
-            updates[name].append(value)
-    update_table = pa.Table.from_pydict(updates, schema=_UPDATE_SCHEMA)
-    gpu_table = pa.Table.from_pylist(
-        [dict(zip(_GPU_ENERGY_SCHEMA.names, r, strict=True)) for r in interval_rows],
-        schema=_GPU_ENERGY_SCHEMA,
-    )
+        updates.append((*key, cost.usd, cost.usd_source, cost.energy_wh, cost.energy_source,
+                        cost.co2e_g))
     with store.transaction() as tx:
-        if update_table.num_rows:
-            tx.register("_gpu_costs", update_table)
-            tx.execute(
-                "UPDATE spans SET cost_usd = u.cost_usd, cost_source = u.cost_source, "
-                "energy_wh = u.energy_wh, energy_source = u.energy_source, co2e_g = u.co2e_g "
-                "FROM _gpu_costs u WHERE spans.trace_id = u.trace_id "
-                "AND spans.span_id = u.span_id AND spans.start_ns >= ? AND spans.start_ns < ?",
-                [since_ns, until_ns],
-            )
-            tx.unregister("_gpu_costs")
-        if gpu_table.num_rows:
-            tx.register("_gpu_energy", gpu_table)
-            tx.execute("INSERT OR REPLACE INTO gpu_energy SELECT * FROM _gpu_energy")
-            tx.unregister("_gpu_energy")
+        span_store.update_span_costs(tx, updates, since_ns=since_ns, until_ns=until_ns)
+        upsert_gpu_energy(tx, interval_rows)
         refresh_rollup_hours(tx, (s.start_unix_nano for s in owned))
     logger.debug("GPU pass: %d spans, %d GPU intervals", len(owned), len(interval_rows))
     return len(owned)
@@ -270,15 +193,8 @@ def pending_gpu_window(
     Returns:
         ``(since_ns, until_ns)`` for ``apply_gpu_attribution``, or None when nothing arrived.
     """
-    row = cur.execute(
-        "SELECT min(lo), max(hi) FROM ("
-        "  SELECT min(start_ns) AS lo, max(start_ns) AS hi FROM spans WHERE received_ns >= ? "
-        "    AND (attributes LIKE '%\"gpu.%' OR resource LIKE '%\"gpu.%')"
-        "  UNION ALL"
-        "  SELECT min(time_ns), max(time_ns) FROM samples WHERE received_ns >= ? AND canonical = ?"
-        ")",
-        [received_since_ns, received_since_ns, ENERGY_SIGNAL],
-    ).fetchone()
-    if row is None or row[0] is None:
+    found = span_store.gpu_received_range(cur, received_since_ns=received_since_ns,
+                                          energy_signal=ENERGY_SIGNAL)
+    if found is None:
         return None
-    return int(row[0]) - pad_ns, int(row[1]) + pad_ns + 1
+    return found[0] - pad_ns, found[1] + pad_ns + 1

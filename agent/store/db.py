@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from strata.agent.errors import StoreError
 from strata.agent.model import Deployment, Sample, SpanRecord
+from strata.agent.store import deployments as deployment_store
 from strata.agent.store.memory import DEFAULT_LIMIT_BYTES
 
 logger = logging.getLogger(__name__)
@@ -147,7 +148,10 @@ WHERE NOT EXISTS (
 
 
 class DuckDBStore:
-    """The agent's DuckDB file: schema, group-committed writes, named reads, retention.
+    """The agent's DuckDB file: schema, group-committed writes, retention, row counts.
+
+    The reads of each table family are functions taking a cursor in this package's modules
+    (``spans``, ``samples``, ``incidents``, ``anomalies``, ``deployments``, ``costs``).
 
     Args:
         path: the database file; its directory is created (mode 0700) if missing.
@@ -224,6 +228,10 @@ class DuckDBStore:
             self._local.cursor = cur
         return cur
 
+    def ping(self) -> None:
+        """A trivial query on this thread's cursor: raises what a failed store raises."""
+        self.cursor().execute("SELECT 1").fetchall()
+
     def checkpoint(self) -> None:
         with self._write_lock:
             self.cursor().execute("CHECKPOINT")
@@ -267,7 +275,7 @@ class DuckDBStore:
                     cur.execute("INSERT INTO samples SELECT * FROM _sample_batch")
                     cur.unregister("_sample_batch")
                 for d in deployments:
-                    self._insert_deployment(cur, d, received_ns)
+                    deployment_store.insert_deployment(cur, d, received_ns)
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -275,14 +283,6 @@ class DuckDBStore:
 
     def add_deployment(self, deployment: Deployment) -> None:
         self.write_batch(deployments=[deployment])
-
-    @staticmethod
-    def _insert_deployment(cur: duckdb.DuckDBPyConnection, d: Deployment, received: int) -> None:
-        cur.execute(
-            "INSERT INTO deployments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [d.service, d.time_unix_nano, d.version, d.previous_version, d.model,
-             d.previous_model, d.source, d.description, received],
-        )
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -340,72 +340,4 @@ class DuckDBStore:
 
     def known_versions(self) -> dict[str, tuple[str | None, int]]:
         """Latest deployed version per service, to resume change detection after a restart."""
-        rows = self.cursor().execute(
-            "SELECT service, arg_max(version, time_ns), max(time_ns) FROM deployments "
-            "WHERE version IS NOT NULL GROUP BY service"
-        ).fetchall()
-        return {r[0]: (r[1], int(r[2])) for r in rows}
-
-
-TRACE_SPAN_COLUMNS = (
-    "trace_id", "span_id", "parent_span_id", "name", "kind", "start_ns", "end_ns", "duration_ns",
-    "status", "service", "service_version", "layer", "operation", "provider", "request_model",
-    "response_model", "input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens",
-    "error_type", "host", "team", "cost_usd", "cost_source", "energy_wh", "energy_source",
-    "co2e_g", "attributes",
-)
-
-
-def list_traces(
-    cur: duckdb.DuckDBPyConnection,
-    *,
-    service: str | None = None,
-    model: str | None = None,
-    status: str | None = None,
-    min_duration_ns: int | None = None,
-    since_ns: int | None = None,
-    until_ns: int | None = None,
-    limit: int = 100,
-) -> list[dict[str, Any]]:
-    """Trace summaries, newest first, for traces with a span matching every filter."""
-    rows = cur.execute(
-        """
-        WITH matched AS (
-            SELECT DISTINCT trace_id FROM spans
-            WHERE (CAST(? AS VARCHAR) IS NULL OR service = ?)
-              AND (CAST(? AS VARCHAR) IS NULL OR request_model = ? OR response_model = ?)
-              AND (CAST(? AS VARCHAR) IS NULL OR status = ?)
-              AND (CAST(? AS BIGINT) IS NULL OR start_ns >= ?)
-              AND (CAST(? AS BIGINT) IS NULL OR start_ns < ?)
-        )
-        SELECT trace_id, min(start_ns) AS start_ns, max(end_ns) - min(start_ns) AS duration_ns,
-               count(*) AS spans, arg_min(name, start_ns) AS root_name,
-               arg_min(service, start_ns) AS service, bool_or(status = 'error') AS has_error,
-               sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
-               sum(cost_usd) AS cost_usd, sum(energy_wh) AS energy_wh
-        FROM spans WHERE trace_id IN (SELECT trace_id FROM matched)
-        GROUP BY trace_id
-        HAVING (CAST(? AS BIGINT) IS NULL OR max(end_ns) - min(start_ns) >= ?)
-        ORDER BY start_ns DESC
-        LIMIT ?
-        """,
-        [service, service, model, model, model, status, status, since_ns, since_ns, until_ns,
-         until_ns, min_duration_ns, min_duration_ns, limit],
-    )
-    names = [d[0] for d in rows.description]
-    return [dict(zip(names, row, strict=True)) for row in rows.fetchall()]
-
-
-def trace_spans(cur: duckdb.DuckDBPyConnection, trace_id: str) -> list[dict[str, Any]]:
-    """Every span of one trace, in start order, attributes decoded."""
-    rows = cur.execute(
-        f"SELECT {', '.join(TRACE_SPAN_COLUMNS)} FROM spans "  # noqa: S608 - fixed column list
-        "WHERE trace_id = ? ORDER BY start_ns, span_id",
-        [trace_id],
-    ).fetchall()
-    spans = []
-    for row in rows:
-        span = dict(zip(TRACE_SPAN_COLUMNS, row, strict=True))
-        span["attributes"] = json.loads(span["attributes"])
-        spans.append(span)
-    return spans
+        return deployment_store.known_versions(self.cursor())

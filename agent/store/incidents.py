@@ -184,3 +184,12 @@ def set_status(
         event = "acknowledged" if status == "acknowledged" else status
         add_events(cur, incident_id, [IncidentEvent(time_ns, event, detail)])
     return get_incident(cur, incident_id)
+
+
+def open_incident_counts(cur: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+    """Open and acknowledged incidents counted: rows ``(kind, layer, severity, service or '',
+    status, count)``, most first, then by those labels."""
+    return cur.execute(
+        "SELECT kind, layer, severity, coalesce(service, ''), status, count(*) FROM incidents "
+        "WHERE status IN ('open', 'acknowledged') GROUP BY ALL ORDER BY 6 DESC, 1, 2, 3, 4, 5"
+    ).fetchall()

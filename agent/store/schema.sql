@@ -1,4 +1,4 @@
--- Strata store schema, version 1. Applied by agent/store.py inside one transaction.
+-- Strata store schema, version 1. Applied by agent/store/db.py inside one transaction.
 -- Times are BIGINT nanoseconds since the Unix epoch (event time unless named received_ns).
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
 
@@ -91,7 +91,7 @@ CREATE TABLE IF NOT EXISTS incident_events (
 CREATE INDEX IF NOT EXISTS spans_trace_id ON spans (trace_id);
 
 -- Measured GPU energy per sample interval [start_ns, end_ns) of one GPU's energy counter,
--- split into what was attributed to requests in flight and what was idle (agent/finops.py).
+-- split into what was attributed to requests in flight and what was idle (agent/finops/gpu.py).
 CREATE TABLE IF NOT EXISTS gpu_energy (
     host VARCHAR NOT NULL,
     device VARCHAR NOT NULL,
@@ -105,7 +105,7 @@ CREATE TABLE IF NOT EXISTS gpu_energy (
     PRIMARY KEY (host, device, start_ns)
 );
 
--- Hourly rollup of span cost, tokens and energy for GET /api/v1/cost (agent/finops.py).
+-- Hourly rollup of span cost, tokens and energy for GET /api/v1/cost (agent/store/costs.py).
 -- Rebuilt hour by hour from spans. Spans received after meta 'cost_rollup_received_ns'
 -- are not in it yet and are added from the spans table at query time.
 CREATE TABLE IF NOT EXISTS cost_hourly (
@@ -130,7 +130,7 @@ CREATE TABLE IF NOT EXISTS cost_hourly (
     token_energy_tokens BIGINT
 );
 
--- Streaming anomaly scores (agent/series_scoring.py) at or above [anomaly] threshold: one
+-- Streaming anomaly scores (agent/analysis/series_scoring.py) at or above [anomaly] threshold: one
 -- row per scored series and bucket. Schema v2.
 CREATE TABLE IF NOT EXISTS anomalies (
     series VARCHAR NOT NULL,            -- stable identity of the scored series

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import typer
 import uvicorn
@@ -19,6 +17,7 @@ from typer.testing import CliRunner
 
 from tests.agent.test_cost_api import T0, CorrelatingAgent, H, _data
 from tests.conftest import free_port
+from tests.waiting import responds, wait_until
 
 
 @pytest.fixture(name="api_url")
@@ -34,13 +33,7 @@ def api_url_fixture(tmp_path: Path) -> Iterator[str]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:  # readiness polling with a deadline, not a fixed wait
-        try:
-            httpx.get(url + "/api/v1/cost", timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.05)
+    wait_until(lambda: responds(url + "/api/v1/cost"), 20, "the cost API up")
     yield url
     server.should_exit = True
     thread.join(10)

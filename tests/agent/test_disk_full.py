@@ -24,6 +24,7 @@ import pytest
 
 from tests.conftest import LiveAgent, free_port, start_process, wait_ready
 from tests.otlp_factory import genai_attributes, make_span, trace_request
+from tests.waiting import loose, wait_until
 
 PB = {"Content-Type": "application/x-protobuf"}
 MIB = 1024 * 1024
@@ -145,15 +146,12 @@ def test_disk_full_never_acks_then_restart_recovers(volume: TmpfsVolume, tmp_pat
     assert acked
     assert code is not None, f"no fatal error, no exit: {agent.log.read_text()[-800:]}"
     assert code != 0
-    assert exited_at - first_refusal <= 10 + 30  # the 30 s of non-fatal refusals at most
+    assert exited_at - first_refusal <= loose(10) + 30  # + 30 s of non-fatal refusals at most
     assert "store failed" in agent.log.read_text()
 
     # The operator (or the volume's own retention) frees space; the supervisor restarts.
     (volume.outside / "ballast").unlink()
-    started = time.monotonic()
-    agent.process = start_process(agent.args, agent.env, agent.log)
-    wait_ready(agent.api_url, agent.process, agent.log)
-    assert time.monotonic() - started <= 10
+    agent.restart(timeout_s=loose(10))
     assert agent.get("/api/v1/health").json()["counts"]["spans"] >= max(counts)
     body, ids = filler_batch(50)
     reply = httpx.post(agent.otlp_endpoint + "/v1/traces", content=body, headers=PB, timeout=30)
@@ -184,14 +182,13 @@ def test_log_volume_full_keeps_the_agent_running(tmp_path: Path) -> None:
         body = trace_request([make_span(attributes=genai_attributes())]).SerializeToString()
         reply = httpx.post(f"http://127.0.0.1:{otlp}/v1/traces", content=body, headers=PB)
         assert reply.status_code == 200
-        deadline = time.monotonic() + 20
-        dropped = 0.0
-        while dropped < 2 and time.monotonic() < deadline:
+
+        def dropped() -> float:
             text = httpx.get(f"http://127.0.0.1:{api}/metrics", timeout=10).text
-            dropped = next((float(line.split()[-1]) for line in text.splitlines()
-                            if line.startswith("strata_log_records_dropped_total")), 0.0)
-            time.sleep(0.2)  # polling the counter with a deadline
-        assert dropped >= 2, "the ready line and the scrape warning were not counted"
+            return next((float(line.split()[-1]) for line in text.splitlines()
+                         if line.startswith("strata_log_records_dropped_total")), 0.0)
+
+        wait_until(lambda: dropped() >= 2, 20, "the ready line and the scrape warning counted")
         health = httpx.get(f"http://127.0.0.1:{api}/api/v1/health").json()
         assert health["counts"]["spans"] == 1
         process.send_signal(signal.SIGTERM)

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from tests.conftest import (
     wait_ready,
 )
 from tests.otlp_factory import genai_attributes, make_span, trace_request
+from tests.waiting import loose, wait_until
 
 PB = {"Content-Type": "application/x-protobuf"}
 MIB = 1024 * 1024
@@ -80,45 +81,42 @@ class Load:
         with self._lock:
             return len(self.acked)
 
+    def more_acks_than(self, count: int) -> Callable[[], bool]:
+        """A predicate: more than *count* spans acked."""
+        return lambda: self.acked_count() > count
+
 
 def stored(db: Path) -> list[tuple[str, str]]:
     with duckdb.connect(str(db), read_only=True) as con:
         return con.execute("SELECT trace_id, span_id FROM spans").fetchall()
 
 
-def wait_for_acks(load: Load, more_than: int, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while load.acked_count() <= more_than:
-        assert time.monotonic() < deadline, "no acks"
-        time.sleep(0.02)  # polling the senders' progress with a deadline
-
-
 def test_kill_9_mid_ingest_and_sigterm_under_load(live_agent: LiveAgent) -> None:
     """D1 and D6: SIGKILL at random moments under concurrent load, twice (50x in
     the nightly soak): the DB opens,
     the agent is ready within 10 s, and no acked span is missing; then SIGTERM under load
-    stops accepting within 1 s, exits 0 within 10 s, and still nothing acked is missing."""
+    stops accepting within 1 s, exits 0 within 10 s, and still nothing acked is missing.
+    (Time bounds: tests.waiting.loose.)"""
     rng = random.Random(11)
     port = int(live_agent.otlp_endpoint.rsplit(":", 1)[1])
     with Load(live_agent.otlp_endpoint + "/v1/traces") as load:
         for _ in range(2):
-            wait_for_acks(load, load.acked_count())
+            wait_until(load.more_acks_than(load.acked_count()), 30, "new acks")
             time.sleep(rng.uniform(0.1, 1.0))  # a random moment under load, not a sync
             live_agent.stop(signal.SIGKILL)
-            started = time.monotonic()
-            live_agent.restart()
-            assert time.monotonic() - started <= 10
-        wait_for_acks(load, load.acked_count())
+            live_agent.restart(timeout_s=loose(10))
+        wait_until(load.more_acks_than(load.acked_count()), 30, "new acks")
         live_agent.process.send_signal(signal.SIGTERM)
-        signalled = time.monotonic()
-        while True:  # new connections are refused once the agent stops accepting
+
+        def refused() -> bool:  # new connections are refused once the agent stops accepting
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
             except OSError:
-                break
-            assert time.monotonic() - signalled <= 1.0, "still accepting 1 s after SIGTERM"
-            time.sleep(0.01)
-        assert live_agent.process.wait(10) == 0
+                return True
+            return False
+
+        wait_until(refused, loose(1.0), "connections refused after SIGTERM", interval_s=0.01)
+        assert live_agent.process.wait(loose(10)) == 0
     assert set(load.statuses) <= {200, 503}, load.statuses
     rows = stored(live_agent.db)
     ids = {span_id for _, span_id in rows}
@@ -249,7 +247,7 @@ os._exit(0)  # like kill -9: everything is only in the WAL
 
 @pytest.fixture(name="replayed", scope="module")
 def replayed_fixture(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """An agent restarted on a ~290 MiB WAL left by a crash: replay time, counts, peak RSS.
+    """An agent restarted on a ~290 MiB WAL left by a crash: counts, peak RSS, query costs.
 
     CI has no 512 MiB cgroup to put the agent in, so it gets the DuckDB limit the agent picks
     for itself inside one (``agent/memory.py``; the cgroup reading is tested there)."""
@@ -259,10 +257,8 @@ def replayed_fixture(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]
     subprocess.run([sys.executable, "-c", BUILD_WAL, str(db), "25", "10000"], check=True,
                    timeout=120)
     wal_mib = db.with_name(db.name + ".wal").stat().st_size / MIB
-    started = time.monotonic()
     limit = duckdb_limit_bytes(None, container=512 * MIB)
-    agent = launch_agent(work, env={"STRATA_MEMORY_LIMIT": str(limit)})
-    ready_s = time.monotonic() - started
+    agent = launch_agent(work, env={"STRATA_MEMORY_LIMIT": str(limit)}, timeout_s=loose(30))
     status = Path(f"/proc/{agent.process.pid}/status").read_text()
     peak_kib = int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
     spans = agent.get("/api/v1/health").json()["counts"]["spans"]
@@ -274,7 +270,7 @@ def replayed_fixture(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]
         queries[f"{path}?{params}"] = (status, time.monotonic() - started,
                                        (_hwm_kib(agent) - hwm_before) / 1024)
     agent.stop(signal.SIGKILL)  # a clean stop would spend seconds checkpointing 290 MiB
-    return {"wal_mib": wal_mib, "ready_s": ready_s, "peak_mib": peak_kib / 1024,
+    return {"wal_mib": wal_mib, "peak_mib": peak_kib / 1024,
             "spans": spans, "queries": queries}
 
 
@@ -296,10 +292,9 @@ def _hwm_kib(agent: LiveAgent) -> int:
 
 
 def test_large_wal_replays_in_30s(replayed: dict[str, Any]) -> None:
-    """D3: a crash left a WAL of >= 200 MiB; the agent replays it and is ready within 30 s,
-    with every committed row."""
+    """D3: a crash left a WAL of >= 200 MiB; the agent replays it and is ready within 30 s
+    (the fixture's launch fails past ``loose(30)``), with every committed row."""
     assert replayed["wal_mib"] >= 200
-    assert replayed["ready_s"] <= 30
     assert replayed["spans"] == 250_000
 
 
@@ -314,5 +309,5 @@ def test_unbounded_queries_stay_cheap(replayed: dict[str, Any]) -> None:
     128 MiB (the unfiltered trace list measures ~120 MiB here: close to the limit)."""
     for query, (status, seconds, growth_mib) in replayed["queries"].items():
         assert status in (200, 400, 413, 422), (query, status)
-        assert seconds <= 5.0, (query, seconds)
+        assert seconds <= loose(5.0), (query, seconds)
         assert growth_mib <= 128, (query, growth_mib)

@@ -9,9 +9,10 @@ import pytest
 from strata.agent.config import Budget, Settings
 from strata.agent.finops.budgets import budget_alerts, budget_status, month_bounds
 from strata.agent.finops.gpu import apply_gpu_attribution, pending_gpu_window
-from strata.agent.finops.reads import gpu_energy_summary, gpu_hours
-from strata.agent.finops.report import HOUR_NS, cost_report, refresh_cost_rollup, summarize
+from strata.agent.finops.reads import gpu_hours
+from strata.agent.finops.report import refresh_cost_rollup, summarize
 from strata.agent.model import AttributeValue, Layer, Sample, SpanRecord
+from strata.agent.store.costs import HOUR_NS, cost_report, gpu_energy_summary
 from strata.agent.store.db import CostColumns, DuckDBStore
 
 S = 1_000_000_000

@@ -4,7 +4,8 @@ D8, F3, S6, and L3-L5 scaled to CI).
 The agent forwards to a real HTTP upstream on 127.0.0.1 (OTLP-out round trips, and a full
 exporter queue when that upstream is down), scrapes five real exposition targets every 2 s,
 and closes connections whose headers take more than 1 s. Tests use relative counts because
-they share the agent.
+they share the agent. Time bounds are the RELIABILITY figures widened by ``loose`` (this checks
+that nothing hangs or stalls; the figures themselves are measured in benchmarks/).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from strata.exporters.webhook import WebhookExporter
 from tests.conftest import LiveAgent, launch_agent
 from tests.exporters.upstream import RecordingUpstream
 from tests.otlp_factory import genai_attributes, make_span, trace_request
+from tests.waiting import loose, wait_until
 
 PB = {"Content-Type": "application/x-protobuf"}
 JSON = {"Content-Type": "application/json"}
@@ -184,7 +186,7 @@ def test_decompression_bombs(agent: LiveAgent) -> None:
     elapsed = time.monotonic() - started
     side.join(30)
     assert reply.status_code == 413
-    assert elapsed <= 1.0 + 0.5  # + the 10 MiB upload over loopback on a busy CI machine
+    assert elapsed <= loose(1.0 + 0.5)  # + the 10 MiB upload; inflating 10 GiB takes longer
     assert normal == [200]
     growth = max(rss_bytes(agent, "VmHWM") - hwm_before, rss_bytes(agent) - rss_before)
     assert growth <= (20 + 32) * 1024 * 1024 + len(bomb)  # the compressed body is held once
@@ -261,7 +263,7 @@ def test_malformed_json_never_5xx_and_fast(agent: LiveAgent, body: bytes, status
     reply = post(agent, body, JSON)
     elapsed = time.monotonic() - started
     assert reply.status_code == status, reply.text[:300]
-    assert elapsed <= 1.0 + len(body) / (20 * 1024 * 1024)
+    assert elapsed <= loose(1.0 + len(body) / (20 * 1024 * 1024))
     if rejected is not None:
         partial = reply.json().get("partialSuccess", {})
         assert int(partial.get("rejectedSpans", 0)) == rejected
@@ -308,9 +310,7 @@ def test_unicode_and_huge_attributes_round_trip(agent: LiveAgent,
                             return attributes_of(s.attributes)
         return None
 
-    upstream.wait_for(lambda _: forwarded() is not None)
-    out = forwarded()
-    assert out is not None
+    out = wait_until(forwarded, 10, "the span forwarded upstream")
     assert out["app.nasty"] == NASTY
     assert out["app.big"] == "x" * 64 * 1024
 
@@ -375,31 +375,36 @@ def test_slowloris_is_cut_at_the_header_timeout(agent: LiveAgent) -> None:
     port = int(agent.otlp_endpoint.rsplit(":", 1)[1])
     slow = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(100)]
     opened = time.monotonic()
-    closed_after: dict[int, float] = {}
+    closed: set[int] = set()
     latencies: list[float] = []
     body = trace_request([make_span(attributes=genai_attributes())]).SerializeToString()
     with httpx.Client(timeout=10) as client:
-        while len(closed_after) < len(slow) and time.monotonic() - opened < 6:
+
+        def all_closed() -> bool:
+            """One drip on every open connection, and one legitimate request."""
             for i, sock in enumerate(slow):
-                if i in closed_after:
+                if i in closed:
                     continue
                 try:
                     sock.sendall(b"P" if time.monotonic() - opened < 0.05 else b"O")
                     if select.select([sock], [], [], 0)[0] and sock.recv(1) == b"":
-                        closed_after[i] = time.monotonic() - opened
+                        closed.add(i)
                 except OSError:
-                    closed_after[i] = time.monotonic() - opened
+                    closed.add(i)
             started = time.perf_counter()
             assert client.post(agent.otlp_endpoint + "/v1/traces", content=body,
                                headers=PB).status_code == 200
             latencies.append(time.perf_counter() - started)
-            time.sleep(0.1)  # the attacker's drip interval
-    for sock in slow:
-        sock.close()
-    assert len(closed_after) == len(slow), f"{len(slow) - len(closed_after)} still open"
-    assert max(closed_after.values()) <= 1.0 + 2.0
+            return len(closed) == len(slow)
+
+        try:  # the poll interval is the attacker's drip interval
+            wait_until(all_closed, loose(1.0 + 2.0), "every slow connection closed",
+                       interval_s=0.1)
+        finally:
+            for sock in slow:
+                sock.close()
     latencies.sort()
-    assert latencies[int(len(latencies) * 0.99) - 1] <= 1.0, latencies[-5:]
+    assert latencies[int(len(latencies) * 0.99) - 1] <= loose(0.25), latencies[-5:]
 
 
 def test_dns_rebinding_and_cross_site_requests_are_refused(agent: LiveAgent) -> None:
@@ -445,22 +450,26 @@ def p(values: list[float], q: float) -> float:
 
 
 def test_overload_answers_only_200_or_503_and_recovers(agent: LiveAgent) -> None:
-    """L3 (scaled): 96 concurrent senders, over the 64 in-flight limit, for 4 s: only 200 or
-    503 + Retry-After, the agent is never killed, RSS stays under 90 % of 512 MiB, every
-    acked span is stored, and p99 is back under 250 ms within 30 s after the load drops."""
+    """L3 (scaled): 96 concurrent senders, over the 64 in-flight limit, for 4 s and until the
+    limit answered 503: only 200 or 503 + Retry-After, the agent is never killed, RSS stays
+    under 90 % of 512 MiB, every acked span is stored, and p99 is back under 250 ms within
+    30 s after the load drops."""
     before = spans_stored(agent)
     statuses: dict[int, int] = {}
     acked = 0
     lock = threading.Lock()
-    stop = time.monotonic() + 4
+    stop = threading.Event()
+    # Built once, before the load: building 96 of them in the senders ate the load window.
+    template = trace_request([make_span(attributes=genai_attributes()) for _ in range(200)],
+                             {"service.name": "overload"})
 
     def sender() -> None:
         nonlocal acked
-        request = trace_request([make_span(attributes=genai_attributes()) for _ in range(200)],
-                                {"service.name": "overload"})
+        request = ExportTraceServiceRequest()
+        request.CopyFrom(template)
         spans = request.resource_spans[0].scope_spans[0].spans
         with httpx.Client(timeout=60) as client:
-            while time.monotonic() < stop:
+            while not stop.is_set():
                 trace_id = os.urandom(16)  # new ids per request: resends are deduplicated (D8)
                 for span in spans:
                     span.trace_id = trace_id
@@ -475,29 +484,40 @@ def test_overload_answers_only_200_or_503_and_recovers(agent: LiveAgent) -> None
 
     threads = [threading.Thread(target=sender) for _ in range(96)]
     peak = 0
+    started = time.monotonic()
+
+    def overloaded_for_4s() -> bool:
+        nonlocal peak
+        peak = max(peak, rss_bytes(agent))  # sampled while the load runs
+        with lock:
+            refused = 503 in statuses
+        return refused and time.monotonic() - started >= 4
+
     for thread in threads:
         thread.start()
-    while any(t.is_alive() for t in threads):
-        peak = max(peak, rss_bytes(agent))
-        time.sleep(0.05)  # sampling RSS while the load runs
+    try:
+        wait_until(overloaded_for_4s, 60, "a 503 from the in-flight limit")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
     assert set(statuses) <= {200, 429, 503}, statuses
-    assert 503 in statuses, f"the load never exceeded the in-flight limit: {statuses}"
     assert agent.process.poll() is None
     assert peak <= 0.9 * 512 * 1024 * 1024, f"peak RSS {peak / 2**20:.0f} MiB"
     assert spans_stored(agent) - before == acked
-    recovered_by = time.monotonic() + 30
     small = trace_request([make_span(attributes=genai_attributes())]).SerializeToString()
     with httpx.Client(timeout=30) as client:
-        while True:
+
+        def recovered() -> bool:
             latencies = []
             for _ in range(20):
                 started = time.perf_counter()
                 assert client.post(agent.otlp_endpoint + "/v1/traces", content=small,
                                    headers=PB).status_code == 200
                 latencies.append(time.perf_counter() - started)
-            if p(latencies, 0.99) <= 0.25:
-                break
-            assert time.monotonic() < recovered_by, f"p99 {p(latencies, 0.99):.3f} s"
+            return p(latencies, 0.99) <= loose(0.25)
+
+        wait_until(recovered, 30, "ingest p99 back within L1 after the load", interval_s=0)
 
 
 def test_contention_and_checkpoint_stall(agent: LiveAgent, targets: ScrapeTargets) -> None:
@@ -545,9 +565,9 @@ def test_contention_and_checkpoint_stall(agent: LiveAgent, targets: ScrapeTarget
     assert any(b < a for a, b in pairwise(wal_sizes)), \
         "no checkpoint happened during the run"
     gaps = [b - a for a, b in pairwise(acks)]
-    assert max(gaps) <= 1.0, f"longest gap between 200s {max(gaps):.2f} s"
-    assert p(latencies, 0.99) <= 0.5
-    assert p(api_latencies, 0.95) <= 0.2
+    assert max(gaps) <= loose(1.0), f"longest gap between 200s {max(gaps):.2f} s"
+    assert p(latencies, 0.99) <= loose(0.5)
+    assert p(api_latencies, 0.95) <= loose(0.2)
     # Scrape starts as the agent scheduled them: the poll time stamped on its self-metrics
     # (the targets' own clocks would add this busy test process's scheduling delays).
     series = agent.get("/api/v1/metrics", name="strata.collector.up",
@@ -558,7 +578,7 @@ def test_contention_and_checkpoint_stall(agent: LiveAgent, targets: ScrapeTarget
     assert sum(len(v) - 1 for v in starts.values()) >= 5
     for name, times in starts.items():
         for a, b in pairwise(sorted(times)):
-            assert abs((b - a) - SCRAPE_INTERVAL_S) <= 0.1 * SCRAPE_INTERVAL_S, (name, b - a)
+            assert abs((b - a) - SCRAPE_INTERVAL_S) <= loose(0.1 * SCRAPE_INTERVAL_S), (name, b - a)
 
 
 def test_prompt_capture_is_disclosed(agent: LiveAgent) -> None:

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from strata.agent.analysis.analyzer import Analyzer
-from strata.agent.analysis.series_scoring import BUCKET_NS, WATERMARK_KEY, SeriesScoring
+from strata.agent.analysis.series_scoring import SCORING_BUCKET_NS, SeriesScoring
 from strata.agent.api import anomalies as anomalies_api
 from strata.agent.cli.app import app as strata_cli
 from strata.agent.model import Layer, Sample
+from strata.agent.store.anomalies import WATERMARK_KEY
 from strata.agent.store.db import DuckDBStore
 from typer.testing import CliRunner
 
 from tests.conftest import free_port
+from tests.waiting import responds, wait_until
 
 START_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
 MIN_NS = 60 * 1_000_000_000
@@ -100,7 +100,7 @@ def test_spike_and_counter_burst_are_flagged_and_the_rest_is_quiet(
     assert 5 * 30_000 * 1000 * 5 < burst[4] < 9 * 30_000 * 1000 * 5  # the increase, mJ/5 min
     # Nothing else but the onsets (and at most one bucket right after each).
     onsets = (SPIKE_NS, BURST_NS)
-    strays = [r for r in found if not any(0 <= r[1] - o <= 2 * BUCKET_NS for o in onsets)]
+    strays = [r for r in found if not any(0 <= r[1] - o <= 2 * SCORING_BUCKET_NS for o in onsets)]
     assert strays == []
     store.close()
 
@@ -178,13 +178,7 @@ def test_cli_lists_anomalies_from_a_running_api(app: FastAPI) -> None:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:  # readiness polling with a deadline
-        try:
-            httpx.get(url + "/api/v1/anomalies", timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.05)
+    wait_until(lambda: responds(url + "/api/v1/anomalies"), 20, "the anomalies API up")
     try:
         result = CliRunner().invoke(strata_cli, ["anomalies", "--api", url, "--layer",
                                                  "infrastructure"], env={"COLUMNS": "200"})

@@ -10,7 +10,8 @@ import duckdb
 import pytest
 from strata.agent.errors import StoreError
 from strata.agent.model import Deployment, Layer, Sample, SpanRecord
-from strata.agent.store.db import SCHEMA_VERSION, DuckDBStore, list_traces, trace_spans
+from strata.agent.store.db import SCHEMA_VERSION, DuckDBStore
+from strata.agent.store.spans import list_traces, trace_spans
 
 
 def span(i: int, trace: str = "a" * 32, **kw: object) -> SpanRecord:
@@ -74,7 +75,8 @@ def test_second_process_gets_a_clear_lock_error(tmp_path: Path) -> None:
     try:
         result = subprocess.run(
             [sys.executable, "-c",
-             f"from agent.store import DuckDBStore; DuckDBStore({str(tmp_path / 's.duckdb')!r})"],
+             "from strata.agent.store.db import DuckDBStore; "
+             f"DuckDBStore({str(tmp_path / 's.duckdb')!r})"],
             capture_output=True, text=True, timeout=30,
         )
         assert result.returncode != 0

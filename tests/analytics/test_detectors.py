@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from strata.agent.analysis.analyzer import Analyzer
-from strata.agent.analysis.window import Window
 from strata.agent.model import Layer, Sample
 from strata.agent.simulator.load import load_batches
 from strata.agent.simulator.scenario import HOUR_NS, MINUTE_NS, Injection
 from strata.agent.simulator.stack import Simulator
 from strata.agent.simulator.topology import default_topology
 from strata.agent.store.db import DuckDBStore
+from strata.agent.store.window import Window
 from strata.analytics.baseline import ShiftRule, find_shifts
-from strata.analytics.detectors import CostRegressionDetector
-from strata.analytics.detectors_infra import GPUFaultDetector, GPUThermalDetector
-from strata.analytics.outliers import fit_and_score
+from strata.analytics.detectors.gpu import GPUFaultDetector, GPUThermalDetector
+from strata.analytics.detectors.outliers import fit_and_score
+from strata.analytics.detectors.requests import CostRegressionDetector
 
 from tests.sim_data import START_NS, price
 

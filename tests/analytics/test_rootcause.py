@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from strata.agent.model import Deployment, Finding, Layer, Rollback
-from strata.analytics.change_impact import merge_changes
+from strata.analytics.changes import merge_changes
 from strata.analytics.incidents import build_incidents, group_findings, incident_id
 from strata.analytics.rootcause import rank_causes
 from strata.analytics.suggest import suggest

@@ -1,4 +1,4 @@
-"""Tests for analytics.scorer.AnomalyScorer (streaming anomaly scores) and its parts."""
+"""Tests for strata.analytics.scoring (AnomalyScorer, streaming anomaly scores) and its parts."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 from strata.analytics import AnomalyScorer
-from strata.analytics.scorer_calibration import OnsetFilter, RecordCalibration
-from strata.analytics.scorer_parts import MeanMaxWindow, RecentRate, RobustWindow, SeasonalProfile
+from strata.analytics.scoring.calibration import OnsetFilter, TailCalibration
+from strata.analytics.scoring.parts import RecentRate, RobustWindow, SeasonalProfile, TailWindow
+from strata.analytics.scoring.scorer import anscombe, is_count_like
 
 STEP_NS = 300 * 1_000_000_000  # 5-minute sampling, as in NAB's AWS series
 MINUTE_NS = 60 * 1_000_000_000
@@ -86,17 +87,23 @@ def test_robust_window_clear_forgets_everything() -> None:
     assert window.center_scale(1e-6)[0] == 2.0
 
 
-def test_mean_max_window_matches_brute_force() -> None:
-    """Mean and maximum of the last n values, including runs of equal values."""
+def test_tail_window_keeps_the_last_values_sorted() -> None:
+    """The sorted view holds exactly the last n values, runs of equal values included."""
     rng = np.random.default_rng(11)
     stream = [float(v) for v in rng.integers(0, 6, 500)]
-    window = MeanMaxWindow(13)
+    window = TailWindow(13)
     for i, x in enumerate(stream):
         window.push(x)
-        kept = stream[max(0, i - 12) : i + 1]
-        assert len(window) == len(kept)
-        assert window.maximum() == max(kept)
-        assert window.mean() == pytest.approx(sum(kept) / len(kept), rel=1e-12)
+        assert list(window.sorted) == sorted(stream[max(0, i - 12) : i + 1])
+
+
+def test_seasonal_profile_shift_moves_learned_bins_only() -> None:
+    """After a level change every learned bin moves by the change; empty bins stay empty."""
+    profile = SeasonalProfile(86_400, 4, 0.5)
+    profile.learn(0, 10.0, None)
+    profile.learn(2, 20.0, None)
+    profile.shift(5.0)
+    assert (profile.expect(0), profile.expect(1), profile.expect(2)) == (15.0, None, 25.0)
 
 
 def test_seasonal_profile_learns_one_period_the_same_at_any_cadence() -> None:
@@ -126,25 +133,50 @@ def test_recent_rate_counts_only_a_full_window() -> None:
     assert rate.push(True) == 0.75
 
 
-def test_record_calibration_rates_against_recent_records() -> None:
-    """Ratio 1 equals the recent maximum's excess; None is skipped; min_history holds."""
-    calibration = RecordCalibration(history_window=4, min_history=3, min_spans=(0.0, 0.0))
-    assert calibration.largest_ratio([1.0, None]) == 0.0  # too little history
-    calibration.largest_ratio([2.0, None])
-    calibration.largest_ratio([3.0, None])
-    # history [1, 2, 3]: mean 2, max 3 -> (3 - 2) / max(1, 0.75) = 1
-    assert calibration.largest_ratio([3.0, None]) == pytest.approx(1.0)
-    # history [1, 2, 3, 3]: mean 2.25 -> (6 - 2.25) / 0.75 = 5
-    assert calibration.largest_ratio([6.0, None]) == pytest.approx(5.0)
+def test_tail_calibration_rates_against_the_fitted_tail() -> None:
+    """Ratio = excess over the (k+1)-th largest / (mean excess of the top k * H_k)."""
+    calibration = TailCalibration(history_window=5, min_history=4, tail_k=2, min_spans=(0.0, 0.0))
+    for v in (1.0, 2.0, 3.0, 5.0):
+        assert calibration.largest_ratio([v, None]) == 0.0  # too little history
+    # sorted [1, 2, 3, 5]: edge 2, top-2 mean excess ((3 + 5) / 2 - 2) = 2, H_2 = 1.5 -> span 3
+    assert calibration.largest_ratio([8.0, None]) == pytest.approx(2.0)
+    # sorted [1, 2, 3, 5, 8]: edge 3, mean excess 3.5, span 5.25; at or below the edge: 0
+    assert calibration.largest_ratio([3.0, None]) == 0.0
+    # now [2, 3, 3, 5, 8] (1 left): edge 3 again
+    assert calibration.largest_ratio([None, None]) == 0.0
+    assert calibration.largest_ratio([13.5, None]) == pytest.approx(2.0)
 
 
-def test_record_calibration_min_span_sets_the_unit_of_a_count() -> None:
+def test_tail_calibration_threshold_is_a_false_alarm_rate() -> None:
+    """On i.i.d. exponential values the share of ratios >= 1 matches (k/n)·exp(-H_k)."""
+    calibration = TailCalibration(history_window=400, min_history=400, tail_k=20, min_spans=(0.0,))
+    rng = np.random.default_rng(21)
+    ratios = [calibration.largest_ratio([float(v)]) for v in rng.exponential(1.0, 60_000)][400:]
+    expected = calibration.false_alarm_rate(1.0)
+    observed = sum(r >= 1.0 for r in ratios) / len(ratios)
+    assert expected == pytest.approx(20 / 400 * math.exp(-sum(1 / i for i in range(1, 21))))
+    assert 0.5 * expected < observed < 2.0 * expected
+
+
+def test_tail_calibration_min_span_sets_the_unit_of_a_count() -> None:
     """A count that was always 0 rates its first step against min_span, not infinity."""
-    calibration = RecordCalibration(history_window=10, min_history=3, min_spans=(0.5,))
+    calibration = TailCalibration(history_window=10, min_history=3, tail_k=2, min_spans=(0.5,))
     for _ in range(5):
         assert calibration.largest_ratio([0.0]) == 0.0
     assert calibration.largest_ratio([0.5]) == pytest.approx(1.0)
     assert calibration.largest_ratio([1.0]) > 1.0
+
+
+def test_count_detection_and_anscombe() -> None:
+    """Non-negative integers that vary are counts; Anscombe gives Poisson noise variance ~1."""
+    assert is_count_like([0.0, 3.0, 1.0, 12.0])
+    assert not is_count_like([0.0, 0.0, 0.0])  # nothing varies: no evidence
+    assert not is_count_like([1.0, 2.5, 3.0])
+    assert not is_count_like([-1.0, 2.0, 3.0])
+    rng = np.random.default_rng(22)
+    for rate in (5.0, 50.0, 500.0):
+        stabilised = [anscombe(float(v)) for v in rng.poisson(rate, 20_000)]
+        assert float(np.var(stabilised)) == pytest.approx(1.0, abs=0.1)
 
 
 def test_onset_filter_damps_after_an_alarm_but_lets_a_much_larger_one_through() -> None:
@@ -226,8 +258,8 @@ def test_burst_of_moderate_spikes_alarms_where_each_spike_alone_would_not() -> N
     for i in range(1200, 1260, 5):  # twelve 7-sigma spikes in an hour
         burst[i] += 7.0
     scores = run(burst)
-    assert max(lone[1200:1260]) < ALARM
-    assert max(scores[1200:1260]) > 0.6
+    assert max(lone[1200:1260]) < 0.5
+    assert max(scores[1200:1260]) >= 0.53  # the default alarm_level: an alarm starts
 
 
 def test_large_anomaly_right_after_a_small_one_is_not_hidden() -> None:
@@ -352,3 +384,79 @@ def test_invalid_tunables_are_rejected_by_name(kwargs: dict[str, float], knob: s
     """A bad tunable raises ValueError naming it."""
     with pytest.raises(ValueError, match=knob):
         AnomalyScorer(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("shift_frac", [1.0, 0.8, 0.6])
+def test_daily_plateau_is_no_regime_change_and_its_absence_alarms(shift_frac: float) -> None:
+    """A 10-hour daily plateau (+60 on 20, sigma 1) lies beyond shift_z for longer than
+    shift_len points every day; it must not re-baseline the series (it did, every day,
+    which left the missing plateau of day 6 scoring 0 with shift_frac 1.0). The missing
+    plateau alarms at once whatever shift_frac, and at most one other point alarms from day 2 on."""
+    rng = np.random.default_rng(8)
+    values = [
+        20.0 + (60.0 if 108 <= i % DAY_POINTS < 228 else 0.0) + float(rng.normal(0.0, 1.0))
+        for i in range(8 * DAY_POINTS)
+    ]
+    missing = 6 * DAY_POINTS + 108  # day 6, 09:00
+    values[missing : missing + 120] = [v - 60.0 for v in values[missing : missing + 120]]
+    scorer = AnomalyScorer(shift_frac=shift_frac)
+    scores = [scorer.update(T0_NS + i * STEP_NS, v) for i, v in enumerate(values)]
+    assert max(scores[missing : missing + 6]) > 0.9
+    quiet = scores[2 * DAY_POINTS : missing] + scores[missing + 120 :]
+    assert sum(s >= 0.6 for s in quiet) <= 1
+
+
+def daily_counts(seed: int, shift_at: int, factor: float) -> list[float]:
+    """Poisson counts per 5 minutes, 2 a bucket at night to ~200 at the daily peak, for
+    8 days; from point *shift_at* on the rate is multiplied by *factor* (seeded)."""
+    rng = np.random.default_rng(seed)
+    i = np.arange(8 * DAY_POINTS)
+    rate = 2.0 + 200.0 * np.maximum(0.0, np.sin(2.0 * np.pi * i / DAY_POINTS)) ** 2
+    rate[shift_at:] *= factor
+    return [float(v) for v in rng.poisson(rate)]
+
+
+@pytest.mark.parametrize("seed", [31, 32, 33])
+def test_bursty_counts_alarm_rarely_yet_a_doubling_alarms(seed: int) -> None:
+    """Counts whose noise grows with their daily peak: at most a few alarms in 6 days (at
+    the calibrated rate, ~1 expected at 0.6), the rate doubling at a busy hour alarms at
+    once, and a day later the new level is normal."""
+    shift = 6 * DAY_POINTS + 100  # a busy hour
+    values = daily_counts(seed, shift, 2.0)
+    scorer = AnomalyScorer()
+    scores = [scorer.update(T0_NS + i * STEP_NS, v) for i, v in enumerate(values)]
+    assert scorer.counts
+    normal = scores[WARMUP:shift]
+    assert sum(s >= 0.6 for s in normal) <= 3
+    assert scorer.false_alarm_rate(0.6) * 6 * len(normal) < 3  # what "calibrated" promises
+    assert max(scores[shift : shift + 12]) > 0.7
+    assert max(scores[shift + DAY_POINTS :]) < 0.6
+
+
+def test_low_rate_counts_stay_quiet_and_a_burst_alarms() -> None:
+    """About one event per 5 minutes (mostly 0s and 1s): 0 to 4 events are ordinary, so
+    a week raises at most two alarms; a burst of 12 events in one bucket alarms."""
+    rng = np.random.default_rng(34)
+    values = [float(v) for v in rng.poisson(1.0, 7 * DAY_POINTS)]
+    burst = 6 * DAY_POINTS + 50
+    values[burst] = 12.0
+    scorer = AnomalyScorer()
+    scores = [scorer.update(T0_NS + i * STEP_NS, v) for i, v in enumerate(values)]
+    assert scorer.counts
+    assert sum(s >= 0.6 for s in scores[:burst]) <= 2
+    assert scores[burst] > 0.6
+
+
+def test_noisy_regime_change_is_re_baselined() -> None:
+    """After a +8-sigma step in heavy-tailed noise (not every point beyond shift_z) the
+    new level becomes the baseline: the step stops alarming, and a dip back to the old
+    level days later is itself an anomaly (against the old baseline it would look normal).
+    """
+    rng = np.random.default_rng(35)
+    values = [float(v) for v in 10.0 + rng.standard_t(3, 3000)]
+    values[1500:] = [v + 8.0 for v in values[1500:]]
+    values[2500:2506] = [v - 8.0 for v in values[2500:2506]]
+    scores = run(values)
+    assert max(scores[1500:1506]) > 0.6
+    assert sum(s >= 0.6 for s in scores[1500 + 72 : 2500]) <= 1  # from six hours on
+    assert max(scores[2500:2506]) > 0.6

@@ -4,6 +4,8 @@ Routes:
     /fixtures/<file>          the file, text/plain; version=0.0.4
     /gzip/<file>              the file, gzip-encoded
     /dynamic/<key>            whatever the test stored in ``server.bodies[key]``
+    /api/ps                   fixtures/ollama_ps.json (Ollama's running models)
+    /telemetry                fixtures/qdrant_telemetry_sample.json (Qdrant, any query)
     /slow?delay=S             headers only after S seconds
     /trickle?every=S          headers at once, then one body byte every S seconds
     /garbage                  random bytes (seeded)
@@ -55,6 +57,7 @@ class FixtureServer:
     stopping: threading.Event
     bodies: dict[str, bytes] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)  # one per request
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -81,6 +84,7 @@ def _handler(server: FixtureServer) -> type[BaseHTTPRequestHandler]:
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
             path = parts.path
             server.requests.append(path)
+            server.headers.append(dict(self.headers.items()))
             # The client may give up (timeouts, body caps): expected in these tests.
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self._route(path, query)
@@ -91,6 +95,9 @@ def _handler(server: FixtureServer) -> type[BaseHTTPRequestHandler]:
             elif path.startswith("/gzip/"):
                 raw = (FIXTURES / path.removeprefix("/gzip/")).read_bytes()
                 self._send(gzip.compress(raw), Content_Encoding="gzip")
+            elif path in ("/api/ps", "/telemetry"):
+                name = "ollama_ps.json" if path == "/api/ps" else "qdrant_telemetry_sample.json"
+                self._send((FIXTURES / name).read_bytes(), "application/json")
             elif path.startswith("/dynamic/"):
                 self._send(server.bodies[path.removeprefix("/dynamic/")])
             elif path == "/slow":

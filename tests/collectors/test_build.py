@@ -1,83 +1,104 @@
-"""collectors/build: the collectors a real strata.toml turns into."""
+"""build_collectors: from a strata.toml (through config.load) to collectors that read real
+targets on 127.0.0.1. Checked through what the collectors do, not how they are built."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from strata.agent.config import Settings, load
-from strata.collectors.build import TARGET_BUILDERS, build_collectors
-from strata.collectors.host import HostCollector
-from strata.collectors.nvml import NVMLCollector
-from strata.collectors.ollama import OllamaCollector
-from strata.collectors.qdrant import QdrantTelemetryCollector
-from strata.collectors.scrape import PrometheusScrapeCollector
+from strata.agent.errors import CollectError
+from strata.collectors.build import build_collectors
 
-CONFIG = """
+from tests.collectors.conftest import FixtureServer
+from tests.waiting import loose
+
+NOW = 1_700_000_000_000_000_000
+
+
+def settings(tmp_path: Path, toml: str) -> Settings:
+    path = tmp_path / "strata.toml"
+    path.write_text(toml)
+    return load(path, {})
+
+
+def test_nothing_asked_nothing_built(tmp_path: Path) -> None:
+    quiet = settings(tmp_path, "[gpu]\nenabled = false\n[host]\nenabled = false\n")
+    assert build_collectors(quiet, "node-a") == ([], {})
+
+
+@pytest.mark.parametrize(("gpu_interval", "host_interval"), [("3s", 15.0), ("20s", 20.0)])
+def test_local_collectors_and_their_intervals(
+    tmp_path: Path, gpu_interval: str, host_interval: float
+) -> None:
+    """NVML first (its interval from [gpu]); the host collector no more often than every
+    15 s, nor more often than the GPU. Building opens nothing (NVML starts on collect)."""
+    local = settings(tmp_path, f'[gpu]\ninterval = "{gpu_interval}"\n')
+    collectors, intervals = build_collectors(local, "node-a")
+    assert [c.name for c in collectors] == ["nvml", "host"]
+    assert intervals == {"nvml": float(gpu_interval.removesuffix("s")), "host": host_interval}
+    host = {s.name: s for s in collectors[1].collect(NOW)}
+    assert host["system.memory.limit"].host == "node-a"
+    for collector in collectors:
+        collector.close()
+
+
+def test_scrape_targets_by_profile(tmp_path: Path, fixture_server: FixtureServer) -> None:
+    """A Prometheus target per [[scrape]]; an ollama target is read through /api/ps at the
+    URL's root, a qdrant target also through /telemetry; each keeps its own interval."""
+    base = fixture_server.base_url
+    config = settings(tmp_path, f"""
 [gpu]
-interval = "2s"
-
+enabled = false
+[host]
+enabled = false
 [[scrape]]
 name = "llm"
-url = "http://127.0.0.1:8000/metrics"
+url = "{base}/fixtures/vllm_metrics.txt"
 profile = "vllm"
-interval = "10s"
-
+interval = "7s"
 [[scrape]]
 name = "local"
-url = "http://127.0.0.1:11434/metrics"
+url = "{base}/metrics"
 profile = "ollama"
-interval = "20s"
-
+interval = "9s"
 [[scrape]]
-name = "vectors"
-url = "http://127.0.0.1:6333/metrics"
+name = "vec"
+url = "{base}/fixtures/qdrant_metrics.txt"
 profile = "qdrant"
-interval = "30s"
-"""
-
-
-def settings(tmp_path: Path, text: str = CONFIG) -> Settings:
-    path = tmp_path / "strata.toml"
-    path.write_text(text)
-    return load(path, {}, db=str(tmp_path / "agent.duckdb"))
-
-
-@pytest.fixture(name="built")
-def built_fixture(tmp_path: Path) -> Iterator[list[Any]]:
-    collectors, intervals = build_collectors(settings(tmp_path), "node-1")
-    yield [collectors, intervals]
+interval = "11s"
+""")
+    collectors, intervals = build_collectors(config, "node-a")
+    names = ["scrape:llm", "ollama:local", "scrape:vec", "qdrant-telemetry:vec"]
+    assert [c.name for c in collectors] == names
+    assert intervals == dict(zip(names, [7.0, 9.0, 11.0, 11.0], strict=True))
+    read = {c.name: {s.name: s for s in c.collect(NOW)} for c in collectors}
     for collector in collectors:
-        close = getattr(collector, "close", None)
-        if close is not None:
-            close()
+        collector.close()
+    assert "vllm:num_requests_running" in read["scrape:llm"]
+    assert read["ollama:local"]["ollama.models.loaded"].value == 2.0
+    assert "qdrant.shard.segments" in read["qdrant-telemetry:vec"]
+    assert read["scrape:vec"]
+    hosts = {s.host for samples in read.values() for s in samples.values()}
+    assert hosts == {"node-a"}
 
 
-def test_each_profile_gets_its_collectors_in_order(built: list[Any]) -> None:
-    collectors, intervals = built
-    assert [type(c) for c in collectors] == [
-        NVMLCollector, HostCollector, PrometheusScrapeCollector, OllamaCollector,
-        PrometheusScrapeCollector, QdrantTelemetryCollector]
-    assert intervals == {"nvml": 2.0, "host": 15.0, "scrape:llm": 10.0, "ollama:local": 20.0,
-                         "scrape:vectors": 30.0, "qdrant-telemetry:vectors": 30.0}
-    assert {c.host for c in collectors} == {"node-1"}
-
-
-def test_targets_read_the_right_urls(built: list[Any]) -> None:
-    collectors, _ = built
-    scrape_llm, ollama, scrape_qdrant, telemetry = collectors[2:]
-    assert (scrape_llm.url, scrape_llm.profile.name) == ("http://127.0.0.1:8000/metrics", "vllm")
-    assert ollama.url == "http://127.0.0.1:11434/api/ps"  # the JSON API, not /metrics
-    assert scrape_qdrant.profile.name == "qdrant"
-    assert telemetry.url == "http://127.0.0.1:6333/telemetry?details_level=4"
-
-
-def test_only_non_scrape_profiles_have_builders() -> None:
-    assert set(TARGET_BUILDERS) == {"ollama", "qdrant"}
-
-
-def test_gpu_and_host_can_be_turned_off(tmp_path: Path) -> None:
-    text = '[gpu]\nenabled = false\n[host]\nenabled = false\n'
-    assert build_collectors(settings(tmp_path, text), "node-1") == ([], {})
+def test_target_timeout_is_applied(tmp_path: Path, fixture_server: FixtureServer) -> None:
+    """[[scrape]] timeout reaches the collector: a target answering after 30 s is cut at 1 s."""
+    slow = settings(tmp_path, f"""
+[gpu]
+enabled = false
+[host]
+enabled = false
+[[scrape]]
+name = "slow"
+url = "{fixture_server.url("/slow?delay=30")}"
+timeout = "1s"
+""")
+    ((collector,), _) = build_collectors(slow, "node-a")
+    begin = time.monotonic()
+    with pytest.raises(CollectError, match="timed out"):
+        collector.collect(NOW)
+    assert time.monotonic() - begin <= loose(1.0)
+    collector.close()

@@ -85,27 +85,37 @@ finally:
 """
 
 # Runs with the repo's .venv inside the namespace: our collector, polled until the loaded
-# segments appear (Milvus refreshes some gauges asynchronously), then one JSON line.
+# segments appear (Milvus refreshes some gauges asynchronously), then one JSON line; if they
+# never appear, the exit status and stderr say what it saw last.
 SCRAPER = r"""
 import json, sys, time
 from strata.collectors.scrape import PrometheusScrapeCollector
+from tests.waiting import wait_until
 url, expected = sys.argv[1], float(sys.argv[2])
 c = PrometheusScrapeCollector("milvus-live", url, "milvus")
-deadline = time.monotonic() + 45
-polls = 0
-while True:
-    polls += 1
-    samples = c.collect(time.time_ns())
+reads = []
+
+def segments():
+    samples = reads[-1]
     by_state = {s.attributes["segment_state"]: s.value for s in samples
                 if s.name == "vectordb.segments.by_state"}
     shard = {s.device: s.value for s in samples if s.name == "vectordb.shard.segments"}
-    if (by_state.get("Flushed") == expected and list(shard.values()) == [expected]) \
-            or time.monotonic() > deadline:
-        break
-    time.sleep(1)  # polling the live server's metrics with a deadline
+    return by_state, shard
+
+def loaded():
+    reads.append(c.collect(time.time_ns()))
+    by_state, shard = segments()
+    return by_state.get("Flushed") == expected and list(shard.values()) == [expected]
+
+try:
+    wait_until(loaded, 45, "the flushed segments in Milvus's metrics", interval_s=1)
+except AssertionError as exc:
+    sys.exit(f"{exc}: {segments()}")
+samples = reads[-1]
+by_state, shard = segments()
 c.close()
 print(json.dumps({
-    "polls": polls,
+    "polls": len(reads),
     "by_state": by_state,
     "shard_segments": shard,
     "entries_per_segment": {s.device: s.value for s in samples

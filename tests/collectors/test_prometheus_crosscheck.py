@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from strata.collectors.scrape import PrometheusScrapeCollector
 
 from tests.collectors.conftest import FixtureServer, free_port
 from tests.conftest import ensure_apt_binary
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -90,22 +90,19 @@ def prometheus_fixture(
         log.close()
 
 
-def _wait_all_up(
-    url: str, proc: subprocess.Popen[bytes], log: Path, deadline_s: float = 30
-) -> None:
-    """Poll readiness, then until every job has been scraped and is up (deadline, no sleeps)."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
+def _wait_all_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Until Prometheus is ready and every job has been scraped and is up."""
+
+    def all_up() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"prometheus exited: {log.read_text()[-2000:]}")
         try:
             result = query(url, "count(up == 1)")
-            if result and float(result[0]["value"][1]) == len(JOBS):
-                return
         except httpx.TransportError:
-            pass
-        time.sleep(0.2)  # polling a readiness condition with a deadline
-    raise RuntimeError(f"prometheus targets not all up in {deadline_s}s: {log.read_text()[-2000:]}")
+            return False
+        return bool(result) and float(result[0]["value"][1]) == len(JOBS)
+
+    wait_until(all_up, 30, "every Prometheus target up", interval_s=0.2)
 
 
 def query(url: str, promql: str) -> list[dict]:  # type: ignore[type-arg]

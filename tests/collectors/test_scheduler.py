@@ -14,6 +14,7 @@ from strata.collectors.scheduler import CollectorScheduler
 from strata.collectors.scrape import PrometheusScrapeCollector
 
 from tests.collectors.conftest import FixtureServer
+from tests.waiting import loose, wait_until
 
 T0 = 1_800_000_000_000_000_000
 S = 1_000_000_000
@@ -183,13 +184,12 @@ def test_hung_collector_never_blocks_others() -> None:
         begin = time.monotonic()
         report = sched.poll_once(T0)
         elapsed = time.monotonic() - begin
-        assert 0.25 <= elapsed <= 0.5
+        assert 0.3 * 0.9 <= elapsed <= loose(0.3)  # the hung collector never returns itself
         assert report.result("fast").up  # type: ignore[union-attr]
         assert report.result("hung").error == "timed out after 0.3s"  # type: ignore[union-attr]
-        # Still stuck next time: not started twice, reported down at once.
-        begin = time.monotonic()
+        # Still stuck next time: not started twice, reported down at once (waiting for it
+        # again would end in "timed out", not this reason).
         report = sched.poll_once(T0 + S)
-        assert time.monotonic() - begin < 0.2
         assert report.result("hung").error == "previous collect still running"  # type: ignore[union-attr]
         assert len(hung.calls) == 1
         assert len(fast.calls) == 2
@@ -206,7 +206,7 @@ def test_dead_and_slow_targets_do_not_delay_live_one(
         "live", fixture_server.url("/fixtures/vllm_metrics.txt"), "vllm"
     )
     dead = PrometheusScrapeCollector("dead", dead_url, "prometheus")
-    slow = PrometheusScrapeCollector("slow", fixture_server.url("/slow?delay=2"), timeout_s=0.5)
+    slow = PrometheusScrapeCollector("slow", fixture_server.url("/slow?delay=30"), timeout_s=0.5)
     garbage = PrometheusScrapeCollector("garbage", fixture_server.url("/garbage"))
     sink = Sink()
     sched = CollectorScheduler([live, dead, slow, garbage], sink, default_interval_s=5, jitter=0)
@@ -214,7 +214,7 @@ def test_dead_and_slow_targets_do_not_delay_live_one(
     report = sched.poll_once(T0)
     elapsed = time.monotonic() - begin
     sched.stop()
-    assert elapsed < 0.5 * 1.1 + 0.1
+    assert elapsed < loose(0.5)  # the slow target's timeout, not its 30 s
     assert {r.name: r.up for r in report.results} == {
         "scrape:live": True,
         "scrape:dead": False,
@@ -256,8 +256,8 @@ def test_duplicate_names_rejected() -> None:
 
 
 def test_ticker_has_no_head_of_line_blocking() -> None:
-    """C2/L4: under the ticker, a collector hanging for its whole timeout does not delay
-    another's starts: they stay within 10 % of its interval."""
+    """C2/L4: under the ticker, a collector hanging for its whole timeout (4.5 s) does not
+    hold back another's starts (every 0.2 s). The 10 % jitter figure is a benchmark's."""
     starts: list[float] = []
 
     class Fast(ScriptedCollector):
@@ -267,16 +267,13 @@ def test_ticker_has_no_head_of_line_blocking() -> None:
 
     hung, fast = ScriptedCollector("hung"), Fast("fast")
     hung.block = threading.Event()
-    sched = CollectorScheduler([hung, fast], Sink(), intervals={"hung": 1.0, "fast": 0.2},
-                               timeouts={"hung": 0.9}, jitter=0)
+    sched = CollectorScheduler([hung, fast], Sink(), intervals={"hung": 5.0, "fast": 0.2},
+                               timeouts={"hung": 4.5}, jitter=0)
     sched.start()
     try:
-        deadline = time.monotonic() + 10
-        while len(starts) < 10:
-            assert time.monotonic() < deadline, starts
-            time.sleep(0.05)  # polling the recorded starts with a deadline
+        wait_until(lambda: len(starts) >= 10, 10, "10 starts of the fast collector")
     finally:
         hung.block.set()
         sched.stop()
     gaps = [b - a for a, b in pairwise(starts)]
-    assert max(abs(g - 0.2) for g in gaps) <= 0.1 * 0.2 + 0.03, gaps  # + thread wake-up
+    assert max(gaps) <= loose(0.2), gaps  # blocked behind the hung one: a 4.5 s gap

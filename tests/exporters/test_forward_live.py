@@ -21,14 +21,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import LiveAgent, launch_agent
 from tests.otlp_factory import genai_attributes, make_span, trace_request
+from tests.waiting import wait_until
 
 BATCH = 50
 HEADERS = {"Content-Type": "application/x-protobuf"}
-
-
-def launch_edge(workdir: Path, config: Path) -> LiveAgent:
-    """The forwarding agent: `strata agent --config`."""
-    return launch_agent(workdir, "--config", str(config))
 
 
 def metric(agent: LiveAgent, name: str, **labels: str) -> float:
@@ -38,15 +34,6 @@ def metric(agent: LiveAgent, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return sample.value
     raise KeyError(name)
-
-
-def wait_until(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)  # polling an observable condition with a deadline
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 class Sender:
@@ -112,7 +99,7 @@ def pair_fixture(tmp_path: Path) -> Iterator[tuple[LiveAgent, LiveAgent]]:
         'initial_backoff = "0.2s"\n'
         'max_backoff = "1s"\n'
     )
-    edge = launch_edge(tmp_path / "edge", config)
+    edge = launch_agent(tmp_path / "edge", "--config", str(config))
     yield edge, upstream
     for agent in (edge, upstream):
         if agent.process.poll() is None:

@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import duckdb
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
@@ -176,8 +177,12 @@ def test_label_values_are_escaped_and_cut(store: DuckDBStore) -> None:
 
 
 def test_registering_does_not_query_the_store(tmp_path: Path) -> None:
+    """Registering reads nothing (no collect() at registration, with or without
+    auto-describe): it succeeds on a closed store, where any query raises."""
     store = DuckDBStore(tmp_path / "s.duckdb")
-    registry = CollectorRegistry(auto_describe=False)
+    store.close()
     collector = StrataCollector(store)
-    registry.register(collector)
-    store.close()  # a query now would fail; registration must not have made one
+    for auto_describe in (False, True):
+        CollectorRegistry(auto_describe=auto_describe).register(collector)
+    with pytest.raises(duckdb.Error):  # the check has teeth: a query on this store fails
+        list(collector.collect())

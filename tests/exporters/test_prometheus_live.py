@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import LiveAgent, ensure_apt_binary, free_port
-from tests.exporters.test_forward_live import launch_edge
+from tests.conftest import LiveAgent, ensure_apt_binary, free_port, launch_agent
 from tests.otlp_factory import genai_attributes, make_span, trace_request
+from tests.waiting import responds, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -28,22 +27,23 @@ def query(url: str, expr: str) -> list[dict]:  # type: ignore[type-arg]
     return reply.json()["data"]["result"]  # type: ignore[no-any-return]
 
 
-def wait_for(url: str, expr: str, predicate, deadline_s: float = 30) -> list[dict]:  # type: ignore[no-untyped-def, type-arg]
-    deadline = time.monotonic() + deadline_s
-    result: list[dict] = []  # type: ignore[type-arg]
-    while time.monotonic() < deadline:
-        result = query(url, expr)
-        if predicate(result):
-            return result
-        time.sleep(0.2)  # polling Prometheus' query API with a deadline
-    raise AssertionError(f"{expr}: not satisfied in {deadline_s}s, last result {result}")
+def wait_for(url: str, expr: str, predicate) -> list[dict]:  # type: ignore[no-untyped-def, type-arg]
+    """The query's result once *predicate* holds for it (Prometheus scrapes every second)."""
+    results: list[list[dict]] = []  # type: ignore[type-arg]
+
+    def holds() -> bool:
+        results.append(query(url, expr))
+        return bool(predicate(results[-1]))
+
+    wait_until(holds, 30, f"{expr} to satisfy the test", interval_s=0.2)
+    return results[-1]
 
 
 @pytest.fixture(name="agent")
 def agent_fixture(tmp_path: Path) -> Iterator[LiveAgent]:
     config = tmp_path / "strata.toml"
     config.write_text("[gpu]\nenabled = false\n")
-    live = launch_edge(tmp_path, config)
+    live = launch_agent(tmp_path, "--config", str(config))
     yield live
     if live.process.poll() is None:
         live.process.kill()
@@ -68,18 +68,13 @@ def prometheus_fixture(agent: LiveAgent, tmp_path: Path) -> Iterator[str]:
             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
+
+        def ready() -> bool:
             if proc.poll() is not None:
                 raise RuntimeError((work / "prometheus.log").read_text()[-2000:])
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("prometheus not ready in 30 s")
-            time.sleep(0.1)  # readiness poll with a deadline
+            return responds(f"{url}/-/ready") == 200
+
+        wait_until(ready, 30, "prometheus ready")
         yield url
     finally:
         proc.terminate()

@@ -81,11 +81,7 @@ class RecordingUpstream:
             self._server.server_close()
             self._server = None
 
-    def wait_for(self, predicate: Callable[[list[Received]], bool], timeout_s: float = 10) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with self._lock:
-                if predicate(list(self.requests)):
-                    return
-            time.sleep(0.01)  # polling the recorded requests with a deadline
-        raise AssertionError(f"condition not met in {timeout_s}s; {len(self.requests)} requests")
+    def received(self) -> list[Received]:
+        """The requests so far (a copy: handler threads keep appending)."""
+        with self._lock:
+            return list(self.requests)

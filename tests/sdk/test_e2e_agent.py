@@ -5,7 +5,6 @@ Assertions go through the agent's HTTP API only (tokens, models, errors, span tr
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +17,7 @@ from langchain_core.runnables import RunnableLambda
 from tests.conftest import LiveAgent
 from tests.sdk import llm_server as srv
 from tests.sdk.llm_server import LLMServer
+from tests.waiting import wait_until
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -31,14 +31,8 @@ def shipped_fixture(live_agent: LiveAgent) -> Iterator[sdk.SDKHandle]:
     sdk.shutdown()
 
 
-def wait_for_traces(agent: LiveAgent, count: int, **params: Any) -> list[dict[str, Any]]:
-    """Poll the API (with a deadline) until *count* traces match."""
-    deadline = time.monotonic() + 20
-    while True:
-        rows: list[dict[str, Any]] = agent.get("/api/v1/traces", **params).json()["traces"]
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)  # polling the API with a deadline, not a fixed wait
+def traces(agent: LiveAgent, **params: Any) -> list[dict[str, Any]]:
+    return agent.get("/api/v1/traces", **params).json()["traces"]  # type: ignore[no-any-return]
 
 
 def flatten(nodes: list[dict[str, Any]], depth: int = 0) -> list[tuple[int, dict[str, Any]]]:
@@ -64,7 +58,8 @@ def test_llm_calls_land_in_the_agent(live_agent: LiveAgent, llm: LLMServer,
         claude.messages.create(model="claude", max_tokens=8, messages=MESSAGES)
     assert shipped.force_flush()
 
-    rows = wait_for_traces(live_agent, 4, service="rag-api")
+    wait_until(lambda: len(traces(live_agent, service="rag-api")) >= 4, 20, "4 traces")
+    rows = traces(live_agent, service="rag-api")
     assert len(rows) == 4
     by_root = {r["root_name"]: r for r in rows}
     assert by_root["chat gpt-4o"]["input_tokens"] == srv.USAGE_INPUT
@@ -107,7 +102,8 @@ def test_workflow_tree(live_agent: LiveAgent, llm: LLMServer, shipped: sdk.SDKHa
     oai.close()
     assert shipped.force_flush()
 
-    (row,) = wait_for_traces(live_agent, 1, service="rag-api")
+    wait_until(lambda: traces(live_agent, service="rag-api"), 20, "the trace")
+    (row,) = traces(live_agent, service="rag-api")
     tree = live_agent.get(f"/api/v1/traces/{row['trace_id']}").json()
     flat = [(depth, node["name"]) for depth, node in flatten(tree["spans"])]
     assert flat[0] == (0, "invoke_workflow answer")

@@ -16,6 +16,7 @@ from strata.agent.sdk.patching import is_wrapped
 from tests.conftest import free_port
 from tests.sdk.conftest import Traced, start
 from tests.sdk.llm_server import LLMServer
+from tests.waiting import loose
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -27,8 +28,8 @@ def oai_fixture(llm: LLMServer) -> Iterator[openai.OpenAI]:
 
 
 def test_import_is_light() -> None:
-    """`import agent.sdk` imports no duckdb, fastapi, scikit-learn or LLM client."""
-    code = ("import sys, agent.sdk; bad = {'duckdb', 'fastapi', 'sklearn', 'openai', "
+    """`import strata.agent.sdk` imports no duckdb, fastapi, scikit-learn or LLM client."""
+    code = ("import sys, strata.agent.sdk; bad = {'duckdb', 'fastapi', 'sklearn', 'openai', "
             "'anthropic', 'langchain_core'} & set(sys.modules); assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
@@ -56,8 +57,8 @@ def test_agent_down_does_not_slow_calls(llm: LLMServer, oai: openai.OpenAI,
     finally:
         t0 = time.perf_counter()
         sdk.shutdown(timeout_s=1.0)
-        assert time.perf_counter() - t0 < 3.0
-    assert traced < plain + 0.005
+        assert time.perf_counter() - t0 < loose(1.0)
+    assert traced < plain + loose(0.005)
 
 
 def test_instrumentation_failures_never_reach_the_app(llm: LLMServer, oai: openai.OpenAI) -> None:

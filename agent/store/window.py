@@ -1,9 +1,10 @@
 """Window: a read-only, event-time view over the store for detectors.
 
-Every read aggregates in DuckDB with bound parameters only and returns series aligned to the
-window's buckets (``bucket_ns`` wide, aligned to the epoch so that any two windows agree on
-bucket boundaries). Buckets with no data are NaN (counts are 0): missing is absent, never
-zero. Results are cached, so detectors can share one window.
+Every read aggregates in DuckDB (``strata.agent.store``: spans, samples, deployments,
+requests) and returns series aligned to the window's buckets (``bucket_ns`` wide, aligned to
+the epoch so that any two windows agree on bucket boundaries). Buckets with no data are NaN
+(counts are 0): missing is absent, never zero. Results are cached, so detectors can share one
+window.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ from typing import Any
 
 import numpy as np
 from strata.agent.model import Deployment
+from strata.agent.store import samples as sample_store
+from strata.agent.store import spans as span_store
 from strata.agent.store.db import DuckDBStore
+from strata.agent.store.deployments import deployments_between
+from strata.agent.store.requests import requests_around, thin_requests
 
 BUCKET_NS = 60 * 1_000_000_000
 PriceFn = Callable[[str | None, str | None], tuple[float, float] | None]
 """(provider, model) -> (USD per 1M input tokens, USD per 1M output tokens), or None."""
 
 _SEP = "\x1f"
-# SQL filter: not a histogram/summary part (those are read through their derived signals)
-NOT_HISTOGRAM = r"NOT regexp_matches(coalesce(canonical, name), '[._](bucket|count|sum|created)$')"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,48 +137,13 @@ class Window:
     def _read_spans(self) -> list[SpanSeries]:
         if self.n_buckets == 0:
             return []
-        params = {"b": self.bucket_ns, "sep": _SEP, "start": self.start_ns, "end": self.end_ns}
-        # Model spans are grouped per service x operation whatever the model, so a switch to
-        # another model is a change of the series, not the start of a new one.
-        group_key = """service || $sep || layer || $sep || operation || $sep
-                       || CASE WHEN layer = 'model' THEN '' ELSE name END"""
-        cols = self._cursor().execute(
-            f"""
-            SELECT start_ns // $b * $b AS bucket, {group_key} AS gkey,
-                   count(*) AS n,
-                   count(*) FILTER (WHERE status = 'error') AS errors,
-                   quantile_cont(duration_ns, 0.5) FILTER (WHERE status != 'error') / 1e9
-                     AS p50,
-                   quantile_cont(duration_ns, 0.95) FILTER (WHERE status != 'error') / 1e9
-                     AS p95,
-                   coalesce(sum(input_tokens) FILTER (WHERE output_tokens IS NOT NULL), 0)
-                     AS in_tok,
-                   coalesce(sum(output_tokens), 0) AS out_tok,
-                   count(output_tokens) AS n_tok,
-                   sum(cost_usd) AS cost,
-                   count(cost_usd) AS n_cost
-            FROM spans
-            WHERE start_ns >= $start AND start_ns < $end AND operation IS NOT NULL
-            GROUP BY ALL
-            """,  # noqa: S608 - the interpolated text is a fixed expression
-            params,
-        ).fetchnumpy()
+        cols = span_store.span_bucket_stats(self._cursor(), start_ns=self.start_ns,
+                                            end_ns=self.end_ns, bucket_ns=self.bucket_ns, sep=_SEP)
         if len(cols["bucket"]) == 0:
             return []
-        models = self._cursor().execute(
-            f"""
-            SELECT start_ns // $b * $b AS bucket, {group_key} AS gkey,
-                   coalesce(response_model, request_model, '') AS model,
-                   coalesce(provider, '') AS provider,
-                   coalesce(sum(input_tokens), 0) AS in_tok,
-                   coalesce(sum(output_tokens), 0) AS out_tok, count(*) AS n_tok
-            FROM spans
-            WHERE start_ns >= $start AND start_ns < $end AND operation IS NOT NULL
-              AND layer = 'model' AND output_tokens IS NOT NULL
-            GROUP BY ALL
-            """,  # noqa: S608 - the interpolated text is a fixed expression
-            params,
-        ).fetchall()
+        models = span_store.model_bucket_usage(self._cursor(), start_ns=self.start_ns,
+                                               end_ns=self.end_ns, bucket_ns=self.bucket_ns,
+                                               sep=_SEP)
         keys, gid = np.unique(np.asarray(cols["gkey"], dtype=object).astype(str),
                               return_inverse=True)
         idx = self._index(np.asarray(cols["bucket"], dtype=np.int64))
@@ -256,25 +224,9 @@ class Window:
         """Series of *canonicals*, or of every non-histogram metric when None."""
         if self.n_buckets == 0 or canonicals == ():
             return []
-        wanted = "list_contains($names, canonical)" if canonicals is not None else NOT_HISTOGRAM
-        params: dict[str, Any] = {"b": self.bucket_ns, "sep": _SEP, "start": self.start_ns,
-                                  "end": self.end_ns}
-        if canonicals is not None:
-            params["names"] = list(canonicals)
-        rel = self._cursor().execute(
-            f"""
-            SELECT time_ns // $b * $b AS bucket,
-                   coalesce(canonical, name) || $sep || coalesce(host, '') || $sep
-                     || coalesce(device, '') || $sep || coalesce(service, '') || $sep || labels
-                     || $sep || unit || $sep || layer AS skey,
-                   avg(value) AS mean, max(value) AS hi, min(value) AS lo
-            FROM samples
-            WHERE {wanted} AND time_ns >= $start AND time_ns < $end
-            GROUP BY ALL
-            """,  # noqa: S608 - the two filters are fixed text; values are bound
-            params,
-        )
-        cols = rel.fetchnumpy()
+        cols = sample_store.sample_bucket_stats(
+            self._cursor(), start_ns=self.start_ns, end_ns=self.end_ns, bucket_ns=self.bucket_ns,
+            sep=_SEP, canonicals=canonicals)
         if len(cols["bucket"]) == 0:
             return []
         keys, gid = np.unique(np.asarray(cols["skey"], dtype=object).astype(str),
@@ -305,20 +257,9 @@ class Window:
         cached = self._cache.samples.get(key)
         if cached is not None:
             return cached
-        rel = self._cursor().execute(
-            """
-            SELECT time_ns // $b * $b AS bucket,
-                   coalesce(host, '') || $sep || coalesce(device, '') AS skey,
-                   avg(CASE WHEN (CAST(value AS BIGINT) & $mask) != 0 THEN 1.0 ELSE 0.0 END)
-                     AS frac
-            FROM samples
-            WHERE canonical = 'gpu.clock_event_reasons' AND time_ns >= $start AND time_ns < $end
-            GROUP BY ALL
-            """,
-            {"b": self.bucket_ns, "sep": _SEP, "mask": mask, "start": self.start_ns,
-             "end": self.end_ns},
-        )
-        cols = rel.fetchnumpy()
+        cols = sample_store.clock_reason_fractions(
+            self._cursor(), start_ns=self.start_ns, end_ns=self.end_ns, bucket_ns=self.bucket_ns,
+            sep=_SEP, mask=mask)
         series: list[SampleSeries] = []
         if len(cols["bucket"]) and self.n_buckets:
             keys, gid = np.unique(np.asarray(cols["skey"], dtype=object).astype(str),
@@ -339,35 +280,54 @@ class Window:
     def deployments(self, lookback_ns: int = 6 * 3600 * 1_000_000_000) -> list[Deployment]:
         """Deployments from ``lookback_ns`` before the window start to its end, in time order."""
         if self._cache.deployments is None:
-            rows = self._cursor().execute(
-                "SELECT service, time_ns, version, previous_version, model, previous_model, "
-                "source, description FROM deployments WHERE time_ns >= ? AND time_ns < ? "
-                "ORDER BY time_ns, service, source",
-                [self.start_ns - lookback_ns, self.end_ns],
-            ).fetchall()
-            self._cache.deployments = [Deployment(
-                service=r[0], time_unix_nano=int(r[1]), version=r[2], previous_version=r[3],
-                model=r[4], previous_model=r[5], source=r[6], description=r[7],
-            ) for r in rows]
+            self._cache.deployments = deployments_between(
+                self._cursor(), self.start_ns - lookback_ns, self.end_ns)
         return self._cache.deployments
+
+    def requests_around(
+        self, service: str, *, change_ns: int, until_ns: int, old_version: str | None,
+        new_version: str | None, lookback_ns: int, limit: int,
+    ) -> dict[str, np.ndarray]:
+        """Spans of *service* before and after a change, per entity, bounded by *limit* a
+        side (``strata.agent.store.requests``)."""
+        return self._priced_requests(requests_around(
+            self._cursor(), service, change_ns=change_ns, until_ns=min(until_ns, self.end_ns),
+            lookback_ns=lookback_ns, old_version=old_version, new_version=new_version,
+            limit=limit))
+
+    def thin_requests(self, max_per_minute: float) -> dict[str, np.ndarray]:
+        """Every span of the entities used at most *max_per_minute* on average over the
+        window, to be judged request by request (``strata.agent.store.requests``)."""
+        minutes = (self.end_ns - self.start_ns) / 60e9
+        return self._priced_requests(thin_requests(
+            self._cursor(), start_ns=self.start_ns, end_ns=self.end_ns,
+            max_requests=int(max_per_minute * minutes)))
+
+    def _priced_requests(self, cols: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Request columns as arrays (NaN for missing numbers); ``cost_usd`` priced from
+        tokens where a span has none and the window has a price function."""
+        out = {k: np.ma.filled(np.ma.asarray(v, dtype=float), np.nan)
+               if k in ("input_tokens", "output_tokens", "cost_usd") else np.asarray(v)
+               for k, v in cols.items()}
+        if self._price is not None:
+            rates: dict[tuple[Any, Any], tuple[float, float] | None] = {}
+            cost = out["cost_usd"]
+            for i in np.flatnonzero(np.isnan(cost) & ~np.isnan(out["output_tokens"])):
+                key = (out["provider"][i], out["model"][i])
+                if key not in rates:
+                    rates[key] = self._price(key[0] or None, key[1] or None)
+                rate = rates[key]
+                if rate is not None:
+                    tokens_in = out["input_tokens"][i]
+                    cost[i] = ((0.0 if np.isnan(tokens_in) else tokens_in) * rate[0]
+                               + out["output_tokens"][i] * rate[1]) / 1e6
+        return out
 
     def dependencies(self) -> dict[str, frozenset[str]]:
         """Service -> hosts it depends on: GPU hosts of its model spans, servers it calls."""
         if self._cache.dependencies is None:
-            rows = self._cursor().execute(
-                """
-                SELECT DISTINCT service, dep FROM (
-                    SELECT service, host AS dep FROM spans
-                    WHERE layer IN ('model', 'serving') AND start_ns >= $start
-                      AND start_ns < $end
-                    UNION ALL
-                    SELECT service, json_extract_string(attributes, '$."server.address"')
-                    FROM spans WHERE start_ns >= $start AND start_ns < $end
-                      AND layer IN ('model', 'serving', 'data')
-                ) WHERE dep IS NOT NULL ORDER BY ALL
-                """,
-                {"start": self.start_ns, "end": self.end_ns},
-            ).fetchall()
+            rows = span_store.service_dependencies(self._cursor(), start_ns=self.start_ns,
+                                                   end_ns=self.end_ns)
             deps: dict[str, set[str]] = {}
             for service, dep in rows:
                 deps.setdefault(service, set()).add(dep)
@@ -377,11 +337,4 @@ class Window:
 
 def event_time_bounds(store: DuckDBStore) -> tuple[int, int] | None:
     """(earliest, latest) event time stored in spans and samples, or None when empty."""
-    row = store.cursor().execute(
-        "SELECT min(t0), max(t1) FROM ("
-        "SELECT min(start_ns) AS t0, max(start_ns) AS t1 FROM spans "
-        "UNION ALL SELECT min(time_ns), max(time_ns) FROM samples)"
-    ).fetchone()
-    if row is None or row[0] is None:
-        return None
-    return int(row[0]), int(row[1])
+    return span_store.event_time_range(store.cursor())

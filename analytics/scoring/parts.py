@@ -1,4 +1,4 @@
-"""Building blocks of :class:`strata.analytics.scorer.AnomalyScorer`.
+"""Building blocks of :class:`strata.analytics.scoring.scorer.AnomalyScorer`.
 
 A sliding window kept sorted (median, MAD and mean absolute deviation without
 sorting or scanning its thousands of values at every point), a sliding mean
@@ -186,17 +186,15 @@ class RobustWindow:
         return center, scale
 
 
-class MeanMaxWindow:
-    """Mean and maximum of the last ``capacity`` values, O(1) amortized a push.
+class TailWindow:
+    """The last ``capacity`` values, kept sorted, for questions about their upper tail.
 
-    The values sit in a ring (``array('d')``, 8 bytes each) with their running
-    sum. The maximum comes from a monotonic queue: the values that can still
-    become the window's maximum (each one larger than all pushed after it),
-    with their push counts, so the front is the maximum and leaves when its
-    value leaves the window.
+    A ring (arrival order) and a sorted ``array('d')``; a push is a binary
+    search and one memmove, like :class:`RobustWindow` without its running
+    sums.
     """
 
-    __slots__ = ("_capacity", "_pushed", "_ring", "_sum", "_top_at", "_tops")
+    __slots__ = ("_capacity", "_next", "_ring", "sorted")
 
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
@@ -204,45 +202,29 @@ class MeanMaxWindow:
             raise ValueError(msg)
         self._capacity = capacity
         self._ring = array("d")
-        self._sum = 0.0
-        self._tops: deque[float] = deque()
-        self._top_at: deque[int] = deque()  # push count of each value in _tops
-        self._pushed = 0
+        self._next = 0
+        self.sorted = array("d")  # read-only for callers
 
     def __len__(self) -> int:
-        return len(self._ring)
+        return len(self.sorted)
+
+    @property
+    def capacity(self) -> int:
+        """How many values the window keeps."""
+        return self._capacity
 
     def push(self, value: float) -> None:
         """Store *value*, evicting the oldest one when full."""
         ring = self._ring
-        pushed = self._pushed
+        s = self.sorted
         if len(ring) < self._capacity:
             ring.append(value)
         else:
-            slot = pushed % self._capacity
-            self._sum -= ring[slot]
+            slot = self._next
+            del s[bisect_left(s, ring[slot])]
             ring[slot] = value
-            if self._top_at[0] == pushed - self._capacity:
-                self._tops.popleft()
-                self._top_at.popleft()
-        self._sum += value
-        tops = self._tops
-        while tops and tops[-1] <= value:
-            tops.pop()
-            self._top_at.pop()
-        tops.append(value)
-        self._top_at.append(pushed)
-        self._pushed = pushed + 1
-        if self._pushed % self._capacity == 0:
-            self._sum = math.fsum(ring)  # drop accumulated rounding error
-
-    def mean(self) -> float:
-        """Mean of the stored values (non-empty)."""
-        return self._sum / len(self._ring)
-
-    def maximum(self) -> float:
-        """Largest stored value (non-empty)."""
-        return self._tops[0]
+            self._next = slot + 1 if slot + 1 < self._capacity else 0
+        s.insert(bisect_right(s, value), value)
 
 
 class SeasonalProfile:
@@ -305,6 +287,10 @@ class SeasonalProfile:
             self._last_gap_ns = gap_ns
             self._last_weight = 1.0 - self._keep**width
         self._mean[b] += self._last_weight * (value - self._mean[b])
+
+    def shift(self, delta: float) -> None:
+        """Move every learned bin by *delta* (the series changed level)."""
+        self._mean = [m + delta for m in self._mean]
 
 
 class RecentRate:

@@ -19,7 +19,7 @@ from strata.agent.model import Finding, Layer
 from strata.analytics.baseline import _first_run
 
 if TYPE_CHECKING:
-    from strata.agent.analysis.window import SpanSeries, Window
+    from strata.agent.store.window import SpanSeries, Window
 
 DAY_NS = 86_400 * 1_000_000_000
 MIN_RUN = 5

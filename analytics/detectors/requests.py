@@ -4,7 +4,7 @@ Each runs per span group (service x operation x model x span name) on the window
 per-minute statistics. Per-request signals (p95 latency, error rate, tokens and cost per
 request) are what they judge, so a traffic surge that keeps per-request cost flat is not a
 cost regression; throughput is judged only for collapses. Infrastructure, serving and data
-detectors live in ``strata.analytics.detectors_infra`` and ``strata.analytics.detectors_stack``.
+detectors live in ``strata.analytics.detectors.gpu`` and ``strata.analytics.detectors.stack``.
 """
 
 from __future__ import annotations
@@ -18,18 +18,19 @@ from strata.analytics.base import shift_findings
 from strata.analytics.baseline import ShiftRule
 
 if TYPE_CHECKING:
-    from strata.agent.analysis.window import SpanSeries, Window
+    from strata.agent.store.window import SpanSeries, Window
 
 ROOT_OPERATIONS = frozenset({"invoke_workflow", "invoke_agent", "workflow"})
 MIN_REQUESTS_PER_BUCKET = 0.5  # median traffic below this is too thin to judge
+MIN_REQUESTS_FOR_DROPS = 5.0  # P(no request in 3 of 5 minutes) is small only from here
 
 
 def _what(s: SpanSeries) -> str:
     return f"{s.name} on {s.service}"
 
 
-def _busy(s: SpanSeries) -> bool:
-    return float(np.median(s.count)) >= MIN_REQUESTS_PER_BUCKET if len(s.count) else False
+def _busy(s: SpanSeries, per_bucket: float = MIN_REQUESTS_PER_BUCKET) -> bool:
+    return float(np.median(s.count)) >= per_bucket if len(s.count) else False
 
 
 def _rolling_sum(values: np.ndarray, width: int) -> np.ndarray:
@@ -142,7 +143,8 @@ class ThroughputDropDetector:
 
     def detect(self, window: Window) -> Iterable[Finding]:
         for s in window.span_series():
-            if s.operation not in ROOT_OPERATIONS or not _busy(s):
+            # a few requests a minute have minutes without any by chance (Poisson gaps)
+            if s.operation not in ROOT_OPERATIONS or not _busy(s, MIN_REQUESTS_FOR_DROPS):
                 continue
             yield from shift_findings(
                 window, s.count.astype(float), self.rule, kind=self.kind,

@@ -9,6 +9,7 @@ reason set.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,7 +18,7 @@ from strata.analytics.base import shift_findings
 from strata.analytics.baseline import ShiftRule
 
 if TYPE_CHECKING:
-    from strata.agent.analysis.window import SampleSeries, Window
+    from strata.agent.store.window import SampleSeries, Window
 
 THERMAL_REASONS = 0x20 | 0x40  # SW / HW thermal slowdown
 POWER_REASONS = 0x4 | 0x80  # SW power cap / HW power brake
@@ -72,16 +73,52 @@ class GPUThermalDetector:
 
 
 class GPUPowerThrottleDetector:
-    """GPU clocks held down by the power cap (SW power cap or HW power brake)."""
+    """GPU clocks held down by the power cap (SW power cap or HW power brake), when it hurts.
+
+    Datacenter GPUs hit their SW power cap at peak load all the time; capping alone is an
+    ``info`` finding (never an incident). It is a warning when it costs clock speed: the SM
+    clock while capped is ``CLOCK_DROP`` or more below the same GPU's clock when it was not
+    capped at similar utilisation (within ``SIMILAR_UTIL`` points; any uncapped time when
+    there is none). Without clock data it is a warning only when the GPU never capped before
+    at this utilisation (capping that is new against its own history).
+    """
 
     kind = "gpu_power_throttle"
+    CLOCK_DROP = 0.10
+    SIMILAR_UTIL = 15.0
 
     def detect(self, window: Window) -> Iterable[Finding]:
         throttled = [*window.clock_reason_series(POWER_REASONS),
                      *window.sample_series(["gpu.throttle.power", "gpu.throttle.sw_power_cap",
                                             "gpu.throttle.hw_power_brake"])]
-        yield from _flag_findings(window, throttled, kind=self.kind,
-                                  signal="gpu.throttle.power")
+        flags = {_gpu_key(s): s.mean for s in reversed(throttled)}
+        clocks = {_gpu_key(s): s.mean for s in window.sample_series(["gpu.clock.sm"])}
+        utils = {_gpu_key(s): s.mean for s in window.sample_series(["gpu.utilization"])}
+        for f in _flag_findings(window, throttled, kind=self.kind, signal="gpu.throttle.power"):
+            start = (f.started_at_ns - window.start_ns) // window.bucket_ns
+            detect = (f.detected_at_ns - window.start_ns) // window.bucket_ns
+            if not self._hurts(flags[f.key], clocks.get(f.key), utils.get(f.key), start, detect):
+                f = replace(f, severity="info", summary=f.summary + " (routine power capping: "
+                            "clocks held, or capped at this load before)")
+            yield f
+
+    def _hurts(self, capped: np.ndarray, clock: np.ndarray | None, util: np.ndarray | None,
+               start: int, detect: int) -> bool:
+        before = np.arange(start)
+        similar = np.ones(start, dtype=bool)
+        if util is not None and np.any(~np.isnan(util[start:detect + 1])):
+            level = float(np.nanmedian(util[start:detect + 1]))
+            with np.errstate(invalid="ignore"):
+                similar = np.abs(util[:start] - level) <= self.SIMILAR_UTIL
+        free = before[(capped[:start] < 0.5) & similar]
+        if clock is not None and np.any(~np.isnan(clock[start:detect + 1])):
+            if not np.any(~np.isnan(clock[free])):
+                free = before[capped[:start] < 0.5]
+            if not np.any(~np.isnan(clock[free])):
+                return False
+            now = float(np.nanmedian(clock[start:detect + 1]))
+            return now < (1 - self.CLOCK_DROP) * float(np.nanmedian(clock[free]))
+        return not np.any(capped[:start][similar] >= 0.5)
 
 
 class GPUFaultDetector:

@@ -1,0 +1,421 @@
+"""Reads and analysis writes of the ``spans`` table (ingest writes are ``DuckDBStore.write_batch``).
+
+Named functions taking a cursor; every value from a caller is a bound parameter. Series reads
+return raw aggregates (columns or rows): the callers (``analysis.window``, the API, the
+``/metrics`` collector) shape them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Final
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+from strata.agent.model import Layer, SpanRecord
+
+__all__ = [
+    "TRACE_SPAN_COLUMNS",
+    "busiest_services",
+    "duration_quantiles",
+    "event_time_range",
+    "gpu_received_range",
+    "gpu_tied_spans",
+    "list_traces",
+    "model_bucket_usage",
+    "service_dependencies",
+    "service_span_series",
+    "service_targets",
+    "span_bucket_stats",
+    "span_record",
+    "span_resources",
+    "trace_spans",
+    "update_span_costs",
+    "usage_received_after",
+]
+
+TRACE_SPAN_COLUMNS: Final = (
+    "trace_id", "span_id", "parent_span_id", "name", "kind", "start_ns", "end_ns", "duration_ns",
+    "status", "service", "service_version", "layer", "operation", "provider", "request_model",
+    "response_model", "input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens",
+    "error_type", "host", "team", "cost_usd", "cost_source", "energy_wh", "energy_source",
+    "co2e_g", "attributes",
+)  # fmt: skip
+# What looks GPU-tied in SQL; callers confirm with ``analytics.attribution.gpu_keys_of``.
+_MENTIONS_GPU: Final = "(attributes LIKE '%\"gpu.%' OR resource LIKE '%\"gpu.%')"
+_GPU_SPAN_COLUMNS: Final = (
+    "trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status, service, layer, "
+    "request_model, response_model, provider, input_tokens, output_tokens, cache_read_tokens, "
+    "host, attributes, resource"
+)
+_COST_UPDATE_SCHEMA: Final = pa.schema([
+    ("trace_id", pa.string()), ("span_id", pa.string()), ("cost_usd", pa.float64()),
+    ("cost_source", pa.string()), ("energy_wh", pa.float64()), ("energy_source", pa.string()),
+    ("co2e_g", pa.float64()),
+])
+# Window groups: model spans by service x operation whatever the model (a switch to another
+# model is a change of the series, not a new one), other layers also by span name.
+_GROUP_KEY: Final = """service || $sep || layer || $sep || operation || $sep
+                       || CASE WHEN layer = 'model' THEN '' ELSE name END"""
+_TARGET_KEYS: Final = (
+    "gpu.uuid", "gpu.id", "server.address", "db.system.name", "db.collection.name",
+    "db.namespace", "db.shard", "db.vector.shard",
+)  # fmt: skip
+
+
+def _dicts(result: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [d[0] for d in result.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+
+
+def span_record(row: dict[str, Any]) -> SpanRecord:
+    """A stored span row (attributes/resource as JSON text or dicts) as a SpanRecord."""
+    attributes = row.get("attributes") or {}
+    resource = row.get("resource") or {}
+    return SpanRecord(
+        trace_id=row["trace_id"],
+        span_id=row["span_id"],
+        parent_span_id=row.get("parent_span_id"),
+        name=row.get("name", ""),
+        kind=row.get("kind", "internal"),
+        start_unix_nano=int(row["start_ns"]),
+        end_unix_nano=int(row["end_ns"]),
+        status=row.get("status", "unset"),
+        service=row.get("service", ""),
+        layer=Layer(row.get("layer", "orchestration")),
+        provider=row.get("provider"),
+        request_model=row.get("request_model"),
+        response_model=row.get("response_model"),
+        input_tokens=row.get("input_tokens"),
+        output_tokens=row.get("output_tokens"),
+        cache_read_tokens=row.get("cache_read_tokens"),
+        host=row.get("host"),
+        attributes=json.loads(attributes) if isinstance(attributes, str) else attributes,
+        resource=json.loads(resource) if isinstance(resource, str) else resource,
+    )
+
+
+# -- traces (API) -----------------------------------------------------------------------------
+
+
+def list_traces(
+    cur: duckdb.DuckDBPyConnection,
+    *,
+    service: str | None = None,
+    model: str | None = None,
+    status: str | None = None,
+    min_duration_ns: int | None = None,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Trace summaries, newest first, for traces with a span matching every filter."""
+    return _dicts(cur.execute(
+        """
+        WITH matched AS (
+            SELECT DISTINCT trace_id FROM spans
+            WHERE (CAST(? AS VARCHAR) IS NULL OR service = ?)
+              AND (CAST(? AS VARCHAR) IS NULL OR request_model = ? OR response_model = ?)
+              AND (CAST(? AS VARCHAR) IS NULL OR status = ?)
+              AND (CAST(? AS BIGINT) IS NULL OR start_ns >= ?)
+              AND (CAST(? AS BIGINT) IS NULL OR start_ns < ?)
+        )
+        SELECT trace_id, min(start_ns) AS start_ns, max(end_ns) - min(start_ns) AS duration_ns,
+               count(*) AS spans, arg_min(name, start_ns) AS root_name,
+               arg_min(service, start_ns) AS service, bool_or(status = 'error') AS has_error,
+               sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+               sum(cost_usd) AS cost_usd, sum(energy_wh) AS energy_wh
+        FROM spans WHERE trace_id IN (SELECT trace_id FROM matched)
+        GROUP BY trace_id
+        HAVING (CAST(? AS BIGINT) IS NULL OR max(end_ns) - min(start_ns) >= ?)
+        ORDER BY start_ns DESC
+        LIMIT ?
+        """,
+        [service, service, model, model, model, status, status, since_ns, since_ns, until_ns,
+         until_ns, min_duration_ns, min_duration_ns, limit],
+    ))
+
+
+def trace_spans(cur: duckdb.DuckDBPyConnection, trace_id: str) -> list[dict[str, Any]]:
+    """Every span of one trace, in start order, attributes decoded."""
+    rows = cur.execute(
+        f"SELECT {', '.join(TRACE_SPAN_COLUMNS)} FROM spans "  # noqa: S608 - fixed column list
+        "WHERE trace_id = ? ORDER BY start_ns, span_id",
+        [trace_id],
+    ).fetchall()
+    spans = []
+    for row in rows:
+        span = dict(zip(TRACE_SPAN_COLUMNS, row, strict=True))
+        span["attributes"] = json.loads(span["attributes"])
+        spans.append(span)
+    return spans
+
+
+def span_resources(cur: duckdb.DuckDBPyConnection, trace_id: str) -> dict[str, str]:
+    """span_id -> resource (JSON text) of every span of one trace."""
+    rows = cur.execute("SELECT span_id, resource FROM spans WHERE trace_id = ?", [trace_id])
+    return dict(rows.fetchall())
+
+
+# -- per-service timeline (API) ---------------------------------------------------------------
+
+
+def service_span_series(
+    cur: duckdb.DuckDBPyConnection, service: str, *, since_ns: int, until_ns: int, step_ns: int
+) -> list[dict[str, Any]]:
+    """Per time step, the service's request, latency, error, token and cost signals from spans.
+
+    Requests are entry spans (no parent, or kind ``server``); model and data latencies come
+    from the service's model-layer and data-layer spans.
+    """
+    entry = "(parent_span_id IS NULL OR kind = 'server')"
+    return _dicts(cur.execute(
+        f"""
+        SELECT start_ns - start_ns % $step AS t,
+          count(*) FILTER (WHERE {entry}) AS requests,
+          quantile_cont(duration_ns, 0.5) FILTER (WHERE {entry}) / 1e9 AS latency_p50,
+          quantile_cont(duration_ns, 0.95) FILTER (WHERE {entry}) / 1e9 AS latency_p95,
+          avg(CASE WHEN status = 'error' THEN 1.0 ELSE 0.0 END) FILTER (WHERE {entry})
+            AS error_ratio,
+          quantile_cont(duration_ns, 0.95) FILTER (WHERE layer = 'model') / 1e9
+            AS model_latency_p95,
+          quantile_cont(duration_ns, 0.95) FILTER (WHERE layer = 'data') / 1e9
+            AS retrieval_latency_p95,
+          sum(input_tokens) FILTER (WHERE layer = 'model') AS input_tokens,
+          sum(output_tokens) FILTER (WHERE layer = 'model') AS output_tokens,
+          sum(cost_usd) AS usd, sum(energy_wh) AS energy_wh
+        FROM spans WHERE service = $service AND start_ns >= $since AND start_ns < $until
+        GROUP BY 1 ORDER BY 1
+        """,  # noqa: S608 - module constants only
+        {"step": step_ns, "service": service, "since": since_ns, "until": until_ns},
+    ))
+
+
+def service_targets(
+    cur: duckdb.DuckDBPyConnection, service: str, *, since_ns: int, until_ns: int
+) -> list[SpanRecord]:
+    """One representative span per distinct (host, GPU, server, model, collection, shard)
+    the service's spans ran against in the range (only the keys correlation reads)."""
+    extracts = ", ".join(
+        f"json_extract(attributes, '$.\"{k}\"') AS a{i}, "
+        f"json_extract(resource, '$.\"{k}\"') AS r{i}"
+        for i, k in enumerate(_TARGET_KEYS)
+    )
+    rows = cur.execute(
+        f"SELECT DISTINCT host, layer, request_model, response_model, {extracts} FROM spans "  # noqa: S608
+        "WHERE service = ? AND start_ns >= ? AND start_ns < ? "
+        "AND (request_model IS NOT NULL OR response_model IS NOT NULL OR layer IN ('data', "
+        "'serving') OR attributes LIKE '%\"gpu.%' OR resource LIKE '%\"gpu.%' "
+        "OR attributes LIKE '%\"db.%')",
+        [service, since_ns, until_ns],
+    ).fetchall()
+    out = []
+    for i, (host, layer, request_model, response_model, *values) in enumerate(rows):
+        attributes = {k: json.loads(v) for k, v in zip(_TARGET_KEYS, values[0::2], strict=True)
+                      if v is not None}
+        resource = {k: json.loads(v) for k, v in zip(_TARGET_KEYS, values[1::2], strict=True)
+                    if v is not None}
+        out.append(span_record({
+            "trace_id": "", "span_id": str(i), "start_ns": since_ns, "end_ns": until_ns,
+            "service": service, "layer": layer, "host": host, "request_model": request_model,
+            "response_model": response_model, "attributes": attributes, "resource": resource,
+        }))  # fmt: skip
+    return out
+
+
+# -- detector window (analysis.window) --------------------------------------------------------
+
+
+def span_bucket_stats(
+    cur: duckdb.DuckDBPyConnection, *, start_ns: int, end_ns: int, bucket_ns: int, sep: str
+) -> dict[str, np.ndarray]:
+    """Per (bucket, group) request statistics of the spans with an operation, as columns.
+
+    Columns: ``bucket``, ``gkey`` (service, layer, operation, name joined by *sep*; name
+    empty for the model layer), ``n``, ``errors``, ``p50``/``p95`` (seconds, successful
+    requests), ``in_tok``/``out_tok``/``n_tok`` (spans reporting output tokens), ``cost`` and
+    ``n_cost`` (stored costs).
+    """
+    return cur.execute(
+        f"""
+        SELECT start_ns // $b * $b AS bucket, {_GROUP_KEY} AS gkey,
+               count(*) AS n,
+               count(*) FILTER (WHERE status = 'error') AS errors,
+               quantile_cont(duration_ns, 0.5) FILTER (WHERE status != 'error') / 1e9
+                 AS p50,
+               quantile_cont(duration_ns, 0.95) FILTER (WHERE status != 'error') / 1e9
+                 AS p95,
+               coalesce(sum(input_tokens) FILTER (WHERE output_tokens IS NOT NULL), 0)
+                 AS in_tok,
+               coalesce(sum(output_tokens), 0) AS out_tok,
+               count(output_tokens) AS n_tok,
+               sum(cost_usd) AS cost,
+               count(cost_usd) AS n_cost
+        FROM spans
+        WHERE start_ns >= $start AND start_ns < $end AND operation IS NOT NULL
+        GROUP BY ALL
+        """,  # noqa: S608 - the interpolated text is a fixed expression
+        {"b": bucket_ns, "sep": sep, "start": start_ns, "end": end_ns},
+    ).fetchnumpy()
+
+
+def model_bucket_usage(
+    cur: duckdb.DuckDBPyConnection, *, start_ns: int, end_ns: int, bucket_ns: int, sep: str
+) -> list[tuple[Any, ...]]:
+    """Per (bucket, group, model, provider), token sums of model spans reporting output tokens.
+
+    Rows ``(bucket, gkey, model, provider, input_tokens, output_tokens, spans)``; *gkey* as
+    in ``span_bucket_stats``, model and provider ``''`` when absent. Unordered.
+    """
+    return cur.execute(
+        f"""
+        SELECT start_ns // $b * $b AS bucket, {_GROUP_KEY} AS gkey,
+               coalesce(response_model, request_model, '') AS model,
+               coalesce(provider, '') AS provider,
+               coalesce(sum(input_tokens), 0) AS in_tok,
+               coalesce(sum(output_tokens), 0) AS out_tok, count(*) AS n_tok
+        FROM spans
+        WHERE start_ns >= $start AND start_ns < $end AND operation IS NOT NULL
+          AND layer = 'model' AND output_tokens IS NOT NULL
+        GROUP BY ALL
+        """,  # noqa: S608 - the interpolated text is a fixed expression
+        {"b": bucket_ns, "sep": sep, "start": start_ns, "end": end_ns},
+    ).fetchall()
+
+
+def service_dependencies(
+    cur: duckdb.DuckDBPyConnection, *, start_ns: int, end_ns: int
+) -> list[tuple[str, str]]:
+    """Distinct (service, dependency), sorted: the hosts of its model and serving spans and
+    the ``server.address`` its model, serving and data spans called."""
+    return cur.execute(
+        """
+        SELECT DISTINCT service, dep FROM (
+            SELECT service, host AS dep FROM spans
+            WHERE layer IN ('model', 'serving') AND start_ns >= $start
+              AND start_ns < $end
+            UNION ALL
+            SELECT service, json_extract_string(attributes, '$."server.address"')
+            FROM spans WHERE start_ns >= $start AND start_ns < $end
+              AND layer IN ('model', 'serving', 'data')
+        ) WHERE dep IS NOT NULL ORDER BY ALL
+        """,
+        {"start": start_ns, "end": end_ns},
+    ).fetchall()
+
+
+def event_time_range(cur: duckdb.DuckDBPyConnection) -> tuple[int, int] | None:
+    """(earliest, latest) event time stored in spans and samples, or None when empty."""
+    row = cur.execute(
+        "SELECT min(t0), max(t1) FROM ("
+        "SELECT min(start_ns) AS t0, max(start_ns) AS t1 FROM spans "
+        "UNION ALL SELECT min(time_ns), max(time_ns) FROM samples)"
+    ).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return int(row[0]), int(row[1])
+
+
+# -- GPU pass (finops.gpu) --------------------------------------------------------------------
+
+
+def gpu_tied_spans(
+    cur: duckdb.DuckDBPyConnection, lo_ns: int, hi_ns: int, *, max_span_ns: int
+) -> list[SpanRecord]:
+    """Spans mentioning a GPU key that overlap ``[lo_ns, hi_ns)``; spans longer than
+    *max_span_ns* that started before the range are not looked for."""
+    result = cur.execute(
+        f"SELECT {_GPU_SPAN_COLUMNS} FROM spans "  # noqa: S608 - constant column list
+        f"WHERE start_ns >= ? AND start_ns < ? AND end_ns > ? AND {_MENTIONS_GPU}",
+        [lo_ns - max_span_ns, hi_ns, lo_ns],
+    )
+    return [span_record(row) for row in _dicts(result)]
+
+
+def gpu_received_range(
+    cur: duckdb.DuckDBPyConnection, *, received_since_ns: int, energy_signal: str
+) -> tuple[int, int] | None:
+    """(min, max) event time of GPU-mentioning spans and *energy_signal* samples received at
+    or after *received_since_ns*, or None when none arrived."""
+    row = cur.execute(
+        "SELECT min(lo), max(hi) FROM ("  # noqa: S608 - module constant only
+        "  SELECT min(start_ns) AS lo, max(start_ns) AS hi FROM spans WHERE received_ns >= ? "
+        f"    AND {_MENTIONS_GPU}"
+        "  UNION ALL"
+        "  SELECT min(time_ns), max(time_ns) FROM samples WHERE received_ns >= ? AND canonical = ?"
+        ")",
+        [received_since_ns, received_since_ns, energy_signal],
+    ).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return int(row[0]), int(row[1])
+
+
+def update_span_costs(
+    cur: duckdb.DuckDBPyConnection, rows: Sequence[tuple[Any, ...]], *, since_ns: int,
+    until_ns: int,
+) -> None:
+    """Set the cost columns of spans starting in ``[since_ns, until_ns)`` (inside the caller's
+    transaction). *rows*: ``(trace_id, span_id, cost_usd, cost_source, energy_wh,
+    energy_source, co2e_g)``."""
+    if not rows:
+        return
+    columns = zip(_COST_UPDATE_SCHEMA.names, zip(*rows, strict=True), strict=True)
+    table = pa.Table.from_pydict({n: list(c) for n, c in columns}, schema=_COST_UPDATE_SCHEMA)
+    cur.register("_gpu_costs", table)
+    cur.execute(
+        "UPDATE spans SET cost_usd = u.cost_usd, cost_source = u.cost_source, "
+        "energy_wh = u.energy_wh, energy_source = u.energy_source, co2e_g = u.co2e_g "
+        "FROM _gpu_costs u WHERE spans.trace_id = u.trace_id "
+        "AND spans.span_id = u.span_id AND spans.start_ns >= ? AND spans.start_ns < ?",
+        [since_ns, until_ns],
+    )
+    cur.unregister("_gpu_costs")
+
+
+# -- /metrics (exporters.prometheus) ----------------------------------------------------------
+
+
+def busiest_services(
+    cur: duckdb.DuckDBPyConnection, *, received_since_ns: int, limit: int
+) -> list[str]:
+    """Services by spans received since *received_since_ns*, most first (ties by name)."""
+    rows = cur.execute(
+        "SELECT service, count(*) FROM spans WHERE received_ns >= ? GROUP BY service "
+        "ORDER BY 2 DESC, 1 LIMIT ?",
+        [received_since_ns, limit],
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def duration_quantiles(
+    cur: duckdb.DuckDBPyConnection, *, received_since_ns: int, services: Sequence[str],
+    other: str, quantiles: Sequence[float],
+) -> list[tuple[str, list[float]]]:
+    """Per service in *services* (the rest together as *other*), the *quantiles* of the
+    duration (ns) of spans received since *received_since_ns*; sorted by service."""
+    return cur.execute(
+        "SELECT CASE WHEN list_contains(?, service) THEN service ELSE ? END AS svc, "
+        "quantile_cont(duration_ns, ?) FROM spans WHERE received_ns >= ? GROUP BY svc "
+        "ORDER BY svc",
+        [list(services), other, list(quantiles), received_since_ns],
+    ).fetchall()
+
+
+def usage_received_after(
+    cur: duckdb.DuckDBPyConnection, received_after_ns: int
+) -> list[tuple[Any, ...]]:
+    """Per (service, model) of spans received after *received_after_ns*, most spans first:
+    ``(service, model or '', spans, errors, input_tokens, output_tokens, cost_usd,
+    energy_wh, co2e_g, duration_s, newest received_ns)``; sums over nothing are 0."""
+    return cur.execute(
+        "SELECT service, coalesce(response_model, request_model, ''), count(*), "
+        "count(*) FILTER (WHERE status = 'error'), coalesce(sum(input_tokens), 0), "
+        "coalesce(sum(output_tokens), 0), coalesce(sum(cost_usd), 0), "
+        "coalesce(sum(energy_wh), 0), coalesce(sum(co2e_g), 0), sum(duration_ns) / 1e9, "
+        "max(received_ns) "
+        "FROM spans WHERE received_ns > ? GROUP BY ALL ORDER BY 3 DESC",
+        [received_after_ns],
+    ).fetchall()
