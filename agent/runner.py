@@ -11,30 +11,30 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from strata.agent.analysis.analyzer import AnalysisReport, Analyzer
 from strata.agent.analysis.layer_reads import correlate_trace
 from strata.agent.analysis.series_scoring import SeriesScoring
-from strata.agent.api.otlp import ReceiverStats
 from strata.agent.config import Settings
 from strata.agent.finops.budgets import budget_alerts, check_budgets
 from strata.agent.finops.gpu import apply_gpu_attribution, pending_gpu_window
 from strata.agent.finops.report import ROLLUP_SLACK_NS, refresh_cost_rollup
 from strata.agent.ingest.normalize import IngestPolicy
 from strata.agent.ingest.otlp_codec import DecodeResult
+from strata.agent.ingest.stats import ReceiverStats
 from strata.agent.ingest.writer import BatchWriter
 from strata.agent.model import Incident, Sample, SpanRecord
 from strata.agent.store.db import CostColumns, DuckDBStore
 from strata.agent.store.incidents import get_incident, insert_incident
 from strata.agent.store.memory import container_limit_bytes, duckdb_limit_bytes
+from strata.agent.units import DAY_NS
 from strata.analytics.attribution import gpu_keys_of, span_cost
 from strata.analytics.pricing import PriceTable
 from strata.collectors.build import build_collectors
 from strata.collectors.scheduler import CollectorScheduler, PollReport
-from strata.exporters.otlp_forward import OTLPForwarder
-from strata.exporters.webhook import WebhookExporter
+from strata.exporters.base import Records
+from strata.exporters.build import build_exporters
 
 logger = logging.getLogger(__name__)
 
@@ -59,18 +59,7 @@ class Agent:
         self.policy = IngestPolicy(salt=self.store.salt, capture_content=settings.capture_content)
         self.writer = BatchWriter(self.store, max_queue_items=settings.max_queue_spans,
                                   price=self.price_at_ingest, clock=clock)
-        self.forwarder: OTLPForwarder | None = None
-        if settings.forward_endpoint:
-            queue_dir = settings.forward_queue_dir or str(
-                Path(settings.db).parent / "forward-queue")
-            self.forwarder = OTLPForwarder(
-                settings.forward_endpoint, queue_dir,
-                max_queue_bytes=settings.forward_max_queue_bytes, price=self.price_at_ingest,
-                initial_backoff_s=settings.forward_initial_backoff_s,
-                max_backoff_s=settings.forward_max_backoff_s, start=False,
-            )
-        self.webhooks = tuple(WebhookExporter(w.url, format=w.format, start=False)
-                              for w in settings.webhooks)
+        self.exporters = build_exporters(settings, price=self.price_at_ingest)
         self.analyzer = Analyzer(self.store, price=self._token_rates, scoring=SeriesScoring(
             threshold=settings.anomaly_threshold, max_series=settings.anomaly_max_series))
         self._finops_received_ns = 0
@@ -111,10 +100,8 @@ class Agent:
             return
         self._started = True
         self.writer.start()
-        if self.forwarder is not None:
-            self.forwarder.start()
-        for hook in self.webhooks:
-            hook.start()
+        for exporter in self.exporters.all:
+            exporter.start()
         self.scheduler.start()
         self._spawn(self._analysis_loop, "strata-analysis")
 
@@ -128,10 +115,8 @@ class Agent:
         for thread in reversed(self._threads):
             thread.join(timeout=10)
         self.writer.close()
-        if self.forwarder is not None:
-            self.forwarder.shutdown()
-        for hook in self.webhooks:
-            hook.shutdown()
+        for exporter in self.exporters.all:
+            exporter.shutdown()
         self.store.close()
 
     def __enter__(self) -> Agent:
@@ -160,7 +145,7 @@ class Agent:
                     self.store.checkpoint()  # idle: keep the WAL short for fast restarts
                 if time.monotonic() >= next_retention:
                     next_retention = time.monotonic() + 3600
-                    cutoff = self.clock() - int(self.settings.retention_days * 86400e9)
+                    cutoff = self.clock() - int(self.settings.retention_days * DAY_NS)
                     self.store.purge_older_than(cutoff)
             except Exception:
                 logger.exception("background analysis failed")
@@ -192,9 +177,9 @@ class Agent:
         self._finops_received_ns = started - ROLLUP_SLACK_NS
         report = self.analyzer.analyze(now_ns, full=full)
         changed = [*report.new, *report.updated, *report.resolved, *self._budget_alerts()]
-        for hook in self.webhooks:
-            if changed:
-                hook.export(changed)
+        if changed:
+            for exporter in self.exporters.incidents:
+                exporter.export(changed)
         return report
 
     def _budget_alerts(self) -> list[Incident]:
@@ -217,8 +202,9 @@ class Agent:
         self, result: DecodeResult, costs: Sequence[CostColumns] | None = None
     ) -> None:
         """Called by the receiver after a request's records are committed (with their costs)."""
-        if self.forwarder is not None:
-            self.forwarder.enqueue(result, costs)
+        committed = [Records(result.spans, result.samples, costs)]
+        for exporter in self.exporters.records:
+            exporter.export(committed)
 
     def correlate(self, spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Attach the layer samples overlapping each span (same host, GPU, shard)."""
@@ -232,5 +218,5 @@ class Agent:
         """Collectors' sink: samples go through the same writer as OTLP metrics."""
         if samples:
             self.writer.write(samples=samples)
-            if self.forwarder is not None:
-                self.forwarder.enqueue(DecodeResult(samples=list(samples)))
+            for exporter in self.exporters.records:
+                exporter.export([Records(samples=samples)])

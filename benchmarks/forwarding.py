@@ -42,10 +42,6 @@ from benchmarks.ingest import (  # noqa: E402
     wait_ready,
 )
 
-# The lead's `strata agent` once runner.py wires the forwarder; the test shim until then
-# (it delegates to `strata.agent.cli.app agent` when the wiring is present).
-EDGE_MODULE = "tests.exporters.wired_agent"
-
 
 def start_agent(workdir: Path, *, module: str, config: Path | None = None,
                 cli: bool = False) -> tuple[subprocess.Popen[bytes], str, str]:
@@ -75,7 +71,8 @@ def edge_run(bodies: list[bytes], args: argparse.Namespace, workdir: Path, *,
         text += f'[forward]\nendpoint = "{upstream_otlp}"\nqueue_dir = "{workdir / "queue"}"\n'
     config.write_text(text)
     before = span_count(upstream_api) if upstream_api else 0
-    proc, otlp, _api = start_agent(workdir, module=EDGE_MODULE, config=config)
+    proc, otlp, _api = start_agent(workdir, module="strata.agent.cli", config=config,
+                                   cli=True)
     try:
         result = run_load(f"{otlp}/v1/traces", bodies, args.seconds, args.connections)
         result["rss_mib"], result["peak_rss_mib"] = rss_mib(proc.pid)

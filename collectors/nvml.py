@@ -31,6 +31,7 @@ import pynvml
 from strata.agent.errors import CollectorUnavailable
 from strata.agent.ingest.metric_names import classify_metric
 from strata.agent.model import Layer, Sample
+from strata.agent.units import NS_PER_S
 
 __all__ = ["THROTTLE_REASONS", "NVMLCollector"]
 
@@ -237,7 +238,7 @@ class NVMLCollector:
     def _schedule_reinit(self, now_ns: int) -> None:
         if self._next_reinit_ns is None or now_ns >= self._next_reinit_ns:
             delay = self._backoff
-            self._next_reinit_ns = now_ns + int(delay * 1e9)
+            self._next_reinit_ns = now_ns + int(delay * NS_PER_S)
             self._backoff = min(self._backoff * 2, self._backoff_max)
 
     def _shutdown_nvml(self) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from strata.agent.errors import ConfigError
 from strata.agent.ingest.metric_names import DERIVED
 from strata.agent.model import Layer, Sample
+from strata.agent.units import NS_PER_S
 
 __all__ = [
     "PROFILES",
@@ -584,7 +585,7 @@ def derive(
         now_ns: the scrape time; rates divide by the time since the previous scrape.
         template: a sample whose host, device (fallback) and service the derived ones copy.
     """
-    dt_s = None if state.previous_ns is None else (now_ns - state.previous_ns) / 1e9
+    dt_s = None if state.previous_ns is None else (now_ns - state.previous_ns) / NS_PER_S
     ctx = _Context(profile, by_name, state, now_ns, dt_s, template)
     for q in profile.quantiles:
         _quantiles(ctx, q)

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 from strata.agent.errors import CollectError, CollectorUnavailable
 from strata.agent.model import Layer, Sample
+from strata.agent.units import MINUTE_NS, NS_PER_S
 
 if TYPE_CHECKING:  # typing only: the scheduler needs no collector code at run time
     from strata.collectors.base import Collector
@@ -50,8 +51,7 @@ logger = logging.getLogger(__name__)
 SINK_BACKLOG = 64  # poll batches waiting for the sink once the ticker runs
 
 DEFAULT_INTERVAL_S = 15.0
-_LOG_EVERY_NS = 60_000_000_000
-_NS = 1_000_000_000
+_LOG_EVERY_NS = MINUTE_NS
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +139,10 @@ class CollectorScheduler:
                 msg = f"interval for {c.name} must be > 0 s, got {interval_s}"
                 raise ValueError(msg)
             timeout = min(timeouts.get(c.name, timeout_s), interval_s)
-            self._states.append(_State(c, int(interval_s * _NS), timeout))
+            self._states.append(_State(c, int(interval_s * NS_PER_S), timeout))
         self._sink = sink
         self._jitter = jitter
-        self._max_backoff_ns = int(max_backoff_s * _NS)
+        self._max_backoff_ns = int(max_backoff_s * NS_PER_S)
         self._clock = clock
         self._rng = random.Random(seed)  # noqa: S311 - scheduling jitter, not security
         self._host = host
@@ -314,7 +314,7 @@ class CollectorScheduler:
                 state.collector.name,
                 state.failures,
                 reason,
-                delay / _NS,
+                delay / NS_PER_S,
             )
         return CollectorResult(state.collector.name, False, 0, duration, reason)
 
@@ -391,7 +391,7 @@ class CollectorScheduler:
             now = self._clock()
             self.launch_due(now)
             nxt = self.next_due_ns()
-            wait_s = 1.0 if nxt is None else min(max((nxt - self._clock()) / _NS, 0.0), 1.0)
+            wait_s = 1.0 if nxt is None else min(max((nxt - self._clock()) / NS_PER_S, 0.0), 1.0)
             self._wake.wait(wait_s)
             self._wake.clear()
 

@@ -28,6 +28,7 @@ from prometheus_client.samples import Timestamp
 from strata.agent.errors import CollectError
 from strata.agent.ingest.metric_names import MetricInfo, classify_metric
 from strata.agent.model import Sample
+from strata.agent.units import NS_PER_MS, NS_PER_S
 from strata.collectors.profiles import (
     DeriveState,
     Profile,
@@ -315,10 +316,10 @@ def _read_capped(
 def _timestamp_ns(ts: object) -> int:
     """Exposition timestamp (text parser: float seconds; OpenMetrics: Timestamp) to ns."""
     if isinstance(ts, Timestamp):
-        return ts.sec * 1_000_000_000 + ts.nsec
+        return ts.sec * NS_PER_S + ts.nsec
     # The text format carries integer milliseconds; the parser hands them over as float
     # seconds, so round back to the millisecond instead of keeping float noise.
-    return round(float(ts) * 1000) * 1_000_000  # type: ignore[arg-type]
+    return round(float(ts) * 1000) * NS_PER_MS  # type: ignore[arg-type]
 
 
 class _Inflater:

@@ -6,6 +6,10 @@
 - ``strata.exporters.webhook.WebhookExporter``: incidents as JSON or Slack messages.
 - ``strata.exporters.prometheus.StrataCollector``: the collector behind ``GET /metrics``.
 
+``strata.exporters.build`` makes the exporters a configuration asks for (the runner drives
+them through ``base.Exporter`` only); ``strata.exporters.delivery`` holds the backoff,
+``Retry-After``, bounded POST and worker thread that the forwarder and the webhooks share.
+
 Importing this package starts nothing and imports no HTTP client.
 """
 

@@ -16,17 +16,25 @@ reduced to ``.count`` / ``.sum`` / ``.p50`` / ``.p95`` points), grouped by servi
 The bytes are written field by field in the protobuf wire format rather than built from
 the generated message classes: constructing and copying upb messages costs about as much as
 decoding the request did (~40 µs a span), and this runs on the ingest path. Tests parse the
-output with the generated classes and compare it with the records.
+output with the generated classes and compare it with the records. The wire primitives and
+the span kind and status tables are shared with the SDK's encoder (``strata.agent.protowire``).
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from strata.agent import __version__
 from strata.agent.model import AttributeValue, Sample, SpanRecord
+from strata.agent.protowire import (
+    SPAN_KIND_CODES,
+    STATUS_CODES,
+    field,
+    pack_double,
+    pack_fixed64,
+    varint,
+)
 
 if TYPE_CHECKING:
     from strata.agent.store.db import CostColumns
@@ -50,11 +58,6 @@ CO2E_G = "strata.co2e.g"
 SCOPE_NAME = "strata.forward"
 MAX_DEPTH = 32  # ingest already refused deeper values; this only guards direct callers
 _ENRICHED_KEYS = frozenset({LAYER, COST_USD, ENERGY_WH, ENERGY_SOURCE, CO2E_G})
-_KINDS = {"unspecified": 0, "internal": 1, "server": 2, "client": 3, "producer": 4,
-          "consumer": 5}
-_STATUS = {"unset": 0, "ok": 1, "error": 2}
-_FIXED64 = struct.Struct("<Q").pack
-_DOUBLE = struct.Struct("<d").pack
 _CACHE_LIMIT = 8192
 _CACHE_VALUE_CHARS = 256
 # Encoded attribute entries by (field tag, key, type, value). The same keys and short values
@@ -64,27 +67,6 @@ _entry_cache: dict[tuple[bytes, str, type, object], bytes] = {}
 _seen_once: set[tuple[bytes, str, type, object]] = set()
 
 
-_ONE_BYTE = [bytes((i,)) for i in range(0x80)]
-_TWO_BYTES = [bytes(((i & 0x7F) | 0x80, i >> 7)) for i in range(0x4000)]
-
-
-def _varint(value: int) -> bytes:
-    if 0 <= value < 0x4000:
-        return _ONE_BYTE[value] if value < 0x80 else _TWO_BYTES[value]
-    value &= 0xFFFF_FFFF_FFFF_FFFF  # negative int64: ten-byte two's complement
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _field(tag: bytes, payload: bytes) -> bytes:
-    """A length-delimited field: tag, length, payload."""
-    return tag + _varint(len(payload)) + payload
-
-
 def _text(value: str) -> bytes:
     return value.encode("utf-8", "surrogatepass")
 
@@ -92,32 +74,32 @@ def _text(value: str) -> bytes:
 def encode_any_value(value: AttributeValue, depth: int = 0) -> bytes:
     """The wire bytes of an OTLP ``AnyValue`` for a plain Python value (None: empty)."""
     if isinstance(value, str):
-        return _field(b"\x0a", _text(value))
+        return field(b"\x0a", _text(value))
     if isinstance(value, bool):
         return b"\x10\x01" if value else b"\x10\x00"
     if isinstance(value, int):
         if -(2**63) <= value < 2**63:
-            return b"\x18" + _varint(value)
-        return _field(b"\x0a", str(value).encode())
+            return b"\x18" + varint(value)
+        return field(b"\x0a", str(value).encode())
     if isinstance(value, float):
-        return b"\x21" + _DOUBLE(value)
+        return b"\x21" + pack_double(value)
     if value is None:
         return b""
     if depth >= MAX_DEPTH:
-        return _field(b"\x0a", _text(repr(value)[:1024]))
+        return field(b"\x0a", _text(repr(value)[:1024]))
     if isinstance(value, list):
-        items = b"".join(_field(b"\x0a", encode_any_value(v, depth + 1)) for v in value)
-        return _field(b"\x2a", items)
+        items = b"".join(field(b"\x0a", encode_any_value(v, depth + 1)) for v in value)
+        return field(b"\x2a", items)
     if isinstance(value, dict):
         entries = b"".join(_key_value(b"\x0a", str(k), v, depth + 1) for k, v in value.items())
-        return _field(b"\x32", entries)
-    return _field(b"\x0a", _text(str(value)))
+        return field(b"\x32", entries)
+    return field(b"\x0a", _text(str(value)))
 
 
 def _key_value(tag: bytes, key: str, value: AttributeValue, depth: int = 0) -> bytes:
     """A ``KeyValue`` as a length-delimited field with *tag* (its field in the parent)."""
-    encoded = _field(b"\x0a", _text(key)) + _field(b"\x12", encode_any_value(value, depth))
-    return _field(tag, encoded)
+    encoded = field(b"\x0a", _text(key)) + field(b"\x12", encode_any_value(value, depth))
+    return field(tag, encoded)
 
 
 def _attribute(tag: bytes, key: str, value: AttributeValue) -> bytes:
@@ -146,8 +128,8 @@ def _attributes(tag: bytes, attributes: Mapping[str, AttributeValue]) -> list[by
 
 def _double_prefix(key: str) -> bytes:
     """A span attribute ``KeyValue(key, double)`` up to the 8 value bytes (fixed length)."""
-    key_field = _field(b"\x0a", key.encode())
-    return b"\x4a" + _varint(len(key_field) + 11) + key_field + b"\x12\x09\x21"
+    key_field = field(b"\x0a", key.encode())
+    return b"\x4a" + varint(len(key_field) + 11) + key_field + b"\x12\x09\x21"
 
 
 _USD, _WH, _CO2E = _double_prefix(COST_USD), _double_prefix(ENERGY_WH), _double_prefix(CO2E_G)
@@ -159,13 +141,13 @@ def _enrichment(parts: list[bytes], layer: str, cost: CostColumns | None) -> Non
         return
     usd, _usd_source, energy_wh, energy_source, co2e_g = cost
     if usd is not None:
-        parts += (_USD, _DOUBLE(usd))
+        parts += (_USD, pack_double(usd))
     if energy_wh is not None:
-        parts += (_WH, _DOUBLE(energy_wh))
+        parts += (_WH, pack_double(energy_wh))
         if energy_source:
             parts.append(_attribute(b"\x4a", ENERGY_SOURCE, energy_source))
     if co2e_g is not None:
-        parts += (_CO2E, _DOUBLE(co2e_g))
+        parts += (_CO2E, pack_double(co2e_g))
 
 
 def _span(record: SpanRecord, cost: CostColumns | None) -> bytes:
@@ -175,20 +157,21 @@ def _span(record: SpanRecord, cost: CostColumns | None) -> bytes:
     ]
     if record.parent_span_id:
         parts += (b"\x22\x08", bytes.fromhex(record.parent_span_id))
-    parts.append(_field(b"\x2a", _text(record.name)))
-    kind = _KINDS.get(record.kind, 0)
+    parts.append(field(b"\x2a", _text(record.name)))
+    kind = SPAN_KIND_CODES.get(record.kind, 0)
     if kind:
-        parts.append(b"\x30" + _varint(kind))
-    parts += (b"\x39", _FIXED64(record.start_unix_nano), b"\x41", _FIXED64(record.end_unix_nano))
+        parts.append(b"\x30" + varint(kind))
+    parts += (b"\x39", pack_fixed64(record.start_unix_nano),
+              b"\x41", pack_fixed64(record.end_unix_nano))
     parts += _attributes(b"\x4a", record.attributes)
     _enrichment(parts, record.layer.value, cost)
-    status = _STATUS.get(record.status, 0)
+    status = STATUS_CODES.get(record.status, 0)
     if status:
-        parts.append(_field(b"\x7a", b"\x18" + _varint(status)))
-    return _field(b"\x12", b"".join(parts))
+        parts.append(field(b"\x7a", b"\x18" + varint(status)))
+    return field(b"\x12", b"".join(parts))
 
 
-_SCOPE = _field(b"\x0a", _field(b"\x0a", SCOPE_NAME.encode()) + _field(b"\x12",
+_SCOPE = field(b"\x0a", field(b"\x0a", SCOPE_NAME.encode()) + field(b"\x12",
                                                                          __version__.encode()))
 
 
@@ -212,17 +195,17 @@ def encode_trace_request(
         group[1].append(_span(record, costs[index] if costs else None))
     out = []
     for resource, encoded in groups.values():
-        resource_bytes = _field(b"\x0a", b"".join(_attributes(b"\x0a", resource)))
-        scope_spans = _field(b"\x12", _SCOPE + b"".join(encoded))
-        out.append(_field(b"\x0a", resource_bytes + scope_spans))
+        resource_bytes = field(b"\x0a", b"".join(_attributes(b"\x0a", resource)))
+        scope_spans = field(b"\x12", _SCOPE + b"".join(encoded))
+        out.append(field(b"\x0a", resource_bytes + scope_spans))
     return b"".join(out)
 
 
 def _data_point(sample: Sample) -> bytes:
     parts = [_attribute(b"\x3a", k, str(v)) for k, v in sample.attributes.items() if k != LAYER]
     parts.append(_attribute(b"\x3a", LAYER, sample.layer.value))
-    parts += (b"\x19", _FIXED64(sample.time_unix_nano), b"\x21", _DOUBLE(sample.value))
-    return _field(b"\x0a", b"".join(parts))
+    parts += (b"\x19", pack_fixed64(sample.time_unix_nano), b"\x21", pack_double(sample.value))
+    return field(b"\x0a", b"".join(parts))
 
 
 def encode_metrics_request(samples: Iterable[Sample]) -> bytes:
@@ -243,10 +226,10 @@ def encode_metrics_request(samples: Iterable[Sample]) -> bytes:
         if host is not None:
             attributes += _attribute(b"\x0a", "host.name", host)
         encoded = [
-            _field(b"\x12", _field(b"\x0a", _text(name)) + _field(b"\x1a", _text(unit))
-                   + _field(b"\x2a", b"".join(points)))
+            field(b"\x12", field(b"\x0a", _text(name)) + field(b"\x1a", _text(unit))
+                   + field(b"\x2a", b"".join(points)))
             for (name, unit), points in metrics.items()
         ]
-        scope_metrics = _field(b"\x12", _SCOPE + b"".join(encoded))
-        out.append(_field(b"\x0a", _field(b"\x0a", attributes) + scope_metrics))
+        scope_metrics = field(b"\x12", _SCOPE + b"".join(encoded))
+        out.append(field(b"\x0a", field(b"\x0a", attributes) + scope_metrics))
     return b"".join(out)

@@ -18,7 +18,8 @@ Path of an item (RELIABILITY E1-E4, F3, S9):
    after ``Retry-After`` when given, else exponential backoff with jitter (``initial_backoff_s``
    doubling to ``max_backoff_s``, x U(0.5, 1.5)). Any other status (400 first of all) is not
    retried, per the OTLP spec: the batch is dropped and counted. Nothing else is ever
-   dropped, so a restart or ``kill -9`` resends at most the one in-flight batch.
+   dropped, so a restart or ``kill -9`` resends at most the one in-flight batch. Backoff,
+   ``Retry-After``, the bounded POST and the thread are ``strata.exporters.delivery``'s.
 
 Response bodies are read to at most ``max_response_bytes`` (4 MiB); connect/read timeouts
 5 s / 10 s; TLS verification stays on.
@@ -34,42 +35,31 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import httpx
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from strata.agent.model import Sample, SpanRecord
-from strata.exporters.base import ExportResult
+from strata.agent.model import SpanRecord
+from strata.exporters.base import ExportResult, Records
+from strata.exporters.delivery import Backoff, Reply, Worker, http_client, post
 from strata.exporters.disk_queue import DiskQueue, QueuedItem
 from strata.exporters.otlp_encode import encode_metrics_request, encode_trace_request
 
 if TYPE_CHECKING:
     from strata.agent.store.db import CostColumns
 
-__all__ = ["ForwarderStats", "OTLPForwarder", "Records", "parse_retry_after"]
+__all__ = ["ForwarderStats", "OTLPForwarder"]
 
 logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
-MAX_RETRY_AFTER_S = 300.0
 _TRACES, _METRICS = b"T", b"M"
 _ITEM_HEADER = struct.Struct(">cII")  # signal, record count, uncompressed bytes
 _LOG_EVERY_S = 60.0
-
-
-class Records(Protocol):
-    """Anything carrying committed spans and samples (the receiver's ``DecodeResult``)."""
-
-    @property
-    def spans(self) -> Sequence[SpanRecord]: ...
-
-    @property
-    def samples(self) -> Sequence[Sample]: ...
 
 
 @dataclass(slots=True)
@@ -143,24 +133,19 @@ class OTLPForwarder:
         self.queue = DiskQueue(queue_dir, max_bytes=max_queue_bytes, fsync=fsync)
         self.stats = ForwarderStats()
         self._price = price
-        self._initial_backoff_s = initial_backoff_s
-        self._max_backoff_s = max_backoff_s
+        self._retry = Backoff(initial_backoff_s, max_backoff_s,
+                              rng or random.Random())  # noqa: S311 - jitter, not security
         self._max_batch_bytes = max_batch_bytes
         self._max_response_bytes = max_response_bytes
         self._gzip = compression == "gzip"
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
-            headers={"Content-Type": "application/x-protobuf", **(headers or {})},
-            transport=transport,
-            follow_redirects=False,
-        )
+        self._client = http_client(
+            timeout_s=timeout_s, connect_timeout_s=connect_timeout_s, transport=transport,
+            headers={"Content-Type": "application/x-protobuf", **(headers or {})})
         self._failures = 0
         self._last_log = 0.0
-        self._stop = threading.Event()
         self._enqueue_lock = threading.Lock()
         self._closed = False
-        self._thread: threading.Thread | None = None
+        self._worker = Worker("strata-forward", self._step, on_error=self._backoff)
         if start:
             self.start()
 
@@ -170,17 +155,16 @@ class OTLPForwarder:
         return self.queue.pending_bytes
 
     def start(self) -> None:
-        if self._thread is None and not self._closed:
-            self._thread = threading.Thread(target=self._run, name="strata-forward", daemon=True)
-            self._thread.start()
+        """Start the sender thread (once; never after ``shutdown``)."""
+        self._worker.start()
 
     # -- producer side (ingest path) -------------------------------------------------------
 
-    def enqueue(self, records: Records, costs: Sequence[CostColumns] | None = None) -> bool:
+    def enqueue(self, records: Records) -> bool:
         """Queue *records*' spans and samples durably; never blocks on the network.
 
         Safe from any thread. Costs the encoding of the records plus one fsync'd append.
-        *costs* are the spans' cost columns when the caller already has them (the writer
+        The spans' cost columns are *records*' own when the caller has them (the writer
         computed them for the commit); otherwise they are priced here.
 
         Returns:
@@ -188,7 +172,7 @@ class OTLPForwarder:
             (full, disk error, shut down), which is counted.
         """
         ok = True
-        spans, samples = records.spans, records.samples
+        spans, samples, costs = records.spans, records.samples, records.costs
         if spans:
             if costs is None and self._price is not None:
                 costs = self._price(spans)
@@ -226,17 +210,12 @@ class OTLPForwarder:
 
     # -- sender side -----------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                delay = self.send_once()
-            except Exception:
-                logger.exception("forwarder: unexpected error")
-                delay = self._backoff()
-            if delay is None:
-                self.queue.wait(0.5)
-            elif delay > 0:
-                self._stop.wait(delay)
+    def _step(self) -> float:
+        delay = self.send_once()
+        if delay is None:  # empty: wait for an enqueue (or re-check the stop flag)
+            self.queue.wait(0.5)
+            return 0.0
+        return delay
 
     def send_once(self) -> float | None:
         """Send the oldest batch once.
@@ -259,9 +238,10 @@ class OTLPForwarder:
             count += item_count
             raw_bytes += item_bytes
         body = b"".join(memoryview(item.payload)[_ITEM_HEADER.size:] for item in batch)
-        status, retry_after, response = self._post(self.urls[signal], body)
-        if status is not None and 200 <= status < 300:
-            self._count_partial_success(signal, response)
+        reply = self._post(self.urls[signal], body)
+        status = reply.status
+        if reply.ok:
+            self._count_partial_success(signal, reply.body)
             self._record(signal, count, sent=True)
         elif status is not None and status not in RETRYABLE_STATUS:
             self._record(signal, count, sent=False)
@@ -270,7 +250,7 @@ class OTLPForwarder:
         else:
             self._failures += 1
             self.stats.retries += 1
-            return retry_after if retry_after is not None else self._backoff()
+            return reply.retry_after if reply.retry_after is not None else self._backoff()
         self.queue.commit(batch[-1].end, items=len(batch))
         self._failures = 0
         return 0.0
@@ -289,29 +269,19 @@ class OTLPForwarder:
         if sent:
             stats.sent_requests += 1
 
-    def _post(self, url: str, body: bytes) -> tuple[int | None, float | None, bytes]:
+    def _post(self, url: str, body: bytes) -> Reply:
         # Items were gzipped one by one at enqueue; their concatenation is one valid
         # multi-member gzip stream (RFC 1952 2.2), which Strata and the Collector both read.
         headers = {"Content-Encoding": "gzip"} if self._gzip else {}
-        try:
-            with self._client.stream("POST", url, content=body, headers=headers) as response:
-                data = bytearray()
-                for chunk in response.iter_bytes():
-                    data += chunk
-                    if len(data) >= self._max_response_bytes:
-                        del data[self._max_response_bytes:]
-                        break
-                status = response.status_code
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
-        except httpx.HTTPError as exc:
-            self.stats.last_status = None
-            self.stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
-            self._log_rate_limited("upstream %s unreachable: %s", url, exc)
-            return None, None, b""
-        self.stats.last_status = status
-        if status >= 300:
-            self.stats.last_error = f"HTTP {status}"
-        return status, retry_after, bytes(data)
+        reply = post(self._client, url, body, headers=headers,
+                     max_response_bytes=self._max_response_bytes)
+        self.stats.last_status = reply.status
+        if reply.error is not None:
+            self.stats.last_error = f"{type(reply.error).__name__}: {reply.error}"[:300]
+            self._log_rate_limited("upstream %s unreachable: %s", url, reply.error)
+        elif reply.status is not None and reply.status >= 300:
+            self.stats.last_error = f"HTTP {reply.status}"
+        return reply
 
     def _count_partial_success(self, signal: bytes, body: bytes) -> None:
         if not body:
@@ -328,9 +298,7 @@ class OTLPForwarder:
         self.stats.rejected_upstream += int(rejected)
 
     def _backoff(self) -> float:
-        exponent = max(self._failures - 1, 0)
-        base = min(self._initial_backoff_s * 2.0**min(exponent, 32), self._max_backoff_s)
-        return float(min(base * self._rng.uniform(0.5, 1.5), self._max_backoff_s))
+        return self._retry.delay(self._failures)
 
     def _log_rate_limited(self, message: str, *args: object) -> None:
         now = time.monotonic()
@@ -347,26 +315,7 @@ class OTLPForwarder:
             logger.debug("forwarder already shut down")
             return
         self._closed = True
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+        self._worker.stop(timeout_s)
         self._client.close()
         self.queue.close()
 
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), capped.
-
-    Returns None when absent or unparseable.
-    """
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return min(float(value), MAX_RETRY_AFTER_S)
-    try:
-        when = parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError):
-        return None
-    now = time.time() if now is None else now
-    return min(max(when - now, 0.0), MAX_RETRY_AFTER_S)

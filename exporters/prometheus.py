@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from strata.agent import __version__
@@ -44,11 +44,12 @@ from strata.agent.store.spans import (
 
 if TYPE_CHECKING:
     import duckdb
+    from strata.agent.ingest.stats import ReceiverStats, WriterStats
     from strata.agent.store.db import DuckDBStore
     from strata.exporters.otlp_forward import OTLPForwarder
     from strata.exporters.webhook import WebhookExporter
 
-__all__ = ["OTHER", "ReceiverCounters", "StrataCollector", "WriterCounters"]
+__all__ = ["OTHER", "StrataCollector"]
 
 OTHER = "other"
 MAX_LABEL_CHARS = 128
@@ -56,32 +57,6 @@ QUANTILES = (0.5, 0.95, 0.99)
 _NS = 1_000_000_000
 _COLLECTOR_METRICS = ("strata.collector.up", "strata.collector.duration",
                       "strata.collector.errors")
-
-
-class ReceiverCounters(Protocol):
-    """What the collector reads of the receiver's stats (``agent/api/otlp.py: ReceiverStats``)."""
-
-    requests: int
-    accepted_spans: int
-    accepted_points: int
-    rejected_items: int
-    bad_requests: int
-    too_large: int
-    unsupported: int
-    throttled: int
-    in_flight: int
-    redaction_failures: int
-
-
-class WriterCounters(Protocol):
-    """What the collector reads of ``strata.agent.ingest.writer.WriterStats``."""
-
-    committed_spans: int
-    committed_samples: int
-    commits: int
-    rejected_full: int
-    failed_commits: int
-    last_commit_s: float
 
 
 def _label(value: object) -> str:
@@ -134,7 +109,7 @@ class StrataCollector:
 
     Args:
         store: the agent's store (read through this thread's cursor).
-        receiver: the receiver's counters, or None.
+        receiver: the receiver's counters (``strata.agent.ingest.stats``), or None.
         writer: the writer's counters, or None.
         writer_queue: current write-queue depth (items), or None.
         forwarder: the OTLP forwarder, or None when forwarding is off.
@@ -150,8 +125,8 @@ class StrataCollector:
         self,
         store: DuckDBStore,
         *,
-        receiver: ReceiverCounters | None = None,
-        writer: WriterCounters | None = None,
+        receiver: ReceiverStats | None = None,
+        writer: WriterStats | None = None,
         writer_queue: Callable[[], int] | None = None,
         forwarder: OTLPForwarder | None = None,
         webhooks: Sequence[WebhookExporter] = (),

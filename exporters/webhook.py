@@ -6,8 +6,9 @@ never blocks the detector or ingest (RELIABILITY E5, S9). Each incident gets bou
 retries: 429, 5xx and transport errors are retried with exponential backoff and jitter until
 ``max_attempts`` or ``max_elapsed_s``; other statuses are final. An incident that could not be
 delivered goes to ``dead_letters`` (the last 100) and is counted. Responses are read to at
-most 64 KiB; timeouts 5 s connect / 10 s read; TLS verification stays on. URLs come only
-from the configuration file, never from the API, so the webhook is no SSRF vector.
+most 64 KiB; timeouts 5 s connect / 10 s read; TLS verification stays on (the mechanics are
+``strata.exporters.delivery``'s). URLs come only from the configuration file, never from the
+API, so the webhook is no SSRF vector.
 
 Formats:
 - ``json``: the incident in DESIGN.md's schema, times as RFC 3339 UTC strings.
@@ -29,7 +30,7 @@ from typing import Any
 import httpx
 from strata.agent.model import Incident, incident_json, rfc3339
 from strata.exporters.base import ExportResult
-from strata.exporters.otlp_forward import parse_retry_after
+from strata.exporters.delivery import Backoff, Reply, Worker, http_client, post
 
 __all__ = ["WebhookExporter", "WebhookStats", "incident_document", "slack_message"]
 
@@ -120,26 +121,20 @@ class WebhookExporter:
         self._max_queue = max_queue
         self._max_attempts = max_attempts
         self._max_elapsed_s = max_elapsed_s
-        self._initial_backoff_s = initial_backoff_s
-        self._max_backoff_s = max_backoff_s
+        self._retry = Backoff(initial_backoff_s, max_backoff_s,
+                              rng or random.Random())  # noqa: S311 - jitter, not security
         self._max_response_bytes = max_response_bytes
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
-            transport=transport,
-            follow_redirects=False,
-        )
+        self._client = http_client(timeout_s=timeout_s, connect_timeout_s=connect_timeout_s,
+                                   transport=transport)
         self._cond = threading.Condition()
-        self._stop = threading.Event()
         self._closed = False
-        self._thread: threading.Thread | None = None
+        self._worker = Worker("strata-webhook", self._step)
         if start:
             self.start()
 
     def start(self) -> None:
-        if self._thread is None and not self._closed:
-            self._thread = threading.Thread(target=self._run, name="strata-webhook", daemon=True)
-            self._thread.start()
+        """Start the worker thread (once; never after ``shutdown``)."""
+        self._worker.start()
 
     @property
     def queued(self) -> int:
@@ -165,36 +160,36 @@ class WebhookExporter:
             incident)
         return json.dumps(document, ensure_ascii=False).encode()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with self._cond:
-                while not self._queue and not self._stop.is_set():
-                    self._cond.wait(1.0)
-                if self._stop.is_set():
-                    return
-                incident = self._queue.popleft()
-            try:
-                self.deliver(incident)
-            except Exception:
-                logger.exception("webhook %s: unexpected error", self.url)
+    def _step(self) -> float:
+        stopping = self._worker.stopping
+        with self._cond:
+            while not self._queue and not stopping.is_set():
+                self._cond.wait(1.0)
+            if stopping.is_set():
+                return 0.0
+            incident = self._queue.popleft()
+        self.deliver(incident)
+        return 0.0
 
     def deliver(self, incident: Incident) -> bool:
         """POST *incident* with bounded retries (blocking; the worker's job). True if 2xx."""
         body = self.body(incident)
         started = time.monotonic()
         for attempt in range(1, self._max_attempts + 1):
-            status, retry_after = self._post(body)
-            if status is not None and 200 <= status < 300:
+            reply = self._post(body)
+            if reply.ok:
                 self.stats.delivered += 1
                 return True
+            status = reply.status
             retryable = status is None or status == 429 or status >= 500
-            delay = retry_after if retry_after is not None else self._backoff(attempt)
+            delay = (reply.retry_after if reply.retry_after is not None
+                     else self._retry.delay(attempt))
             elapsed = time.monotonic() - started
             if not retryable or attempt == self._max_attempts or (
                 elapsed + delay > self._max_elapsed_s
             ):
                 break
-            if self._stop.wait(delay):
+            if self._worker.stopping.wait(delay):
                 break
         self.stats.failed += 1
         self.dead_letters.append(incident)
@@ -202,28 +197,14 @@ class WebhookExporter:
                        incident.id, self.stats.last_status)
         return False
 
-    def _post(self, body: bytes) -> tuple[int | None, float | None]:
+    def _post(self, body: bytes) -> Reply:
         self.stats.attempts += 1
-        headers = {"Content-Type": "application/json"}
-        try:
-            with self._client.stream("POST", self.url, content=body, headers=headers) as response:
-                read = 0
-                for chunk in response.iter_bytes():
-                    read += len(chunk)
-                    if read >= self._max_response_bytes:
-                        break
-                status = response.status_code
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
-        except httpx.HTTPError as exc:
-            self.stats.last_status = None
-            logger.info("webhook %s: %s", self.url, exc)
-            return None, None
-        self.stats.last_status = status
-        return status, retry_after
-
-    def _backoff(self, attempt: int) -> float:
-        base = min(self._initial_backoff_s * 2.0 ** (attempt - 1), self._max_backoff_s)
-        return float(min(base * self._rng.uniform(0.5, 1.5), self._max_backoff_s))
+        reply = post(self._client, self.url, body, headers={"Content-Type": "application/json"},
+                     max_response_bytes=self._max_response_bytes)
+        if reply.error is not None:
+            logger.info("webhook %s: %s", self.url, reply.error)
+        self.stats.last_status = reply.status
+        return reply
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Stop the worker (an in-flight attempt may finish); a second call does nothing."""
@@ -232,10 +213,9 @@ class WebhookExporter:
                 logger.debug("webhook exporter already shut down")
                 return
             self._closed = True
-            self._stop.set()
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+            self._worker.stopping.set()
+            self._cond.notify_all()  # wakes a worker waiting for the queue
+        self._worker.stop(timeout_s)
         with self._cond:
             self.stats.dropped_shutdown += len(self._queue)
             self._queue.clear()

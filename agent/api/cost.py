@@ -18,6 +18,7 @@ from strata.agent.finops.budgets import check_budgets
 from strata.agent.finops.reads import gpu_hours, model_profiles
 from strata.agent.finops.report import summarize
 from strata.agent.store.costs import cost_report, gpu_energy_summary
+from strata.agent.units import NS_PER_S
 from strata.analytics.rightsizing import cheaper_model_findings, idle_gpu_findings
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def build_router(agent: Agent) -> APIRouter:
         bucket_ns = None
         if bucket:
             try:
-                bucket_ns = int(parse_duration_s(bucket, "bucket") * 1e9)
+                bucket_ns = int(parse_duration_s(bucket, "bucket") * NS_PER_S)
             except ConfigError as exc:
                 raise HTTPException(400, str(exc)) from None
             if (until_ns - since_ns) // bucket_ns > MAX_BUCKETS:
@@ -152,7 +153,7 @@ def build_router(agent: Agent) -> APIRouter:
         gpus = []
         for g in gpu_energy_summary(cur, since_ns=since_ns, until_ns=until_ns):
             g["start_time"], g["end_time"] = rfc3339(g.pop("start_ns")), rfc3339(g.pop("end_ns"))
-            g["idle_s"] = g.pop("idle_ns") / 1e9
+            g["idle_s"] = g.pop("idle_ns") / NS_PER_S
             gpus.append(g)
         totals = summarize(rows)
         return {

@@ -14,13 +14,14 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from strata.agent.api.render import rfc3339, time_range
 from strata.agent.model import Layer
 from strata.agent.store.samples import metric_series
+from strata.agent.units import HOUR_NS
 
 if TYPE_CHECKING:
     from strata.agent.runner import Agent
 
 
 RESERVED: Final = frozenset({"layer", "name", "since", "until", "limit"})
-DEFAULT_RANGE_NS: Final = 3_600_000_000_000
+DEFAULT_RANGE_NS: Final = HOUR_NS
 
 
 def build_router(agent: Agent) -> APIRouter:

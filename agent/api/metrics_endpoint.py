@@ -28,8 +28,8 @@ def build_registry(agent: Agent) -> CollectorRegistry:
         receiver=agent.receiver_stats,
         writer=agent.writer.stats,
         writer_queue=lambda: agent.writer.queued_items,
-        forwarder=getattr(agent, "forwarder", None),
-        webhooks=getattr(agent, "webhooks", ()),
+        forwarder=agent.exporters.forwarder,
+        webhooks=agent.exporters.webhooks,
         log_dropped=dropped_records,
         clock=agent.clock,
     ))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request, Response
@@ -35,20 +34,6 @@ logger = logging.getLogger(__name__)
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 MAX_IN_FLIGHT = 64
-
-
-@dataclass(slots=True)
-class ReceiverStats:
-    requests: int = 0
-    accepted_spans: int = 0
-    accepted_points: int = 0
-    rejected_items: int = 0
-    bad_requests: int = 0
-    too_large: int = 0
-    unsupported: int = 0
-    throttled: int = 0
-    in_flight: int = 0
-    redaction_failures: int = 0
 
 
 def _status(code: int, message: str, *, as_json: bool, retry_after: int | None = None) -> Response:

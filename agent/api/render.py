@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Final
 
 from fastapi import HTTPException
 from strata.agent.model import rfc3339
+from strata.agent.units import DAY_NS, NS_PER_S
 
 if TYPE_CHECKING:
     from strata.agent.runner import Agent
 
-DEFAULT_RANGE_NS: Final = 7 * 86_400_000_000_000
+DEFAULT_RANGE_NS: Final = 7 * DAY_NS
 
 __all__ = ["parse_time", "rfc3339"]
 
@@ -28,7 +29,7 @@ def parse_time(value: str | None, name: str) -> int | None:
         raise HTTPException(400, f"{name} must be an RFC 3339 time, got {value[:60]!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1_000_000_000)
+    return int(parsed.timestamp() * NS_PER_S)
 
 
 def time_range(agent: Agent, since: str | None, until: str | None) -> tuple[int, int]:

@@ -18,6 +18,7 @@ from strata.agent.config import parse_duration_s
 from strata.agent.errors import ConfigError
 from strata.agent.store.samples import bucketed_samples
 from strata.agent.store.spans import service_span_series, service_targets
+from strata.agent.units import HOUR_NS, NS_PER_S
 from strata.analytics.correlate import (
     COUNTER_SIGNALS,
     correlation_hosts,
@@ -30,7 +31,7 @@ from strata.analytics.correlate import (
 if TYPE_CHECKING:
     from strata.agent.runner import Agent
 
-DEFAULT_RANGE_NS: Final = 6 * 3_600_000_000_000
+DEFAULT_RANGE_NS: Final = 6 * HOUR_NS
 MAX_STEPS: Final = 2000
 # (column of service_span_series, layer, signal, unit)
 SPAN_SIGNALS: Final = (
@@ -65,7 +66,7 @@ def build_router(agent: Agent) -> APIRouter:
         else:
             since_ns, until_ns = time_range(agent, since, until)
         try:
-            step_ns = int(parse_duration_s(step, "step") * 1e9)
+            step_ns = int(parse_duration_s(step, "step") * NS_PER_S)
         except ConfigError as exc:
             raise HTTPException(400, str(exc)) from None
         first = since_ns - since_ns % step_ns
@@ -116,7 +117,7 @@ def build_router(agent: Agent) -> APIRouter:
             for m in rank_moves([s["values"] for s in series])[:top]
         ]  # fmt: skip
         return {"service": service, "since": rfc3339(since_ns), "until": rfc3339(until_ns),
-                "step_s": step_ns / 1e9, "times": [rfc3339(t) for t in times],
+                "step_s": step_ns / NS_PER_S, "times": [rfc3339(t) for t in times],
                 "series": series, "moved": moved}
 
     return router

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, HTTPException, Query
 from strata.agent.api.render import parse_time, rfc3339
 from strata.agent.store.spans import list_traces, trace_spans
+from strata.agent.units import NS_PER_MS
 
 if TYPE_CHECKING:
     from strata.agent.runner import Agent
@@ -29,7 +30,7 @@ def render_span(span: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in span.items() if k not in ("start_ns", "end_ns", "children")}
     out["start_time"] = rfc3339(span["start_ns"])
     out["end_time"] = rfc3339(span["end_ns"])
-    out["duration_ms"] = span["duration_ns"] / 1e6
+    out["duration_ms"] = span["duration_ns"] / NS_PER_MS
     out["children"] = [render_span(c) for c in span.get("children", [])]
     return out
 
@@ -54,14 +55,14 @@ def build_router(agent: Agent) -> APIRouter:
             service=service,
             model=model,
             status=status,
-            min_duration_ns=None if min_duration_ms is None else int(min_duration_ms * 1e6),
+            min_duration_ns=None if min_duration_ms is None else int(min_duration_ms * NS_PER_MS),
             since_ns=parse_time(since, "since"),
             until_ns=parse_time(until, "until"),
             limit=limit,
         )
         for row in rows:
             row["start_time"] = rfc3339(row.pop("start_ns"))
-            row["duration_ms"] = row.pop("duration_ns") / 1e6
+            row["duration_ms"] = row.pop("duration_ns") / NS_PER_MS
         return {"traces": rows}
 
     @router.get("/api/v1/traces/{trace_id}")

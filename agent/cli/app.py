@@ -1,7 +1,7 @@
 """The ``strata`` command: the agent, the demo, and thin API clients for operators.
 
-While an agent runs it owns the DuckDB file, so the client commands talk to its API
-(``--api``, default ``http://127.0.0.1:8321``, or ``STRATA_API_URL``), never to the file.
+The client commands (``incidents``, ``anomalies``, ``cost``, ``energy``, ``trace``) live in
+``incidents`` and ``finops`` and call a running agent's API through ``client``.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import httpx
 import typer
 from rich.console import Console
 from strata.agent import __version__, logs
 from strata.agent.cli import finops as cli_finops
 from strata.agent.cli import incidents as cli_incidents
+from strata.agent.cli.client import fail
 from strata.agent.config import load
 from strata.agent.errors import StrataError
 from strata.agent.preflight import preflight
@@ -28,20 +28,6 @@ app.add_typer(cli_incidents.app, name="incidents")
 app.command()(cli_incidents.anomalies)
 cli_finops.register(app)
 console = Console()
-err_console = Console(stderr=True)
-
-ApiOption = Annotated[
-    str, typer.Option("--api", envvar="STRATA_API_URL", help="Base URL of a running agent's API.")
-]
-TokenOption = Annotated[
-    str | None, typer.Option("--token", envvar="STRATA_API_TOKEN", help="Bearer token.")
-]
-DEFAULT_API = "http://127.0.0.1:8321"
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
 
 
 @app.command()
@@ -63,7 +49,7 @@ def agent(
 
         serve(settings)
     except StrataError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 @app.command()
@@ -79,37 +65,13 @@ def demo(
     try:
         run_demo(days=days, seed=seed, serve=serve, console=console)
     except StrataError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 @app.command()
 def version() -> None:
     """Print the version."""
     console.print(__version__)
-
-
-def api_call(api: str, method: str, path: str, token: str | None = None, *,
-             params: dict[str, Any] | None = None, body: dict[str, Any] | None = None) -> Any:
-    """Call a running agent's API and return its JSON; exits with a clear error otherwise."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        response = httpx.request(method, f"{api.rstrip('/')}{path}", params=params, json=body,
-                                 headers=headers, timeout=60)
-    except httpx.TransportError as exc:
-        msg = f"no agent answering at {api} ({exc}); start one with `strata agent`"
-        raise _fail(msg) from None
-    if response.status_code >= 400:
-        msg = f"{path}: HTTP {response.status_code}: {response.text[:300]}"
-        raise _fail(msg)
-    return response.json()
-
-
-def api_get(api: str, path: str, token: str | None, params: dict[str, Any] | None = None) -> Any:
-    return api_call(api, "GET", path, token, params=params)
-
-
-def api_post(api: str, path: str, token: str | None, body: dict[str, Any] | None = None) -> Any:
-    return api_call(api, "POST", path, token, body=body)
 
 
 def main() -> None:

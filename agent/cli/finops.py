@@ -1,9 +1,8 @@
 """``strata cost``, ``strata energy`` and ``strata trace ID``: thin clients of the local API.
 
 ``register(app)`` adds the commands to the ``strata`` typer app; each calls the running
-agent's API (``strata.agent.cli.app.api_get``) and prints rich tables. Unknown figures print as
-``-``,
-never as 0.
+agent's API (``strata.agent.cli.client.api_get``) and prints rich tables. Unknown figures
+print as ``-``, never as 0.
 """
 
 from __future__ import annotations
@@ -14,25 +13,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
+from strata.agent.cli.client import DEFAULT_API, ApiOption, TokenOption, api_get
 
 console = Console()
 
-ApiOption = Annotated[
-    str, typer.Option("--api", envvar="STRATA_API_URL", help="Base URL of a running agent's API.")
-]
-TokenOption = Annotated[
-    str | None, typer.Option("--token", envvar="STRATA_API_TOKEN", help="Bearer token.")
-]
 SinceOption = Annotated[
     str | None, typer.Option("--since", help="RFC 3339 start (default: 7 days ago).")
 ]
 UntilOption = Annotated[str | None, typer.Option("--until", help="RFC 3339 end (default: now).")]
-DEFAULT_API = "http://127.0.0.1:8321"
 
 
 def _get(api: str, path: str, token: str | None, params: dict[str, Any]) -> Any:
-    from strata.agent.cli.app import api_get
-
+    """GET *path*, leaving out the options not given."""
     return api_get(api, path, token, {k: v for k, v in params.items() if v is not None})
 
 

@@ -1,8 +1,7 @@
 """``strata incidents list|show|ack|resolve``: thin clients of the incidents API.
 
-``strata.agent.cli.app`` mounts this app (``app.add_typer(cli_incidents.app, name="incidents")``);
-the
-HTTP helpers are imported from it lazily so the two modules do not import each other at load.
+``strata.agent.cli.app`` mounts this app (``app.add_typer(cli_incidents.app, name="incidents")``)
+and the ``anomalies`` command; both call the API through ``strata.agent.cli.client``.
 """
 
 from __future__ import annotations
@@ -12,29 +11,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from strata.agent.cli.client import DEFAULT_API, ApiOption, TokenOption, api_get, api_post
 
 app = typer.Typer(help="List, show, acknowledge and resolve incidents.", no_args_is_help=True)
 console = Console()
 _SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
-DEFAULT_API = "http://127.0.0.1:8321"
-ApiOption = Annotated[
-    str, typer.Option("--api", envvar="STRATA_API_URL", help="Base URL of a running agent's API.")
-]
-TokenOption = Annotated[
-    str | None, typer.Option("--token", envvar="STRATA_API_TOKEN", help="Bearer token.")
-]
-
-
-def _get(api: str, path: str, token: str | None, params: dict[str, Any] | None = None) -> Any:
-    from strata.agent.cli.app import api_get  # lazy: strata.agent.cli.app mounts this module
-
-    return api_get(api, path, token, params)
-
-
-def _post(api: str, path: str, token: str | None, body: dict[str, Any] | None = None) -> Any:
-    from strata.agent.cli.app import api_post  # lazy: strata.agent.cli.app mounts this module
-
-    return api_post(api, path, token, body)
 
 
 def _short(ts: str | None) -> str:
@@ -53,7 +34,7 @@ def list_(
     """List incidents, newest first."""
     params = {k: v for k, v in {"status": status, "service": service, "kind": kind,
                                 "since": since}.items() if v}
-    doc = _get(api, "/api/v1/incidents", token, params)
+    doc = api_get(api, "/api/v1/incidents", token, params)
     table = Table("id", "status", "severity", "kind", "layer", "service / host", "started",
                   "summary", title="Incidents")
     for inc in doc["incidents"]:
@@ -99,7 +80,7 @@ def print_incident(inc: dict[str, Any]) -> None:
 @app.command()
 def show(incident_id: str, api: ApiOption = DEFAULT_API, token: TokenOption = None) -> None:
     """Show one incident: evidence, suspected cause, suggestion and timeline."""
-    print_incident(_get(api, f"/api/v1/incidents/{incident_id}", token))
+    print_incident(api_get(api, f"/api/v1/incidents/{incident_id}", token))
 
 
 @app.command()
@@ -110,7 +91,7 @@ def ack(
     token: TokenOption = None,
 ) -> None:
     """Acknowledge an incident."""
-    inc = _post(api, f"/api/v1/incidents/{incident_id}/ack", token, {"note": note})
+    inc = api_post(api, f"/api/v1/incidents/{incident_id}/ack", token, {"note": note})
     console.print(f"{inc['id']} {inc['status']}")
 
 
@@ -122,7 +103,7 @@ def resolve(
     token: TokenOption = None,
 ) -> None:
     """Resolve an incident by hand (it will not be reopened by analysis)."""
-    inc = _post(api, f"/api/v1/incidents/{incident_id}/resolve", token, {"note": note})
+    inc = api_post(api, f"/api/v1/incidents/{incident_id}/resolve", token, {"note": note})
     console.print(f"{inc['id']} {inc['status']}")
 
 
@@ -141,7 +122,7 @@ def anomalies(
     params = {k: v for k, v in {"service": service, "host": host, "layer": layer,
                                 "min_score": min_score or None, "since": since,
                                 "limit": limit}.items() if v}
-    doc = _get(api, "/api/v1/anomalies", token, params)
+    doc = api_get(api, "/api/v1/anomalies", token, params)
     table = Table("time", "score", "layer", "signal", "where", "value", "unit",
                   title="Anomalies")
     for a in doc["anomalies"]:

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from strata.agent.model import Deployment, SpanRecord
+from strata.agent.units import MINUTE_NS
 
-SETTLE_NS = 10 * 60 * 1_000_000_000
+SETTLE_NS = 10 * MINUTE_NS
 
 
 @dataclass(slots=True)

@@ -33,11 +33,10 @@ from strata.agent import semconv
 from strata.agent.errors import DecodeError
 from strata.agent.ingest.normalize import IngestPolicy, clean_attributes, metric_sample, promote
 from strata.agent.model import AttributeValue, Sample, SpanRecord
+from strata.agent.protowire import SPAN_KINDS, STATUS_NAMES
 
 MAX_ANY_VALUE_DEPTH = 32
 _INFLATE_STEP = 1024 * 1024
-_SPAN_KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
-_STATUS = ("unset", "ok", "error")
 
 
 class BodyTooLarge(Exception):
@@ -281,12 +280,13 @@ def _span_record(
     if start == 0 or end < start:
         msg = "invalid times (start must be set and end >= start)"
         raise DecodeError(msg)
-    kind = _SPAN_KINDS[span.kind] if 0 <= span.kind < len(_SPAN_KINDS) else "unspecified"
+    kind = SPAN_KINDS[span.kind] if 0 <= span.kind < len(SPAN_KINDS) else "unspecified"
     cleaned = clean_attributes(attributes_of(span.attributes), policy)
     result.redaction_failures += cleaned.redaction_failures
     attributes = cleaned.attributes
     promoted = promote(attributes, kind)
-    status = _STATUS[span.status.code] if 0 <= span.status.code < len(_STATUS) else "unset"
+    code = span.status.code
+    status = STATUS_NAMES[code] if 0 <= code < len(STATUS_NAMES) else "unset"
     error_type = promoted.error_type
     if status == "error" and error_type is None:
         error_type = _exception_type(span) or "error"

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import duckdb
 from strata.agent.errors import BackpressureError, StoreFailedError
 from strata.agent.ingest.changes import ChangeTracker
+from strata.agent.ingest.stats import WriterStats
 from strata.agent.model import Deployment, Sample, SpanRecord
 from strata.agent.store.db import CostColumns, DuckDBStore
 
@@ -54,16 +55,6 @@ class _Pending:
     @property
     def size(self) -> int:
         return len(self.spans) + len(self.samples) + len(self.deployments)
-
-
-@dataclass(slots=True)
-class WriterStats:
-    committed_spans: int = 0
-    committed_samples: int = 0
-    commits: int = 0
-    rejected_full: int = 0
-    failed_commits: int = 0
-    last_commit_s: float = 0.0
 
 
 class BatchWriter:

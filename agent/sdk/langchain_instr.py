@@ -32,6 +32,7 @@ from strata.agent.sdk.decorators import record_error
 from strata.agent.sdk.patching import unwrap, wrap
 from strata.agent.sdk.scope import CURRENT_RUN, Run
 from strata.agent.sdk.telemetry import ACTIVE, Telemetry
+from strata.agent.units import NS_PER_S
 
 logger = logging.getLogger(__name__)
 
@@ -246,7 +247,7 @@ class StrataCallbackHandler(BaseCallbackHandler):
             provider = str(attrs_span.get(A.PROVIDER, "langchain"))
             operation = str(attrs_span.get(A.OPERATION, A.OP_CHAT))
             req = attrs_span.get(A.REQUEST_MODEL)
-            duration = (time.time_ns() - run.start_ns) / 1e9
+            duration = (time.time_ns() - run.start_ns) / NS_PER_S
             tel.record((provider, operation, req, model, None), duration, inp, out)
         except Exception:
             logger.debug("reading a LangChain LLM result failed", exc_info=True)

@@ -11,8 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from strata.agent.api.otlp import ReceiverStats
-from strata.agent.ingest.writer import WriterStats
+from strata.agent.ingest.stats import ReceiverStats, WriterStats
 from strata.agent.model import Incident, Layer, Sample, SpanRecord
 from strata.agent.store.db import DuckDBStore
 from strata.agent.store.incidents import insert_incident

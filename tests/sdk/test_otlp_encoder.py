@@ -10,7 +10,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
-from strata.agent.sdk.otlp_encoder import SpanEncoder, varint
+from strata.agent.protowire import varint
+from strata.agent.sdk.otlp_encoder import SpanEncoder
 
 
 def test_same_message_as_stock_encoder() -> None:
@@ -39,3 +40,17 @@ def test_varint() -> None:
     assert varint(1) == b"\x01"
     assert varint(300) == b"\xac\x02"
     assert varint(-1) == b"\xff" * 9 + b"\x01"
+
+
+def test_same_pair_in_resource_span_and_event_keeps_each_field() -> None:
+    """The cache of encoded key=value pairs is per field: a pair shared by the resource, a span
+    and an event is written as each one's attribute, not as the first one's."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "x", "k": "v"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    span = provider.get_tracer("a").start_span("s", attributes={"k": "v", "service.name": "x"})
+    span.add_event("ev", {"k": "v"})
+    span.end()
+    spans = exporter.get_finished_spans()
+    ours = ExportTraceServiceRequest.FromString(SpanEncoder().encode(spans))
+    assert ours == encode_spans(spans)
