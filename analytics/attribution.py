@@ -30,6 +30,7 @@ from itertools import pairwise
 from typing import Literal, TypeAlias
 
 from strata.agent.model import AttributeValue, Sample, SpanId, SpanRecord, TraceId
+from strata.agent.units import NS_PER_S
 from strata.analytics.pricing import PriceTable, TokenUsage, cost_of, gpu_time_usd, usage_of
 
 __all__ = [
@@ -58,7 +59,6 @@ Weighting: TypeAlias = Literal["time", "tokens"]
 
 GPU_ATTRIBUTES = ("gpu.uuid", "gpu.id")
 MEASURED_NOTE = "measured: NVML cumulative GPU energy counter, shared among in-flight requests"
-_NS_PER_S = 1_000_000_000
 _S_PER_H = 3600
 _WH_PER_UNIT = {"mJ": 1 / 3_600_000, "J": 1 / 3600, "kJ": 1 / 3.6, "Wh": 1.0, "kWh": 1000.0}
 
@@ -218,7 +218,7 @@ def _attribute_gpu(
             idle_wh += seg_wh
             idle_ns += b - a
             continue
-        baseline = 0.0 if idle_power_w is None else idle_power_w * (b - a) / _NS_PER_S / _S_PER_H
+        baseline = 0.0 if idle_power_w is None else idle_power_w * (b - a) / NS_PER_S / _S_PER_H
         base = min(baseline, seg_wh)
         idle_wh += base
         for span, share in _shares(active, weighting):
@@ -249,7 +249,7 @@ def gpu_time_shares(spans: Iterable[SpanRecord]) -> dict[SpanKey, float]:
         for a, b, active in _segments(gpu_spans, ()):
             for span in active:
                 key = span_key(span)
-                seconds[key] = seconds.get(key, 0.0) + (b - a) / len(active) / _NS_PER_S
+                seconds[key] = seconds.get(key, 0.0) + (b - a) / len(active) / NS_PER_S
     return seconds
 
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from strata.agent.model import Layer, Sample, SpanRecord
+from strata.agent.units import MINUTE_NS
 from strata.analytics.attribution import GPUKey, SpanKey, gpu_keys_of, span_key
 
 __all__ = [
@@ -53,7 +54,7 @@ __all__ = [
     "series_key",
 ]
 
-DEFAULT_PAD_NS: Final = 60_000_000_000
+DEFAULT_PAD_NS: Final = MINUTE_NS
 SERVER_ADDRESS: Final = "server.address"
 COLLECTION_ATTRIBUTES: Final = ("db.collection.name", "db.namespace")
 SHARD_ATTRIBUTES: Final = ("db.shard", "db.vector.shard")

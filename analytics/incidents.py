@@ -18,14 +18,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from strata.agent.model import Evidence, Finding, Incident, IncidentEvent
+from strata.agent.units import HOUR_NS, MINUTE_NS
 from strata.analytics.base import SEVERITY_ORDER
 from strata.analytics.changes import Change
 from strata.analytics.rootcause import change_of, describe_cause, rank_causes
 from strata.analytics.suggest import suggest
 
-GROUP_GAP_NS = 30 * 60 * 1_000_000_000
-REJOIN_NS = 15 * 60 * 1_000_000_000  # a relapse this soon after recovery is the same incident
-MAX_SPAN_NS = 6 * 3600 * 1_000_000_000  # findings further apart are never grouped
+GROUP_GAP_NS = 30 * MINUTE_NS
+REJOIN_NS = 15 * MINUTE_NS  # a relapse this soon after recovery is the same incident
+MAX_SPAN_NS = 6 * HOUR_NS  # findings further apart are never grouped
 LATENCY_BEYOND_TOKENS = 1.2
 HOST_KINDS = ("gpu_fault", "gpu_fan_failure", "gpu_thermal", "gpu_power_throttle",
               "vectordb_degradation", "serving_saturation")

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Final
 
+from strata.agent.units import HOUR_NS
 from strata.analytics.pricing import PriceTable, TokenUsage, cost_of
 
 __all__ = [
@@ -38,7 +39,6 @@ __all__ = [
     "idle_gpu_findings",
 ]
 
-HOUR_NS: Final = 3_600_000_000_000
 WH_PER_ENERGY_UNIT: Final = {
     "mJ": 1 / 3_600_000, "J": 1 / 3600, "kJ": 1 / 3.6, "Wh": 1.0, "kWh": 1000.0,
 }  # fmt: skip

@@ -36,7 +36,7 @@ from pathlib import Path
 from strata.agent.analysis.analyzer import Analyzer
 from strata.agent.analysis.series_scoring import SeriesScoring
 from strata.agent.simulator.load import load_batches
-from strata.agent.simulator.scenario import HOUR_NS, MINUTE_NS, expected_incident, plan_scenario
+from strata.agent.simulator.scenario import expected_incident, plan_scenario
 from strata.agent.simulator.score import score_incidents
 from strata.agent.simulator.stack import Simulator
 from strata.agent.simulator.topology import default_topology
@@ -44,6 +44,7 @@ from strata.agent.simulator.world import BANDS, plan_world
 from strata.agent.simulator.world_sim import WorldSimulator
 from strata.agent.store import incidents as incident_store
 from strata.agent.store.db import DuckDBStore
+from strata.agent.units import HOUR_NS, MINUTE_NS
 from strata.analytics.pricing import PriceTable
 
 START_NS = 1_767_225_600_000_000_000 + 8 * HOUR_NS  # 2026-01-01T08:00:00Z

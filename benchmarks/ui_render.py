@@ -30,10 +30,11 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import sync_playwright
 from strata.agent.simulator.load import load_batches
-from strata.agent.simulator.scenario import HOUR_NS, MINUTE_NS, Injection, bump_minor, plan_scenario
+from strata.agent.simulator.scenario import Injection, bump_minor, plan_scenario
 from strata.agent.simulator.stack import Simulator
 from strata.agent.simulator.topology import PRICIER_MODEL, default_topology
 from strata.agent.store.db import DuckDBStore
+from strata.agent.units import HOUR_NS, MINUTE_NS
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = ["--disable-background-networking", "--disable-component-update",

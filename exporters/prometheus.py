@@ -41,6 +41,7 @@ from strata.agent.store.spans import (
     duration_quantiles,
     usage_received_after,
 )
+from strata.agent.units import NS_PER_S
 
 if TYPE_CHECKING:
     import duckdb
@@ -54,7 +55,6 @@ __all__ = ["OTHER", "StrataCollector"]
 OTHER = "other"
 MAX_LABEL_CHARS = 128
 QUANTILES = (0.5, 0.95, 0.99)
-_NS = 1_000_000_000
 _COLLECTOR_METRICS = ("strata.collector.up", "strata.collector.duration",
                       "strata.collector.errors")
 
@@ -144,7 +144,7 @@ class StrataCollector:
         self._webhooks = tuple(webhooks)
         self._log_dropped = log_dropped
         self._clock = clock
-        self._window_ns = int(latency_window_s * _NS)
+        self._window_ns = int(latency_window_s * NS_PER_S)
         self._max_series = max_series
         self._per_family = max_series_per_family
         self._totals: dict[tuple[str, str], _Totals] = {}
@@ -249,7 +249,7 @@ class StrataCollector:
     def _collector_families(
         self, cur: duckdb.DuckDBPyConnection, budget: _Budget
     ) -> Iterator[Metric]:
-        since = self._clock() - 15 * 60 * _NS  # a collector silent for 15 min is gone
+        since = self._clock() - 15 * 60 * NS_PER_S  # a collector silent for 15 min is gone
         rows = latest_collector_metrics(cur, _COLLECTOR_METRICS, received_since_ns=since)
         latest: dict[str, dict[str, float]] = {}
         for collector, name, value in rows:
@@ -286,7 +286,7 @@ class StrataCollector:
         per_service = len(QUANTILES) + 2
         family = Metric("strata_span_duration_seconds",
                         f"Span duration by service; quantiles over spans received in the last "
-                        f"{self._window_ns // _NS} s.", "summary")
+                        f"{self._window_ns // NS_PER_S} s.", "summary")
         if not busiest:
             yield family
             return
@@ -305,7 +305,7 @@ class StrataCollector:
             label = _label(service)
             for q, value in zip(QUANTILES, quantiles, strict=True):
                 family.add_sample(family.name, {"service": label, "quantile": str(q)},
-                                  value / _NS)
+                                  value / NS_PER_S)
             family.add_sample(family.name + "_count", {"service": label}, count.get(label, 0.0))
             family.add_sample(family.name + "_sum", {"service": label}, total.get(label, 0.0))
         budget.spend(len(rows) * per_service)

@@ -23,6 +23,7 @@ from strata.agent.store import anomalies as anomaly_store
 from strata.agent.store import incidents as db
 from strata.agent.store.db import DuckDBStore
 from strata.agent.store.window import BUCKET_NS, PriceFn, Window, event_time_bounds
+from strata.agent.units import HOUR_NS
 from strata.analytics.base import Detector
 from strata.analytics.changes import merge_changes
 from strata.analytics.detectors import DEFAULT_DETECTORS
@@ -30,7 +31,6 @@ from strata.analytics.incidents import GROUP_GAP_NS, IncidentDraft, build_incide
 
 logger = logging.getLogger(__name__)
 
-HOUR_NS = 3600 * 1_000_000_000
 _WARMUP_NS = 2 * HOUR_NS + 10 * BUCKET_NS  # a baseline must exist before a shift is seen
 
 

@@ -32,14 +32,15 @@ import numpy as np
 from strata.agent.store.anomalies import scored_until
 from strata.agent.store.db import DuckDBStore
 from strata.agent.store.window import SampleSeries, SpanSeries, Window
+from strata.agent.units import DAY_NS, MINUTE_NS
 from strata.analytics import AnomalyScorer
 from strata.analytics.correlate import COUNTER_SIGNALS
 
 logger = logging.getLogger(__name__)
 
-SCORING_BUCKET_NS: Final = 300 * 1_000_000_000  # the cadence the scorer was validated on (NAB)
+SCORING_BUCKET_NS: Final = 5 * MINUTE_NS  # the cadence the scorer was validated on (NAB)
 SETTLE_BUCKETS: Final = 1
-PRIME_NS: Final = 7 * 24 * 3600 * 1_000_000_000  # bounds a cold full analysis's cost
+PRIME_NS: Final = 7 * DAY_NS  # bounds a cold full analysis's cost
 CUMULATIVE_SIGNALS: Final = COUNTER_SIGNALS | {
     "gpu.ecc.corrected.volatile", "gpu.ecc.uncorrected.volatile",
     "gpu.ecc.corrected.aggregate", "gpu.ecc.uncorrected.aggregate",

@@ -23,12 +23,11 @@ from strata.agent.config import Budget
 from strata.agent.finops.report import summarize
 from strata.agent.model import Evidence, Incident, Suggestion
 from strata.agent.store.costs import cost_report
+from strata.agent.units import DAY_NS, NS_PER_S
 
 __all__ = ["BudgetStatus", "budget_alerts", "budget_status", "check_budgets", "month_bounds"]
 
-DAY_NS: Final = 86_400_000_000_000
 BURN_WINDOW_NS: Final = 7 * DAY_NS
-_NS = 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +52,12 @@ class BudgetStatus:
 
 def month_bounds(now_ns: int) -> tuple[str, int, int]:
     """("YYYY-MM", start_ns, end_ns) of the UTC calendar month containing *now_ns*."""
-    now = datetime.fromtimestamp(now_ns / _NS, tz=UTC)
+    now = datetime.fromtimestamp(now_ns / NS_PER_S, tz=UTC)
     start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(
         month=start.month + 1
     )
-    return f"{start:%Y-%m}", int(start.timestamp()) * _NS, int(end.timestamp()) * _NS
+    return f"{start:%Y-%m}", int(start.timestamp()) * NS_PER_S, int(end.timestamp()) * NS_PER_S
 
 
 def budget_status(

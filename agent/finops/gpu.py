@@ -36,9 +36,10 @@ from strata.agent.config import Settings
 from strata.agent.finops.report import refresh_rollup_hours
 from strata.agent.model import Sample, SpanRecord
 from strata.agent.store import spans as span_store
-from strata.agent.store.costs import HOUR_NS, upsert_gpu_energy
+from strata.agent.store.costs import upsert_gpu_energy
 from strata.agent.store.db import DuckDBStore
 from strata.agent.store.samples import energy_counter_samples
+from strata.agent.units import HOUR_NS, MINUTE_NS
 from strata.analytics.attribution import (
     GPUKey,
     SpanEnergy,
@@ -62,7 +63,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ENERGY_SIGNAL: Final = "gpu.energy.consumed"
-DEFAULT_PAD_NS: Final = 600_000_000_000  # how far to look for the bracketing energy samples
+DEFAULT_PAD_NS: Final = 10 * MINUTE_NS  # how far to look for the bracketing energy samples
 MAX_SPAN_NS: Final = 6 * HOUR_NS  # longer GPU spans are not looked for before the window
 
 

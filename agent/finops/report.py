@@ -16,8 +16,9 @@ from typing import Any, Final
 
 import duckdb
 from strata.agent.store import costs
-from strata.agent.store.costs import HOUR_NS, MEASURES
+from strata.agent.store.costs import MEASURES
 from strata.agent.store.db import DuckDBStore
+from strata.agent.units import HOUR_NS, MINUTE_NS
 
 __all__ = [
     "ROLLUP_SLACK_NS",
@@ -28,7 +29,7 @@ __all__ = [
 
 # A batch is stamped with received_ns before it takes the write lock, so one stamped
 # slightly earlier than the last refresh may commit after it: re-scan this far back.
-ROLLUP_SLACK_NS: Final = 300_000_000_000
+ROLLUP_SLACK_NS: Final = 5 * MINUTE_NS
 _S_PER_H = 3600
 
 

@@ -32,8 +32,6 @@ from rich.table import Table
 from strata.agent.config import Settings
 from strata.agent.server import RunningServer, start_in_thread
 from strata.agent.simulator.scenario import (
-    HOUR_NS,
-    MINUTE_NS,
     Injection,
     expected_incident,
     plan_scenario,
@@ -43,6 +41,7 @@ from strata.agent.simulator.score import score_incidents
 from strata.agent.simulator.stack import SimBatch, Simulator
 from strata.agent.simulator.topology import GPUSpec, Topology, default_topology
 from strata.agent.store import incidents as incident_store
+from strata.agent.units import HOUR_NS, MINUTE_NS
 
 DEMO_KINDS = ("cost_deploy", "gpu_thermal", "segment_explosion", "benign_deploy")
 STEPS_PER_REQUEST = 60  # one simulated hour of telemetry per OTLP request

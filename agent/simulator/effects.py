@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from strata.agent.simulator.scenario import MINUTE_NS, Injection
+from strata.agent.simulator.scenario import Injection
 from strata.agent.simulator.topology import Topology
+from strata.agent.units import MINUTE_NS
 
 
 @dataclass(slots=True)

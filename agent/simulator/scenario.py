@@ -15,9 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from strata.agent.model import Rollback
 from strata.agent.simulator.topology import PRICIER_MODEL, CollectionSpec, GPUSpec, Topology
-
-MINUTE_NS = 60 * 1_000_000_000
-HOUR_NS = 60 * MINUTE_NS
+from strata.agent.units import HOUR_NS, MINUTE_NS
 
 INCIDENT_KINDS = (
     "cost_deploy", "gpu_thermal", "tool_errors", "segment_explosion", "latency_deploy",

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from strata.agent.model import Incident
-from strata.agent.simulator.scenario import MINUTE_NS, ExpectedIncident
+from strata.agent.simulator.scenario import ExpectedIncident
+from strata.agent.units import MINUTE_NS
 
 EARLY_NS = 10 * MINUTE_NS
 START_TOLERANCE_NS = 15 * MINUTE_NS  # "incident start within 15 min of the true change"

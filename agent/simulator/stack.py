@@ -26,8 +26,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from strata.agent.simulator.effects import Effects, GPUState, ServiceEffect, effects_at
 from strata.agent.simulator.metrics import add_metrics
-from strata.agent.simulator.scenario import MINUTE_NS, Injection
+from strata.agent.simulator.scenario import Injection
 from strata.agent.simulator.topology import ServiceSpec, Topology, default_topology
+from strata.agent.units import MINUTE_NS
 
 _S = 1_000_000_000
 _OK = Status(code=Status.STATUS_CODE_OK)

@@ -30,14 +30,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from strata.agent.simulator.scenario import (
-    HOUR_NS,
-    MINUTE_NS,
-    ExpectedIncident,
-    Injection,
-    expected_incident,
-)
+from strata.agent.simulator.scenario import ExpectedIncident, Injection, expected_incident
 from strata.agent.simulator.topology import CollectionSpec, GPUSpec
+from strata.agent.units import HOUR_NS, MINUTE_NS
 
 BANDS = ("<=1/min", "1-10/min", "10-600/min", ">10/s")
 # requests/min at the daily mean, per band (see the module docstring for the caps)

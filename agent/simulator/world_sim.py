@@ -16,11 +16,11 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from strata.agent.simulator.scenario import MINUTE_NS
 from strata.agent.simulator.stack import SimBatch
 from strata.agent.simulator.world import World
 from strata.agent.simulator.world_metrics import GPUConditions, MetricMaker
 from strata.agent.simulator.world_traces import Conditions, Served, TraceMaker
+from strata.agent.units import MINUTE_NS
 
 THERMAL_RAMP_NS = 6 * MINUTE_NS
 SEGMENT_RAMP_NS = 15 * MINUTE_NS

@@ -36,6 +36,7 @@ from typing import Any, Final
 
 import duckdb
 import pyarrow as pa
+from strata.agent.units import HOUR_NS
 
 __all__ = [
     "ATTRIBUTE_KEY",
@@ -57,7 +58,6 @@ __all__ = [
     "upsert_gpu_energy",
 ]
 
-HOUR_NS: Final = 3_600_000_000_000
 ATTRIBUTE_KEY: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-:/]{0,127}")
 GROUP_COLUMNS: Final[Mapping[str, str]] = {
     "team": "team",

@@ -21,8 +21,9 @@ from strata.agent.store import spans as span_store
 from strata.agent.store.db import DuckDBStore
 from strata.agent.store.deployments import deployments_between
 from strata.agent.store.requests import requests_around, thin_requests
+from strata.agent.units import MINUTE_NS
 
-BUCKET_NS = 60 * 1_000_000_000
+BUCKET_NS = MINUTE_NS
 PriceFn = Callable[[str | None, str | None], tuple[float, float] | None]
 """(provider, model) -> (USD per 1M input tokens, USD per 1M output tokens), or None."""
 

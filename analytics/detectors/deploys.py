@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.stats import beta, binom, norm, rankdata  # type: ignore[import-untyped]
 from strata.agent.model import Finding, Layer
+from strata.agent.units import DAY_NS, HOUR_NS
 from strata.analytics.base import format_value
 from strata.analytics.changes import Change, merge_changes
 
@@ -46,8 +47,8 @@ MIN_ERRORS = 3
 FIRST_LOOK = 8
 LOOK_GROWTH = 1.5
 LIMIT = 1500
-LOOKBACK_NS = 24 * 3600 * 1_000_000_000
-HORIZON_NS = 2 * 3600 * 1_000_000_000  # a deploy's own effect shows within its first hours
+LOOKBACK_NS = DAY_NS
+HORIZON_NS = 2 * HOUR_NS  # a deploy's own effect shows within its first hours
 MIN_BASELINE = 20
 FAMILY_KIND = {"latency": "latency_regression", "cost": "cost_regression",
                "errors": "error_spike"}

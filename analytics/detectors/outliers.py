@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sklearn.ensemble import IsolationForest
 from strata.agent.model import Finding, Layer
+from strata.agent.units import DAY_NS
 from strata.analytics.baseline import _first_run
 
 if TYPE_CHECKING:
     from strata.agent.store.window import SpanSeries, Window
 
-DAY_NS = 86_400 * 1_000_000_000
 MIN_RUN = 5
 _FEATURES = (("data", "p95"), ("model", "p95"), ("model", "tokens"),
              ("orchestration", "p95"), ("orchestration", "errors"))

@@ -15,9 +15,10 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections import deque
 
+from strata.agent.units import NS_PER_S
+
 MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its sigma
 MEAN_AD_TO_SIGMA = 1.2533  # mean absolute deviation of a normal distribution times this
-NS_PER_S = 1_000_000_000
 
 
 class RobustWindow:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 from collections import deque
 
+from strata.agent.units import NS_PER_S
 from strata.analytics.scoring.calibration import OnsetFilter, TailCalibration
 from strata.analytics.scoring.parts import RecentRate, RobustWindow, SeasonalProfile
 
 DAY_S = 86_400
 WEEK_S = 7 * DAY_S
-NS_PER_S = 1_000_000_000
 WEEK_BINS = 168  # one per hour of the week
 SCALE_FLOOR_REL = 1e-6  # scale floor relative to the largest |value| in a window
 # Feature slots, in the order the calibration sees them.

@@ -12,8 +12,9 @@ from strata.agent.finops.gpu import apply_gpu_attribution, pending_gpu_window
 from strata.agent.finops.reads import gpu_hours
 from strata.agent.finops.report import refresh_cost_rollup, summarize
 from strata.agent.model import AttributeValue, Layer, Sample, SpanRecord
-from strata.agent.store.costs import HOUR_NS, cost_report, gpu_energy_summary
+from strata.agent.store.costs import cost_report, gpu_energy_summary
 from strata.agent.store.db import CostColumns, DuckDBStore
+from strata.agent.units import HOUR_NS
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S  # 2023-11-14T22:13:20Z

@@ -7,9 +7,7 @@ from strata.agent.ingest.otlp_codec import decode_metrics_request, decode_trace_
 from strata.agent.simulator.load import load_batches
 from strata.agent.simulator.scenario import (
     DECOY_KINDS,
-    HOUR_NS,
     INCIDENT_KINDS,
-    MINUTE_NS,
     Injection,
     expected_incident,
     plan_scenario,
@@ -17,6 +15,7 @@ from strata.agent.simulator.scenario import (
 from strata.agent.simulator.stack import Simulator, diurnal_load
 from strata.agent.simulator.topology import default_topology
 from strata.agent.store.db import DuckDBStore
+from strata.agent.units import HOUR_NS, MINUTE_NS
 
 from tests.sim_data import START_NS
 

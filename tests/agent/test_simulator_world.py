@@ -11,11 +11,12 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from strata.agent.ingest.normalize import IngestPolicy
 from strata.agent.ingest.otlp_codec import decode_metrics_request, decode_trace_request
 from strata.agent.model import Incident, SpanRecord, Suggestion
-from strata.agent.simulator.scenario import HOUR_NS, MINUTE_NS, Injection
+from strata.agent.simulator.scenario import Injection
 from strata.agent.simulator.score import score_incidents
 from strata.agent.simulator.stack import SimBatch
 from strata.agent.simulator.world import BANDS, World, plan_world
 from strata.agent.simulator.world_sim import WorldSimulator
+from strata.agent.units import HOUR_NS, MINUTE_NS
 
 from tests.sim_data import START_NS
 

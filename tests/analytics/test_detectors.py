@@ -7,11 +7,12 @@ import pytest
 from strata.agent.analysis.analyzer import Analyzer
 from strata.agent.model import Layer, Sample
 from strata.agent.simulator.load import load_batches
-from strata.agent.simulator.scenario import HOUR_NS, MINUTE_NS, Injection
+from strata.agent.simulator.scenario import Injection
 from strata.agent.simulator.stack import Simulator
 from strata.agent.simulator.topology import default_topology
 from strata.agent.store.db import DuckDBStore
 from strata.agent.store.window import Window
+from strata.agent.units import HOUR_NS, MINUTE_NS
 from strata.analytics.baseline import ShiftRule, find_shifts
 from strata.analytics.detectors.gpu import GPUFaultDetector, GPUThermalDetector
 from strata.analytics.detectors.outliers import fit_and_score

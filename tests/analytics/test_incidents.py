@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from strata.agent.analysis.analyzer import Analyzer
-from strata.agent.simulator.scenario import HOUR_NS
 from strata.agent.simulator.score import score_incidents
 from strata.agent.store import incidents as incident_store
 from strata.agent.store.db import DuckDBStore
+from strata.agent.units import HOUR_NS
 
 from tests.sim_data import START_NS, price, scenario
 

@@ -16,9 +16,10 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from strata.agent.simulator.scenario import HOUR_NS, MINUTE_NS, Injection, bump_minor
+from strata.agent.simulator.scenario import Injection, bump_minor
 from strata.agent.simulator.stack import Simulator
 from strata.agent.simulator.topology import default_topology
+from strata.agent.units import HOUR_NS, MINUTE_NS
 
 PROTOBUF_GZIP = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
 STEPS_PER_REQUEST = 120
