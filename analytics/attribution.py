@@ -1,11 +1,12 @@
 """Cost (USD), energy (Wh) and carbon (gCO2e) of each span.
 
-Tying a span to a GPU: a span runs on GPU ``(host, device)`` when its host is ``host``
-(``SpanRecord.host``, else the resource's ``host.name``) and ``device`` is one of the values
-of its ``gpu.uuid`` or ``gpu.id`` attribute (span attributes, else resource attributes; a
-list means tensor-parallel work on several GPUs, and the span is in flight on each). Energy
-samples match on ``Sample.host`` and ``Sample.device`` with exact string equality, so a
-span must carry the identifier the collector reports as device (NVML: the GPU UUID).
+Tying a span to a GPU: ``gpu_keys_of`` reads explicit ids: a span runs on GPU ``(host,
+device)`` when its host is ``host`` (``SpanRecord.host``, else the resource's ``host.name``)
+and ``device`` is one of the values of its ``gpu.uuid`` or ``gpu.id`` attribute (span
+attributes, else resource attributes; a list means tensor-parallel work on several GPUs, and
+the span is in flight on each). Spans without GPU ids are tied by the serving topology
+(``strata.analytics.topology``); every function here takes that as ``keys_of``. Energy
+samples match on ``Sample.host`` and ``Sample.device`` with exact string equality.
 
 Measured energy: each GPU's cumulative energy counter (NVML
 ``nvmlDeviceGetTotalEnergyConsumption`` / DCGM ``DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION``, mJ
@@ -24,13 +25,21 @@ Pure functions: no clock, no I/O; the same inputs give the same outputs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Literal, TypeAlias
 
-from strata.agent.model import AttributeValue, Sample, SpanId, SpanRecord, TraceId
-from strata.analytics.pricing import PriceTable, TokenUsage, cost_of, gpu_time_usd, usage_of
+from strata.agent.model import Sample, SpanId, SpanRecord, TraceId
+from strata.analytics.pricing import (
+    ModelPrice,
+    PriceTable,
+    TokenUsage,
+    cost_of,
+    gpu_time_usd,
+    usage_of,
+)
+from strata.analytics.topology import GPU_ATTRIBUTES, explicit_gpus
 
 __all__ = [
     "GPU_ATTRIBUTES",
@@ -45,6 +54,7 @@ __all__ = [
     "attribute_energy",
     "carbon_g",
     "estimate_energy_wh",
+    "estimate_unknown_reason",
     "gpu_keys_of",
     "gpu_time_shares",
     "request_metrics",
@@ -55,9 +65,12 @@ __all__ = [
 GPUKey: TypeAlias = tuple[str, str]  # (host, device)
 SpanKey: TypeAlias = tuple[TraceId, SpanId]
 Weighting: TypeAlias = Literal["time", "tokens"]
+KeysOf: TypeAlias = Callable[[SpanRecord], tuple[GPUKey, ...]]
+CostSource: TypeAlias = Literal["token_price", "gpu_time", "gpu_time_estimated"]
 
-GPU_ATTRIBUTES = ("gpu.uuid", "gpu.id")
-MEASURED_NOTE = "measured: NVML cumulative GPU energy counter, shared among in-flight requests"
+MEASURED_NOTE = (
+    "measured: cumulative GPU energy counter (NVML/DCGM), shared among in-flight requests"
+)
 _NS_PER_S = 1_000_000_000
 _S_PER_H = 3600
 _WH_PER_UNIT = {"mJ": 1 / 3_600_000, "J": 1 / 3600, "kJ": 1 / 3.6, "Wh": 1.0, "kWh": 1000.0}
@@ -97,7 +110,7 @@ class SpanCost:
     """What one span cost; None means unknown, never zero."""
 
     usd: float | None
-    usd_source: Literal["token_price", "gpu_time"] | None
+    usd_source: CostSource | None  # gpu_time_estimated: a public GPU-hour list price
     priced: bool
     energy_wh: float | None
     energy_source: Literal["measured", "estimated"] | None
@@ -120,21 +133,8 @@ def span_key(span: SpanRecord) -> SpanKey:
 
 
 def gpu_keys_of(span: SpanRecord) -> tuple[GPUKey, ...]:
-    """The GPUs a span ran on, from its host and ``gpu.uuid``/``gpu.id`` attributes."""
-    host = span.host or _text(span.resource.get("host.name"))
-    if host is None:
-        return ()
-    devices: list[str] = []
-    for source in (span.attributes, span.resource):
-        for name in GPU_ATTRIBUTES:
-            value = source.get(name)
-            for item in value if isinstance(value, list) else [value]:
-                device = _text(item)
-                if device is not None and device not in devices:
-                    devices.append(device)
-        if devices:
-            break
-    return tuple((host, d) for d in devices)
+    """The GPUs a span names, from its host and ``gpu.uuid``/``gpu.id`` attributes."""
+    return explicit_gpus(span)
 
 
 def attribute_energy(
@@ -143,6 +143,7 @@ def attribute_energy(
     *,
     idle_power_w: float | None = None,
     weighting: Weighting = "time",
+    keys_of: KeysOf = gpu_keys_of,
 ) -> EnergyAttribution:
     """Attribute each GPU's measured energy to the spans in flight on it.
 
@@ -154,6 +155,7 @@ def attribute_energy(
             as idle and only the rest is attributed. None: all busy energy is attributed.
         weighting: ``"time"`` shares each busy piece equally among in-flight spans;
             ``"tokens"`` by each span's tokens per second (equal where one lacks tokens).
+        keys_of: the GPUs of a span (default: its explicit GPU ids).
 
     Raises:
         ValueError: an energy sample in an unknown unit, or a negative idle power.
@@ -161,7 +163,7 @@ def attribute_energy(
     if idle_power_w is not None and idle_power_w < 0:
         msg = f"idle_power_w must be >= 0, got {idle_power_w}"
         raise ValueError(msg)
-    by_gpu = _spans_by_gpu(spans)
+    by_gpu = _spans_by_gpu(spans, keys_of)
     series: dict[GPUKey, dict[int, float]] = {}
     for sample in energy_samples:
         if sample.host is None or sample.device is None:
@@ -238,14 +240,16 @@ def _attribute_gpu(
     )
 
 
-def gpu_time_shares(spans: Iterable[SpanRecord]) -> dict[SpanKey, float]:
+def gpu_time_shares(
+    spans: Iterable[SpanRecord], keys_of: KeysOf = gpu_keys_of
+) -> dict[SpanKey, float]:
     """Each GPU-tied span's share of GPU time in seconds, summed over its GPUs.
 
     While k spans are in flight on a GPU each is charged 1/k of the elapsed time; time with
     none in flight is charged to no one.
     """
     seconds: dict[SpanKey, float] = {}
-    for gpu_spans in _spans_by_gpu(spans).values():
+    for gpu_spans in _spans_by_gpu(spans, keys_of).values():
         for a, b, active in _segments(gpu_spans, ()):
             for span in active:
                 key = span_key(span)
@@ -289,24 +293,27 @@ def span_cost(
     measured: SpanEnergy | None = None,
     gpu_seconds: float | None = None,
     gpu_hour_usd: float | None = None,
+    gpu_hour_estimated: bool = False,
     pue: float | None = None,
     grid_gco2e_per_kwh: float | None = None,
+    gpu_count: int = 1,
 ) -> SpanCost:
     """Cost, energy and carbon of one span.
 
     A span on a local GPU (``gpu_seconds`` given) is priced by GPU time when
-    ``gpu_hour_usd`` is set, and never by token price; other spans by the token price of
-    their model. Measured energy wins over the table's estimate. Carbon needs both ``pue``
-    and ``grid_gco2e_per_kwh``.
+    ``gpu_hour_usd`` is set (``gpu_time_estimated`` when that is a public list price), and
+    never by token price; other spans by the token price of their model. Measured energy
+    wins over the table's estimate. Carbon needs both ``pue`` and ``grid_gco2e_per_kwh``.
+    *gpu_count*: how many GPUs the span ran on (for the sampled-share note).
     """
     usage = usage_of(span)
     price = prices.lookup(span.provider, span.model)
     usd: float | None = None
-    usd_source: Literal["token_price", "gpu_time"] | None = None
+    usd_source: CostSource | None = None
     if gpu_seconds is not None:
         if gpu_hour_usd is not None:
             usd = gpu_time_usd(gpu_hour_usd=gpu_hour_usd, gpu_seconds=gpu_seconds)
-            usd_source = "gpu_time"
+            usd_source = "gpu_time_estimated" if gpu_hour_estimated else "gpu_time"
     elif price is not None:
         cost = cost_of(price, usage)
         if cost is not None:
@@ -316,14 +323,16 @@ def span_cost(
     note: str | None = None
     if measured is not None:
         energy_wh, energy_source, note = measured.energy_wh, "measured", MEASURED_NOTE
-        span_gpu_ns = span.duration_ns * max(1, len(gpu_keys_of(span)))
+        span_gpu_ns = span.duration_ns * max(1, gpu_count, len(gpu_keys_of(span)))
         if measured.covered_ns < span_gpu_ns:
             note += f"; {measured.covered_ns / span_gpu_ns:.0%} of the span's GPU time was sampled"
     elif price is not None and gpu_seconds is None:
         coefficients = (price.energy_wh_per_1k_input_tokens, price.energy_wh_per_1k_output_tokens)
         energy_wh = estimate_energy_wh(coefficients, usage)
         if energy_wh is not None:
-            energy_source, note = "estimated", f"estimated: {price.energy_source}"
+            energy_source, note = "estimated", (
+                f"estimated: {price.energy_source} (as of {price.energy_as_of})"
+            )
     co2e = None
     if energy_wh is not None and pue is not None and grid_gco2e_per_kwh is not None:
         co2e = carbon_g(energy_wh, pue=pue, grid_gco2e_per_kwh=grid_gco2e_per_kwh)
@@ -338,9 +347,10 @@ def attribute_costs(
     gpu_hour_usd: float | None = None,
     pue: float | None = None,
     grid_gco2e_per_kwh: float | None = None,
+    keys_of: KeysOf = gpu_keys_of,
 ) -> dict[SpanKey, SpanCost]:
     """``span_cost`` for every span, with GPU time shares computed across *spans*."""
-    seconds = gpu_time_shares(spans)
+    seconds = gpu_time_shares(spans, keys_of)
     measured = energy.spans if energy is not None else {}
     return {
         span_key(s): span_cost(
@@ -354,6 +364,15 @@ def attribute_costs(
         )
         for s in spans
     }
+
+
+def estimate_unknown_reason(price: ModelPrice | None, usage: TokenUsage) -> str:
+    """Why a span off a GPU has no energy estimate (it has no measured figure either)."""
+    if price is None:
+        return "model not in the price table: no energy coefficient"
+    if price.energy_unknown is not None:
+        return price.energy_unknown
+    return "no output token count on the span"
 
 
 def request_metrics(
@@ -386,10 +405,10 @@ def request_metrics(
     )
 
 
-def _spans_by_gpu(spans: Iterable[SpanRecord]) -> dict[GPUKey, list[SpanRecord]]:
+def _spans_by_gpu(spans: Iterable[SpanRecord], keys_of: KeysOf) -> dict[GPUKey, list[SpanRecord]]:
     by_gpu: dict[GPUKey, list[SpanRecord]] = {}
     for span in spans:
-        for gpu in gpu_keys_of(span):
+        for gpu in keys_of(span):
             by_gpu.setdefault(gpu, []).append(span)
     return by_gpu
 
@@ -427,8 +446,3 @@ def _token_rate(span: SpanRecord) -> float | None:
         return None
     return (span.input_tokens + span.output_tokens) / span.duration_ns
 
-
-def _text(value: AttributeValue) -> str | None:
-    if isinstance(value, bool) or value is None or isinstance(value, list | dict):
-        return None
-    return str(value)

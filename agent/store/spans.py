@@ -43,8 +43,14 @@ TRACE_SPAN_COLUMNS: Final = (
     "error_type", "host", "team", "cost_usd", "cost_source", "energy_wh", "energy_source",
     "co2e_g", "attributes",
 )  # fmt: skip
-# What looks GPU-tied in SQL; callers confirm with ``analytics.attribution.gpu_keys_of``.
-_MENTIONS_GPU: Final = "(attributes LIKE '%\"gpu.%' OR resource LIKE '%\"gpu.%')"
+# What may run on a GPU, in SQL: a GPU key, or a model span that names a serving address or
+# runs on one of the GPU hosts ($hosts, lowercased). Callers confirm with
+# ``analytics.topology.Topology.resolve``.
+_MAY_RUN_ON_GPU: Final = """(attributes LIKE '%"gpu.%' OR resource LIKE '%"gpu.%'
+    OR ((request_model IS NOT NULL OR response_model IS NOT NULL)
+        AND (list_contains($hosts, lower(host)) OR attributes LIKE '%"server.address"%'
+             OR attributes LIKE '%"net.peer.name"%' OR attributes LIKE '%"gen_ai.openai.api_base"%'
+             OR attributes LIKE '%"url.full"%' OR attributes LIKE '%"http.url"%')))"""
 _GPU_SPAN_COLUMNS: Final = (
     "trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status, service, layer, "
     "request_model, response_model, provider, input_tokens, output_tokens, cache_read_tokens, "
@@ -322,31 +328,37 @@ def event_time_range(cur: duckdb.DuckDBPyConnection) -> tuple[int, int] | None:
 
 
 def gpu_tied_spans(
-    cur: duckdb.DuckDBPyConnection, lo_ns: int, hi_ns: int, *, max_span_ns: int
+    cur: duckdb.DuckDBPyConnection, lo_ns: int, hi_ns: int, *, max_span_ns: int,
+    hosts: Sequence[str] = (),
 ) -> list[SpanRecord]:
-    """Spans mentioning a GPU key that overlap ``[lo_ns, hi_ns)``; spans longer than
-    *max_span_ns* that started before the range are not looked for."""
+    """Spans that may run on a GPU (a GPU key, or a model span with a serving address or on
+    one of *hosts*) overlapping ``[lo_ns, hi_ns)``; spans longer than *max_span_ns* that
+    started before the range are not looked for."""
     result = cur.execute(
         f"SELECT {_GPU_SPAN_COLUMNS} FROM spans "  # noqa: S608 - constant column list
-        f"WHERE start_ns >= ? AND start_ns < ? AND end_ns > ? AND {_MENTIONS_GPU}",
-        [lo_ns - max_span_ns, hi_ns, lo_ns],
+        f"WHERE start_ns >= $lo AND start_ns < $hi AND end_ns > $end AND {_MAY_RUN_ON_GPU}",
+        {"lo": lo_ns - max_span_ns, "hi": hi_ns, "end": lo_ns,
+         "hosts": [h.lower() for h in hosts]},
     )
     return [span_record(row) for row in _dicts(result)]
 
 
 def gpu_received_range(
-    cur: duckdb.DuckDBPyConnection, *, received_since_ns: int, energy_signal: str
+    cur: duckdb.DuckDBPyConnection, *, received_since_ns: int, energy_signal: str,
+    hosts: Sequence[str] = (),
 ) -> tuple[int, int] | None:
-    """(min, max) event time of GPU-mentioning spans and *energy_signal* samples received at
-    or after *received_since_ns*, or None when none arrived."""
+    """(min, max) event time of spans that may run on a GPU (as ``gpu_tied_spans``) and
+    *energy_signal* samples received at or after *received_since_ns*, or None when none
+    arrived."""
     row = cur.execute(
         "SELECT min(lo), max(hi) FROM ("  # noqa: S608 - module constant only
-        "  SELECT min(start_ns) AS lo, max(start_ns) AS hi FROM spans WHERE received_ns >= ? "
-        f"    AND {_MENTIONS_GPU}"
+        "  SELECT min(start_ns) AS lo, max(start_ns) AS hi FROM spans WHERE received_ns >= $r "
+        f"    AND {_MAY_RUN_ON_GPU}"
         "  UNION ALL"
-        "  SELECT min(time_ns), max(time_ns) FROM samples WHERE received_ns >= ? AND canonical = ?"
+        "  SELECT min(time_ns), max(time_ns) FROM samples WHERE received_ns >= $r "
+        "    AND canonical = $signal"
         ")",
-        [received_since_ns, received_since_ns, energy_signal],
+        {"r": received_since_ns, "signal": energy_signal, "hosts": [h.lower() for h in hosts]},
     ).fetchone()
     if row is None or row[0] is None:
         return None
