@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Literal, TypeAlias
 
+import numpy as np
 from strata.agent.model import Sample, SpanId, SpanRecord, TraceId
 from strata.analytics.pricing import (
     ModelPrice,
@@ -43,9 +44,11 @@ from strata.analytics.topology import GPU_ATTRIBUTES, explicit_gpus
 
 __all__ = [
     "GPU_ATTRIBUTES",
+    "WH_PER_UNIT",
     "EnergyAttribution",
     "GPUEnergy",
     "GPUKey",
+    "GPUSweep",
     "RequestMetrics",
     "SpanCost",
     "SpanEnergy",
@@ -60,6 +63,8 @@ __all__ = [
     "request_metrics",
     "span_cost",
     "span_key",
+    "sweep_energy",
+    "sweep_gpu_seconds",
 ]
 
 GPUKey: TypeAlias = tuple[str, str]  # (host, device)
@@ -73,7 +78,7 @@ MEASURED_NOTE = (
 )
 _NS_PER_S = 1_000_000_000
 _S_PER_H = 3600
-_WH_PER_UNIT = {"mJ": 1 / 3_600_000, "J": 1 / 3600, "kJ": 1 / 3.6, "Wh": 1.0, "kWh": 1000.0}
+WH_PER_UNIT = {"mJ": 1 / 3_600_000, "J": 1 / 3600, "kJ": 1 / 3.6, "Wh": 1.0, "kWh": 1000.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,10 +173,10 @@ def attribute_energy(
     for sample in energy_samples:
         if sample.host is None or sample.device is None:
             continue
-        factor = _WH_PER_UNIT.get(sample.unit)
+        factor = WH_PER_UNIT.get(sample.unit)
         if factor is None:
             msg = (
-                f"energy sample {sample.name!r} has unit {sample.unit!r}, not one of {_WH_PER_UNIT}"
+                f"energy sample {sample.name!r} has unit {sample.unit!r}, not one of {WH_PER_UNIT}"
             )
             raise ValueError(msg)
         series.setdefault((sample.host, sample.device), {})[sample.time_unix_nano] = (
@@ -446,3 +451,103 @@ def _token_rate(span: SpanRecord) -> float | None:
         return None
     return (span.input_tokens + span.output_tokens) / span.duration_ns
 
+
+
+# -- vectorised passes over many spans (the GPU pass) -------------------------------------------
+# The same arithmetic as ``attribute_energy`` and ``gpu_time_shares``, as prefix sums over
+# the elementary segments between every sample time and span edge: each segment's share per
+# in-flight span is summed once, and a span's figure is the difference of the running sum
+# at its end and its start.
+
+
+@dataclass(frozen=True, slots=True)
+class GPUSweep:
+    """One GPU's measured energy split over its spans (arrays aligned with the inputs)."""
+
+    span_wh: np.ndarray  # attributed Wh per span
+    covered_ns: np.ndarray  # span time inside the sampled range
+    interval_rows: list[tuple[int, int, float, float, float, int, int]]
+    # (start_ns, end_ns, measured_wh, attributed_wh, idle_wh, idle_ns, counter_resets)
+
+
+def sweep_energy(
+    starts: np.ndarray,
+    ends: np.ndarray,
+    times: np.ndarray,
+    counter_wh: np.ndarray,
+    *,
+    idle_power_w: float | None = None,
+    token_rates: np.ndarray | None = None,
+) -> GPUSweep:
+    """``attribute_energy`` for one GPU's spans (``starts``/``ends`` ns) and counter
+    readings (``times`` ascending, ``counter_wh`` cumulative Wh; at least two).
+
+    *token_rates* (tokens/ns, NaN where unknown) selects the ``"tokens"`` weighting.
+    """
+    times = np.asarray(times, dtype=np.int64)
+    deltas = np.diff(counter_wh)
+    resets = deltas < 0
+    deltas = np.where(resets, counter_wh[1:], deltas)  # a reset: the new reading counts
+    rates = deltas / np.diff(times)
+    lo, hi = times[0], times[-1]
+    s_in, e_in = np.clip(starts, lo, hi), np.clip(ends, lo, hi)
+    edges = np.unique(np.concatenate([times, s_in, e_in]))
+    left, length = edges[:-1], np.diff(edges)
+    interval = np.clip(np.searchsorted(times, left, "right") - 1, 0, len(rates) - 1)
+    seg_wh = rates[interval] * length
+    by_start, by_end = np.sort(starts), np.sort(ends)
+    active = np.searchsorted(by_start, left, "right") - np.searchsorted(by_end, left, "right")
+    busy = active > 0
+    base = np.zeros_like(seg_wh)
+    if idle_power_w is not None:
+        base = np.where(busy, np.minimum(idle_power_w * length / _NS_PER_S / _S_PER_H, seg_wh), 0)
+    shared = np.where(busy, seg_wh - base, 0.0)
+    start_at, end_at = np.searchsorted(edges, s_in), np.searchsorted(edges, e_in)
+    equal = shared / np.maximum(active, 1)
+    if token_rates is None:
+        span_wh = _between(equal, start_at, end_at)
+    else:
+        known = np.nan_to_num(token_rates, nan=0.0)
+        order_s, order_e = np.argsort(starts, kind="stable"), np.argsort(ends, kind="stable")
+        rate_sum = _running(known[order_s], by_start, left) - _running(known[order_e], by_end,
+                                                                       left)
+        missing = np.isnan(token_rates).astype(float)
+        unknown = _running(missing[order_s], by_start, left) - _running(missing[order_e], by_end,
+                                                                        left)
+        fallback = (unknown > 0.5) | (rate_sum <= 0)
+        per_rate = np.where(fallback, 0.0, shared / np.where(fallback, 1.0, rate_sum))
+        span_wh = (_between(np.where(fallback, equal, 0.0), start_at, end_at)
+                   + known * _between(per_rate, start_at, end_at))
+    idle = np.where(busy, base, seg_wh)
+    n = len(rates)
+    idle_wh = np.bincount(interval, weights=idle, minlength=n)
+    idle_ns = np.bincount(interval, weights=np.where(busy, 0, length), minlength=n)
+    rows = [(int(times[k]), int(times[k + 1]), float(deltas[k]), float(deltas[k] - idle_wh[k]),
+             float(idle_wh[k]), round(float(idle_ns[k])), int(resets[k])) for k in range(n)]
+    return GPUSweep(span_wh, np.maximum(e_in - s_in, 0), rows)
+
+
+def sweep_gpu_seconds(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """``gpu_time_shares`` for one GPU: each span's seconds, 1/k of the time k are in flight."""
+    edges = np.unique(np.concatenate([starts, ends]))
+    left, length = edges[:-1], np.diff(edges)
+    active = (np.searchsorted(np.sort(starts), left, "right")
+              - np.searchsorted(np.sort(ends), left, "right"))
+    share = np.where(active > 0, length / np.maximum(active, 1), 0.0)
+    seconds: np.ndarray = _between(share, np.searchsorted(edges, starts),
+                                   np.searchsorted(edges, ends)) / _NS_PER_S
+    return seconds
+
+
+def _between(per_segment: np.ndarray, start_at: np.ndarray, end_at: np.ndarray) -> np.ndarray:
+    """Sum of *per_segment* over segments ``[start_at, end_at)``, by prefix sums."""
+    running = np.concatenate([[0.0], np.cumsum(per_segment)])
+    out: np.ndarray = running[end_at] - running[start_at]
+    return out
+
+
+def _running(values_sorted: np.ndarray, keys_sorted: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Sum of the values whose key is <= each of *at* (keys ascending, values in that order)."""
+    running = np.concatenate([[0.0], np.cumsum(values_sorted)])
+    out: np.ndarray = running[np.searchsorted(keys_sorted, at, "right")]
+    return out

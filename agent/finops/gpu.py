@@ -11,13 +11,15 @@ metrics), overwriting what ingest wrote for them:
 2. it reads every GPU energy counter sample (``gpu.energy.consumed``) from the last one at or
    before ``since_ns`` to the first one at or after the end of the last owned span, and
    every GPU-tied span overlapping that stretch (the context: requests sharing the GPU);
-3. per sample interval of each GPU it runs ``strata.analytics.attribution.attribute_energy`` on the
-   spans in flight in it, so each interval's measured energy splits exactly into attributed
-   and idle; the intervals go to ``gpu_energy`` (idle energy reported separately);
-4. GPU seconds come from ``gpu_time_shares`` over the context, cost from ``span_cost``
-   (``gpu_hour_usd x seconds / 3600``, never a token price; with ``gpu_hour_usd`` unset, the
-   public price of the GPU's model from ``strata.analytics.gpu_prices``, marked
-   ``gpu_time_estimated``), carbon from the site's PUE and grid intensity;
+3. per GPU it runs ``strata.analytics.attribution.sweep_energy`` (the arithmetic of
+   ``attribute_energy`` as prefix sums, so an hour of a busy stack costs milliseconds) on the
+   spans in flight, so each interval's measured energy splits exactly into attributed and
+   idle; the intervals go to ``gpu_energy`` (idle energy reported separately);
+4. GPU seconds come from ``sweep_gpu_seconds`` (``gpu_time_shares``) over the context, cost
+   from ``span_cost``'s rule (``gpu_hour_usd x seconds / 3600``, never a token price; with
+   ``gpu_hour_usd`` unset, the public price of the GPU's model from
+   ``strata.analytics.gpu_prices``, marked ``gpu_time_estimated``), carbon from the
+   site's PUE and grid intensity;
 5. one transaction: UPDATE the owned spans' cost/energy columns from an Arrow table,
    upsert the GPU intervals, rebuild the touched hours of the cost rollup.
 
@@ -28,31 +30,30 @@ compose; re-running a trailing window picks up late spans and samples.
 
 from __future__ import annotations
 
-import itertools
+import json
 import logging
 import socket
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import duckdb
+import numpy as np
 from strata.agent.config import Settings
 from strata.agent.finops.report import refresh_rollup_hours
-from strata.agent.model import Sample, SpanRecord
+from strata.agent.model import Layer, Sample, SpanRecord
 from strata.agent.store import spans as span_store
 from strata.agent.store.costs import HOUR_NS, upsert_gpu_energy
 from strata.agent.store.db import DuckDBStore
 from strata.agent.store.samples import energy_counter_samples, gpu_inventory
 from strata.analytics.attribution import (
+    WH_PER_UNIT,
     GPUKey,
-    KeysOf,
-    SpanEnergy,
-    SpanKey,
     Weighting,
-    attribute_energy,
-    gpu_time_shares,
-    span_cost,
-    span_key,
+    carbon_g,
+    sweep_energy,
+    sweep_gpu_seconds,
 )
 from strata.analytics.gpu_prices import GPUPriceTable
 from strata.analytics.pricing import PriceTable
@@ -61,7 +62,6 @@ from strata.analytics.topology import GPUInfo, Topology
 __all__ = [
     "ENERGY_SIGNAL",
     "apply_gpu_attribution",
-    "gpu_spans",
     "load_topology",
     "pending_gpu_window",
 ]
@@ -71,6 +71,8 @@ logger = logging.getLogger(__name__)
 ENERGY_SIGNAL: Final = "gpu.energy.consumed"
 DEFAULT_PAD_NS: Final = 600_000_000_000  # how far to look for the bracketing energy samples
 MAX_SPAN_NS: Final = 6 * HOUR_NS  # longer GPU spans are not looked for before the window
+_COL = {name: i for i, name in enumerate(span_store.GPU_CANDIDATE_COLUMNS)}
+_JOIN_FIELDS = span_store.GPU_CANDIDATE_COLUMNS[_COL["has_model"]:]
 
 
 def load_topology(
@@ -84,15 +86,66 @@ def load_topology(
                     settings.gpu_map, local_host=local_host or socket.gethostname())
 
 
-def gpu_spans(
-    cur: duckdb.DuckDBPyConnection, lo_ns: int, hi_ns: int, topology: Topology | None = None
-) -> list[SpanRecord]:
-    """GPU-tied spans overlapping ``[lo_ns, hi_ns)`` (tied: *topology* finds GPUs for them;
-    without one, only spans naming their GPUs)."""
-    topo = topology if topology is not None else Topology()
-    found = span_store.gpu_tied_spans(cur, lo_ns, hi_ns, max_span_ns=MAX_SPAN_NS,
-                                      hosts=topo.hosts)
-    return [s for s in found if topo.gpus_of(s)]
+@dataclass(slots=True)
+class _Spans:
+    """GPU-tied spans as columns, and the GPUs of each."""
+
+    ids: list[tuple[str, str]]
+    starts: np.ndarray
+    ends: np.ndarray
+    token_rates: np.ndarray  # tokens per ns, NaN where unknown
+    gpus: list[tuple[GPUKey, ...]]
+
+
+def _probe(fields: Sequence[Any]) -> SpanRecord:
+    """A span carrying only what ``Topology.resolve`` reads (one per distinct join key)."""
+    f = dict(zip(_JOIN_FIELDS, fields, strict=True))
+    attributes: dict[str, Any] = {}
+    resource: dict[str, Any] = {}
+    for key, target, name in (("address", attributes, "server.address"),
+                              ("port", attributes, "server.port"),
+                              ("url", attributes, "url.full"),
+                              ("resource_host", resource, "host.name"),
+                              ("instance", resource, "service.instance.id")):
+        if f[key] is not None:
+            target[name] = f[key]
+    for key, target, name in (("gpu_uuid", attributes, "gpu.uuid"),
+                              ("gpu_id", attributes, "gpu.id"),
+                              ("resource_gpu_uuid", resource, "gpu.uuid"),
+                              ("resource_gpu_id", resource, "gpu.id")):
+        if f[key] is not None:
+            target[name] = json.loads(f[key])
+    return SpanRecord("", "", None, "", "", 0, 0, "unset", "", Layer.MODEL,
+                      request_model="?" if f["has_model"] else None, host=f["host"],
+                      attributes=attributes, resource=resource)
+
+
+def _tied_spans(
+    cur: duckdb.DuckDBPyConnection, lo_ns: int, hi_ns: int, topology: Topology
+) -> _Spans:
+    """GPU-tied spans overlapping ``[lo_ns, hi_ns)``, joined by the topology once per
+    distinct join key (spans to one server share it)."""
+    rows = span_store.gpu_candidates(cur, lo_ns, hi_ns, max_span_ns=MAX_SPAN_NS,
+                                     hosts=topology.hosts)
+    joined: dict[tuple[Any, ...], tuple[GPUKey, ...]] = {}
+    kept, gpus = [], []
+    first = _COL["has_model"]
+    for row in rows:
+        key = row[first:]
+        found = joined.get(key)
+        if found is None:
+            found = joined[key] = topology.gpus_of(_probe(key))
+        if found:
+            kept.append(row)
+            gpus.append(found)
+    starts = np.array([r[_COL["start_ns"]] for r in kept], dtype=np.int64)
+    ends = np.array([r[_COL["end_ns"]] for r in kept], dtype=np.int64)
+    tokens = np.array([np.nan if r[_COL["input_tokens"]] is None or r[_COL["output_tokens"]] is None
+                       else r[_COL["input_tokens"]] + r[_COL["output_tokens"]] for r in kept],
+                      dtype=float)
+    duration = ends - starts
+    rates = np.where(duration > 0, tokens / np.maximum(duration, 1), np.nan)
+    return _Spans([(r[0], r[1]) for r in kept], starts, ends, rates, gpus)
 
 
 def _energy_series(
@@ -111,39 +164,40 @@ def _energy_series(
     return series
 
 
-def _attribute_intervals(
-    series: dict[GPUKey, list[Sample]],
-    spans: Sequence[SpanRecord],
-    idle_power_w: float | None,
-    weighting: Weighting,
-    keys_of: KeysOf,
-) -> tuple[dict[SpanKey, SpanEnergy], list[tuple[Any, ...]]]:
-    """Per-span measured energy and per-interval GPU rows, one interval at a time."""
-    on_gpu: dict[GPUKey, list[SpanRecord]] = {}
-    for span in spans:
-        for gpu in keys_of(span):
-            on_gpu.setdefault(gpu, []).append(span)
-    energy: dict[SpanKey, list[float]] = {}
+def _by_gpu(spans: _Spans) -> dict[GPUKey, np.ndarray]:
+    members: dict[GPUKey, list[int]] = {}
+    for i, gpus in enumerate(spans.gpus):
+        for gpu in gpus:
+            members.setdefault(gpu, []).append(i)
+    return {gpu: np.array(idx, dtype=np.int64) for gpu, idx in members.items()}
+
+
+def _measure(
+    series: dict[GPUKey, list[Sample]], spans: _Spans, on_gpu: dict[GPUKey, np.ndarray],
+    idle_power_w: float | None, weighting: Weighting,
+) -> tuple[np.ndarray, np.ndarray, list[tuple[Any, ...]]]:
+    """Per-span measured Wh and covered ns (summed over GPUs), and per-interval GPU rows."""
+    wh = np.zeros(len(spans.ids))
+    covered = np.zeros(len(spans.ids), dtype=np.int64)
     rows: list[tuple[Any, ...]] = []
     for gpu, points in sorted(series.items()):
-        candidates = sorted(on_gpu.get(gpu, []), key=lambda s: s.start_unix_nano)
-        starts = [s.start_unix_nano for s in candidates]
-        for s0, s1 in itertools.pairwise(points):
-            t0, t1 = s0.time_unix_nano, s1.time_unix_nano
-            active = [s for s in candidates[: bisect_left(starts, t1)] if s.end_unix_nano > t0]
-            result = attribute_energy(
-                active, [s0, s1], idle_power_w=idle_power_w, weighting=weighting,
-                keys_of=keys_of,
-            )
-            for key, share in result.spans.items():
-                acc = energy.setdefault(key, [0.0, 0.0])
-                acc[0] += share.energy_wh
-                acc[1] += share.covered_ns
-            for g in result.gpus:
-                rows.append((g.host, g.device, t0, t1, g.measured_wh, g.attributed_wh,
-                             g.idle_wh, g.idle_ns, g.counter_resets))
-    measured = {k: SpanEnergy(energy_wh=v[0], covered_ns=int(v[1])) for k, v in energy.items()}
-    return measured, rows
+        if len(points) < 2:  # an interval needs two readings
+            continue
+        factor = WH_PER_UNIT.get(points[0].unit)
+        if factor is None or any(p.unit != points[0].unit for p in points):
+            logger.warning("GPU %s energy counter in unit %r: skipped", gpu, points[0].unit)
+            continue
+        idx = on_gpu.get(gpu, np.zeros(0, dtype=np.int64))
+        result = sweep_energy(
+            spans.starts[idx], spans.ends[idx],
+            np.array([p.time_unix_nano for p in points], dtype=np.int64),
+            np.array([p.value * factor for p in points]), idle_power_w=idle_power_w,
+            token_rates=spans.token_rates[idx] if weighting == "tokens" else None,
+        )
+        np.add.at(wh, idx, result.span_wh)
+        np.add.at(covered, idx, result.covered_ns)
+        rows.extend((*gpu, *row) for row in result.interval_rows)
+    return wh, covered, rows
 
 
 def apply_gpu_attribution(
@@ -167,7 +221,7 @@ def apply_gpu_attribution(
         until_ns: end of that window (exclusive).
         settings: ``gpu_hour_usd``, ``gpu_map``, ``carbon_pue`` and
             ``carbon_grid_gco2e_per_kwh``.
-        prices: only used for spans off a GPU, which this pass does not touch.
+        prices: unused (GPU-tied spans are never priced by token); kept for callers.
         idle_power_w: a GPU's idle power; booked as idle while requests run (see
             ``attribute_energy``). None: all busy energy is attributed.
         weighting: share of busy energy by ``"time"`` or by ``"tokens"`` per second.
@@ -179,53 +233,43 @@ def apply_gpu_attribution(
     Returns:
         How many spans were written.
     """
+    del prices
     cur = store.cursor()
     topology = load_topology(cur, since_ns - pad_ns, until_ns + pad_ns, settings,
                              local_host=local_host)
-    owned_probe = gpu_spans(cur, since_ns, until_ns, topology)
-    owned = [s for s in owned_probe if since_ns <= s.start_unix_nano < until_ns]
-    hi = max([until_ns, *(s.end_unix_nano for s in owned)])
+    probe = _tied_spans(cur, since_ns, until_ns, topology)
+    owned = (probe.starts >= since_ns) & (probe.starts < until_ns)
+    hi = int(max(until_ns, *probe.ends[owned])) if owned.any() else until_ns
     series = _energy_series(cur, since_ns, hi, pad_ns)
     starts = [p[0].time_unix_nano for p in series.values() if p]
     ends = [p[-1].time_unix_nano for p in series.values() if p]
-    context = gpu_spans(cur, min([since_ns, *starts]), max([hi, *ends]) + 1, topology)
-    keys = {span_key(s): topology.gpus_of(s) for s in context}
-    keys.update({span_key(s): topology.gpus_of(s) for s in owned})
-
-    def keys_of(span: SpanRecord) -> tuple[GPUKey, ...]:
-        return keys[span_key(span)]
-
-    measured, interval_rows = _attribute_intervals(series, context, idle_power_w, weighting,
-                                                   keys_of)
-    seconds = gpu_time_shares(context, keys_of)
-    table = prices if prices is not None else PriceTable([], provider_aliases={})
+    spans = _tied_spans(cur, min([since_ns, *starts]), max([hi, *ends]) + 1, topology)
+    on_gpu = _by_gpu(spans)
+    wh, covered, interval_rows = _measure(series, spans, on_gpu, idle_power_w, weighting)
+    seconds = np.zeros(len(spans.ids))
+    for idx in on_gpu.values():
+        np.add.at(seconds, idx, sweep_gpu_seconds(spans.starts[idx], spans.ends[idx]))
     list_prices = gpu_prices if gpu_prices is not None else GPUPriceTable.packaged()
     updates: list[tuple[Any, ...]] = []
-    for span in owned:
-        key = span_key(span)
-        gpus = keys[key]
-        hour_usd, estimated = settings.gpu_hour_usd, False
+    hours: list[int] = []
+    for i in np.flatnonzero((spans.starts >= since_ns) & (spans.starts < until_ns)):
+        hour_usd, source = settings.gpu_hour_usd, "gpu_time"
         if hour_usd is None:
-            hour_usd, estimated = _list_price(topology, list_prices, gpus), True
-        cost = span_cost(
-            span,
-            prices=table,
-            measured=measured.get(key),
-            gpu_seconds=seconds.get(key, 0.0),
-            gpu_hour_usd=hour_usd,
-            gpu_hour_estimated=estimated,
-            pue=settings.carbon_pue,
-            grid_gco2e_per_kwh=settings.carbon_grid_gco2e_per_kwh,
-            gpu_count=len(gpus),
-        )
-        updates.append((*key, cost.usd, cost.usd_source, cost.energy_wh, cost.energy_source,
-                        cost.co2e_g))
+            hour_usd = _list_price(topology, list_prices, spans.gpus[i])
+            source = "gpu_time_estimated"
+        usd = None if hour_usd is None else hour_usd * float(seconds[i]) / 3600
+        energy = float(wh[i]) if covered[i] > 0 else None
+        co2 = None if energy is None else carbon_g(
+            energy, pue=settings.carbon_pue, grid_gco2e_per_kwh=settings.carbon_grid_gco2e_per_kwh)
+        updates.append((*spans.ids[i], usd, None if usd is None else source, energy,
+                        None if energy is None else "measured", co2))
+        hours.append(int(spans.starts[i]))
     with store.transaction() as tx:
         span_store.update_span_costs(tx, updates, since_ns=since_ns, until_ns=until_ns)
         upsert_gpu_energy(tx, interval_rows)
-        refresh_rollup_hours(tx, (s.start_unix_nano for s in owned))
-    logger.debug("GPU pass: %d spans, %d GPU intervals", len(owned), len(interval_rows))
-    return len(owned)
+        refresh_rollup_hours(tx, hours)
+    logger.debug("GPU pass: %d spans, %d GPU intervals", len(updates), len(interval_rows))
+    return len(updates)
 
 
 def _list_price(

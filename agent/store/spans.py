@@ -17,12 +17,13 @@ import pyarrow as pa
 from strata.agent.model import Layer, SpanRecord
 
 __all__ = [
+    "GPU_CANDIDATE_COLUMNS",
     "TRACE_SPAN_COLUMNS",
     "busiest_services",
     "duration_quantiles",
     "event_time_range",
+    "gpu_candidates",
     "gpu_received_range",
-    "gpu_tied_spans",
     "list_traces",
     "model_bucket_usage",
     "service_dependencies",
@@ -51,11 +52,6 @@ _MAY_RUN_ON_GPU: Final = """(attributes LIKE '%"gpu.%' OR resource LIKE '%"gpu.%
         AND (list_contains($hosts, lower(host)) OR attributes LIKE '%"server.address"%'
              OR attributes LIKE '%"net.peer.name"%' OR attributes LIKE '%"gen_ai.openai.api_base"%'
              OR attributes LIKE '%"url.full"%' OR attributes LIKE '%"http.url"%')))"""
-_GPU_SPAN_COLUMNS: Final = (
-    "trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status, service, layer, "
-    "request_model, response_model, provider, input_tokens, output_tokens, cache_read_tokens, "
-    "host, attributes, resource"
-)
 _COST_UPDATE_SCHEMA: Final = pa.schema([
     ("trace_id", pa.string()), ("span_id", pa.string()), ("cost_usd", pa.float64()),
     ("cost_source", pa.string()), ("energy_wh", pa.float64()), ("energy_source", pa.string()),
@@ -327,27 +323,46 @@ def event_time_range(cur: duckdb.DuckDBPyConnection) -> tuple[int, int] | None:
 # -- GPU pass (finops.gpu) --------------------------------------------------------------------
 
 
-def gpu_tied_spans(
+GPU_CANDIDATE_COLUMNS: Final = (
+    "trace_id", "span_id", "start_ns", "end_ns", "input_tokens", "output_tokens", "has_model",
+    "host", "address", "port", "url", "gpu_uuid", "gpu_id", "resource_gpu_uuid",
+    "resource_gpu_id", "resource_host", "instance",
+)  # fmt: skip
+_A, _R = "json_extract_string(attributes, ", "json_extract_string(resource, "
+
+
+def gpu_candidates(
     cur: duckdb.DuckDBPyConnection, lo_ns: int, hi_ns: int, *, max_span_ns: int,
     hosts: Sequence[str] = (),
-) -> list[SpanRecord]:
+) -> list[tuple[Any, ...]]:
     """Spans that may run on a GPU (a GPU key, or a model span with a serving address or on
-    one of *hosts*) overlapping ``[lo_ns, hi_ns)``; spans longer than *max_span_ns* that
-    started before the range are not looked for."""
-    result = cur.execute(
-        f"SELECT {_GPU_SPAN_COLUMNS} FROM spans "  # noqa: S608 - constant column list
-        f"WHERE start_ns >= $lo AND start_ns < $hi AND end_ns > $end AND {_MAY_RUN_ON_GPU}",
+    one of *hosts*) overlapping ``[lo_ns, hi_ns)``, as rows in ``GPU_CANDIDATE_COLUMNS``
+    order: only the fields the serving topology reads (the GPU ids as JSON text, the others
+    as text), so no attribute map is parsed. Spans longer than *max_span_ns* that started
+    before the range are not looked for."""
+    return cur.execute(
+        "SELECT trace_id, span_id, start_ns, end_ns, input_tokens, output_tokens, "  # noqa: S608 - module SQL
+        "request_model IS NOT NULL OR response_model IS NOT NULL, host, "
+        f"coalesce({_A}'$.\"server.address\"'), {_A}'$.\"net.peer.name\"')), "
+        f"coalesce({_A}'$.\"server.port\"'), {_A}'$.\"net.peer.port\"')), "
+        f"coalesce({_A}'$.\"gen_ai.openai.api_base\"'), {_A}'$.\"url.full\"'), "
+        f"{_A}'$.\"http.url\"')), "
+        "json_extract(attributes, '$.\"gpu.uuid\"'), json_extract(attributes, '$.\"gpu.id\"'), "
+        "json_extract(resource, '$.\"gpu.uuid\"'), json_extract(resource, '$.\"gpu.id\"'), "
+        f"{_R}'$.\"host.name\"'), "
+        f"coalesce({_R}'$.\"service.instance.id\"'), {_R}'$.\"k8s.pod.name\"')) "
+        f"FROM spans WHERE start_ns >= $lo AND start_ns < $hi AND end_ns > $end "
+        f"AND {_MAY_RUN_ON_GPU}",
         {"lo": lo_ns - max_span_ns, "hi": hi_ns, "end": lo_ns,
          "hosts": [h.lower() for h in hosts]},
-    )
-    return [span_record(row) for row in _dicts(result)]
+    ).fetchall()
 
 
 def gpu_received_range(
     cur: duckdb.DuckDBPyConnection, *, received_since_ns: int, energy_signal: str,
     hosts: Sequence[str] = (),
 ) -> tuple[int, int] | None:
-    """(min, max) event time of spans that may run on a GPU (as ``gpu_tied_spans``) and
+    """(min, max) event time of spans that may run on a GPU (as ``gpu_candidates``) and
     *energy_signal* samples received at or after *received_since_ns*, or None when none
     arrived."""
     row = cur.execute(
