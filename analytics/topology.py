@@ -109,6 +109,16 @@ class Topology:
         """The GPU hosts, lowercased."""
         return tuple(self._by_host)
 
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """Every address (or first DNS label of one) that can resolve to a GPU, lowercased:
+        what a store query may pre-filter ``server.address`` by."""
+        found = {*self._by_host, *(h.split(".", 1)[0] for h in self._by_host)}
+        found.update(a.rsplit(":", 1)[0] if a.count(":") == 1 else a for a in self._map)
+        if self._local is not None and self._local in self._by_host:
+            found.update(LOOPBACK)
+        return tuple(sorted(found))
+
     def info(self, gpu: GPUKey) -> GPUInfo | None:
         return self._gpus.get(gpu)
 

@@ -126,7 +126,7 @@ def _tied_spans(
     """GPU-tied spans overlapping ``[lo_ns, hi_ns)``, joined by the topology once per
     distinct join key (spans to one server share it)."""
     rows = span_store.gpu_candidates(cur, lo_ns, hi_ns, max_span_ns=MAX_SPAN_NS,
-                                     hosts=topology.hosts)
+                                     hosts=topology.hosts, addresses=topology.addresses)
     joined: dict[tuple[Any, ...], tuple[GPUKey, ...]] = {}
     kept, gpus = [], []
     first = _COL["has_model"]
@@ -237,26 +237,32 @@ def apply_gpu_attribution(
     cur = store.cursor()
     topology = load_topology(cur, since_ns - pad_ns, until_ns + pad_ns, settings,
                              local_host=local_host)
-    probe = _tied_spans(cur, since_ns, until_ns, topology)
-    owned = (probe.starts >= since_ns) & (probe.starts < until_ns)
-    hi = int(max(until_ns, *probe.ends[owned])) if owned.any() else until_ns
-    series = _energy_series(cur, since_ns, hi, pad_ns)
-    starts = [p[0].time_unix_nano for p in series.values() if p]
-    ends = [p[-1].time_unix_nano for p in series.values() if p]
-    spans = _tied_spans(cur, min([since_ns, *starts]), max([hi, *ends]) + 1, topology)
+    # One read covers the context (every span sharing a GPU with an owned one while the
+    # bracketing samples run): those samples lie within pad_ns of the owned spans.
+    spans = _tied_spans(cur, since_ns - pad_ns, until_ns + pad_ns + 1, topology)
+    owned = (spans.starts >= since_ns) & (spans.starts < until_ns)
+    hi = int(spans.ends[owned].max()) if owned.any() else until_ns
+    series = _energy_series(cur, since_ns, max(hi, until_ns), pad_ns)
+    if hi > until_ns + pad_ns:  # an owned span outlasting the pad: read to its end
+        ends = [p[-1].time_unix_nano for p in series.values() if p]
+        spans = _tied_spans(cur, since_ns - pad_ns, max([hi, *ends]) + 1, topology)
     on_gpu = _by_gpu(spans)
     wh, covered, interval_rows = _measure(series, spans, on_gpu, idle_power_w, weighting)
     seconds = np.zeros(len(spans.ids))
     for idx in on_gpu.values():
         np.add.at(seconds, idx, sweep_gpu_seconds(spans.starts[idx], spans.ends[idx]))
     list_prices = gpu_prices if gpu_prices is not None else GPUPriceTable.packaged()
+    hour_prices: dict[tuple[GPUKey, ...], float | None] = {}
+    source = "gpu_time" if settings.gpu_hour_usd is not None else "gpu_time_estimated"
     updates: list[tuple[Any, ...]] = []
     hours: list[int] = []
     for i in np.flatnonzero((spans.starts >= since_ns) & (spans.starts < until_ns)):
-        hour_usd, source = settings.gpu_hour_usd, "gpu_time"
+        hour_usd = settings.gpu_hour_usd
         if hour_usd is None:
-            hour_usd = _list_price(topology, list_prices, spans.gpus[i])
-            source = "gpu_time_estimated"
+            gpus = spans.gpus[i]
+            if gpus not in hour_prices:
+                hour_prices[gpus] = _list_price(topology, list_prices, gpus)
+            hour_usd = hour_prices[gpus]
         usd = None if hour_usd is None else hour_usd * float(seconds[i]) / 3600
         energy = float(wh[i]) if covered[i] > 0 else None
         co2 = None if energy is None else carbon_g(

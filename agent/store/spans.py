@@ -52,6 +52,20 @@ _MAY_RUN_ON_GPU: Final = """(attributes LIKE '%"gpu.%' OR resource LIKE '%"gpu.%
         AND (list_contains($hosts, lower(host)) OR attributes LIKE '%"server.address"%'
              OR attributes LIKE '%"net.peer.name"%' OR attributes LIKE '%"gen_ai.openai.api_base"%'
              OR attributes LIKE '%"url.full"%' OR attributes LIKE '%"http.url"%')))"""
+_ADDRESS: Final = """lower(coalesce(json_extract_string(attributes, '$."server.address"'),
+                                json_extract_string(attributes, '$."net.peer.name"')))"""
+# The same, narrowed by the addresses a GPU can be reached by ($addresses: whole names or
+# first DNS labels): a hosted API's address is dropped here, not in Python.
+_SERVES_ON_GPU: Final = f"""(attributes LIKE '%"gpu.%' OR resource LIKE '%"gpu.%'
+    OR ((request_model IS NOT NULL OR response_model IS NOT NULL)
+        AND (list_contains($hosts, lower(host))
+             OR (attributes LIKE '%"server.address"%' OR attributes LIKE '%"net.peer.name"%')
+                AND (list_contains($addresses, {_ADDRESS})
+                     OR list_contains($addresses, split_part({_ADDRESS}, '.', 1)))
+             OR attributes NOT LIKE '%"server.address"%'
+                AND attributes NOT LIKE '%"net.peer.name"%'
+                AND (attributes LIKE '%"gen_ai.openai.api_base"%'
+                     OR attributes LIKE '%"url.full"%' OR attributes LIKE '%"http.url"%'))))"""
 _COST_UPDATE_SCHEMA: Final = pa.schema([
     ("trace_id", pa.string()), ("span_id", pa.string()), ("cost_usd", pa.float64()),
     ("cost_source", pa.string()), ("energy_wh", pa.float64()), ("energy_source", pa.string()),
@@ -333,10 +347,11 @@ _A, _R = "json_extract_string(attributes, ", "json_extract_string(resource, "
 
 def gpu_candidates(
     cur: duckdb.DuckDBPyConnection, lo_ns: int, hi_ns: int, *, max_span_ns: int,
-    hosts: Sequence[str] = (),
+    hosts: Sequence[str] = (), addresses: Sequence[str] = (),
 ) -> list[tuple[Any, ...]]:
-    """Spans that may run on a GPU (a GPU key, or a model span with a serving address or on
-    one of *hosts*) overlapping ``[lo_ns, hi_ns)``, as rows in ``GPU_CANDIDATE_COLUMNS``
+    """Spans that may run on a GPU (a GPU key; a model span on one of *hosts*, or whose
+    ``server.address`` or its first DNS label is one of *addresses*, or that names only an
+    API base URL) overlapping ``[lo_ns, hi_ns)``, as rows in ``GPU_CANDIDATE_COLUMNS``
     order: only the fields the serving topology reads (the GPU ids as JSON text, the others
     as text), so no attribute map is parsed. Spans longer than *max_span_ns* that started
     before the range are not looked for."""
@@ -352,9 +367,9 @@ def gpu_candidates(
         f"{_R}'$.\"host.name\"'), "
         f"coalesce({_R}'$.\"service.instance.id\"'), {_R}'$.\"k8s.pod.name\"')) "
         f"FROM spans WHERE start_ns >= $lo AND start_ns < $hi AND end_ns > $end "
-        f"AND {_MAY_RUN_ON_GPU}",
+        f"AND {_SERVES_ON_GPU}",
         {"lo": lo_ns - max_span_ns, "hi": hi_ns, "end": lo_ns,
-         "hosts": [h.lower() for h in hosts]},
+         "hosts": [h.lower() for h in hosts], "addresses": [a.lower() for a in addresses]},
     ).fetchall()
 
 

@@ -175,13 +175,17 @@ def test_gpu_candidates_model_spans_by_address_or_gpu_host(store: DuckDBStore) -
                                                      "server.port": 8000}),
         span("s1", 0, 10, request_model="llama", host="GPU-1"),
         span("s2", 0, 10, request_model="llama", host="app-1"),
+        span("c2", 0, 10, request_model="llama", attributes={"server.address": "GPU-1.internal"}),
+        span("h1", 0, 10, request_model="gpt-4o", attributes={"server.address": "api.openai.com"}),
         span("x1", 0, 10, attributes={"server.address": "gpu-1"}),  # no model: not a request
     ], received_ns=100)
-    rows = q.gpu_candidates(store.cursor(), T0, T0 + MIN, max_span_ns=MIN, hosts=["gpu-1"])
+    rows = q.gpu_candidates(store.cursor(), T0, T0 + MIN, max_span_ns=MIN, hosts=["gpu-1"],
+                            addresses=["gpu-1"])
     cols = q.GPU_CANDIDATE_COLUMNS
     got = sorted((r[cols.index("span_id")], r[cols.index("address")], r[cols.index("port")],
                   r[cols.index("host")]) for r in rows)
-    assert got == [("c1", "gpu-1", "8000", None), ("s1", None, None, "GPU-1")]
+    assert got == [("c1", "gpu-1", "8000", None), ("c2", "GPU-1.internal", None, None),
+                   ("s1", None, None, "GPU-1")]
 
 
 def test_gpu_received_range(gpu: DuckDBStore) -> None:
