@@ -165,11 +165,15 @@ def _energy_series(
 
 
 def _by_gpu(spans: _Spans) -> dict[GPUKey, np.ndarray]:
-    members: dict[GPUKey, list[int]] = {}
-    for i, gpus in enumerate(spans.gpus):
+    """Each GPU's span indices, built per distinct GPU set (spans to one server share it)."""
+    sets: dict[tuple[GPUKey, ...], int] = {}
+    set_of = np.array([sets.setdefault(g, len(sets)) for g in spans.gpus], dtype=np.int64)
+    members: dict[GPUKey, list[np.ndarray]] = {}
+    for gpus, k in sets.items():
+        idx = np.flatnonzero(set_of == k)
         for gpu in gpus:
-            members.setdefault(gpu, []).append(i)
-    return {gpu: np.array(idx, dtype=np.int64) for gpu, idx in members.items()}
+            members.setdefault(gpu, []).append(idx)
+    return {gpu: np.sort(np.concatenate(parts)) for gpu, parts in members.items()}
 
 
 def _measure(
@@ -249,33 +253,52 @@ def apply_gpu_attribution(
     on_gpu = _by_gpu(spans)
     wh, covered, interval_rows = _measure(series, spans, on_gpu, idle_power_w, weighting)
     seconds = np.zeros(len(spans.ids))
+    done: dict[bytes, np.ndarray] = {}  # tensor-parallel GPUs share their spans: sweep once
     for idx in on_gpu.values():
-        np.add.at(seconds, idx, sweep_gpu_seconds(spans.starts[idx], spans.ends[idx]))
-    list_prices = gpu_prices if gpu_prices is not None else GPUPriceTable.packaged()
-    hour_prices: dict[tuple[GPUKey, ...], float | None] = {}
+        key = idx.tobytes()
+        if key not in done:
+            done[key] = sweep_gpu_seconds(spans.starts[idx], spans.ends[idx])
+        np.add.at(seconds, idx, done[key])
+    hour_usd = _hour_prices(spans, topology, settings, gpu_prices)
     source = "gpu_time" if settings.gpu_hour_usd is not None else "gpu_time_estimated"
-    updates: list[tuple[Any, ...]] = []
-    hours: list[int] = []
-    for i in np.flatnonzero((spans.starts >= since_ns) & (spans.starts < until_ns)):
-        hour_usd = settings.gpu_hour_usd
-        if hour_usd is None:
-            gpus = spans.gpus[i]
-            if gpus not in hour_prices:
-                hour_prices[gpus] = _list_price(topology, list_prices, gpus)
-            hour_usd = hour_prices[gpus]
-        usd = None if hour_usd is None else hour_usd * float(seconds[i]) / 3600
-        energy = float(wh[i]) if covered[i] > 0 else None
-        co2 = None if energy is None else carbon_g(
-            energy, pue=settings.carbon_pue, grid_gco2e_per_kwh=settings.carbon_grid_gco2e_per_kwh)
-        updates.append((*spans.ids[i], usd, None if usd is None else source, energy,
-                        None if energy is None else "measured", co2))
-        hours.append(int(spans.starts[i]))
+    owned = np.flatnonzero((spans.starts >= since_ns) & (spans.starts < until_ns))
+    usd = hour_usd[owned] * seconds[owned] / 3600
+    energy = np.where(covered[owned] > 0, wh[owned], np.nan)
+    co2 = carbon_g(1.0, pue=settings.carbon_pue,
+                   grid_gco2e_per_kwh=settings.carbon_grid_gco2e_per_kwh) * energy
+    updates = [(*spans.ids[i], _num(u), None if u != u else source, _num(e),
+                None if e != e else "measured", _num(c))  # x != x: NaN, i.e. unknown
+               for i, u, e, c in zip(owned.tolist(), usd.tolist(), energy.tolist(), co2.tolist(),
+                                     strict=True)]
+    hours = spans.starts[owned].tolist()
     with store.transaction() as tx:
         span_store.update_span_costs(tx, updates, since_ns=since_ns, until_ns=until_ns)
         upsert_gpu_energy(tx, interval_rows)
         refresh_rollup_hours(tx, hours)
     logger.debug("GPU pass: %d spans, %d GPU intervals", len(updates), len(interval_rows))
     return len(updates)
+
+
+def _num(value: float) -> float | None:
+    return None if value != value else value  # NaN: unknown
+
+
+def _hour_prices(
+    spans: _Spans, topology: Topology, settings: Settings, table: GPUPriceTable | None
+) -> np.ndarray:
+    """USD per GPU-hour for each span: the configured price, else the mean list price of
+    its GPUs (NaN where a GPU's model is not in the table)."""
+    if settings.gpu_hour_usd is not None:
+        return np.full(len(spans.ids), settings.gpu_hour_usd)
+    prices = table if table is not None else GPUPriceTable.packaged()
+    memo: dict[tuple[GPUKey, ...], float] = {}
+    out = np.empty(len(spans.ids))
+    for i, gpus in enumerate(spans.gpus):
+        if gpus not in memo:
+            found = _list_price(topology, prices, gpus)
+            memo[gpus] = np.nan if found is None else found
+        out[i] = memo[gpus]
+    return out
 
 
 def _list_price(

@@ -342,7 +342,13 @@ GPU_CANDIDATE_COLUMNS: Final = (
     "host", "address", "port", "url", "gpu_uuid", "gpu_id", "resource_gpu_uuid",
     "resource_gpu_id", "resource_host", "instance",
 )  # fmt: skip
-_A, _R = "json_extract_string(attributes, ", "json_extract_string(resource, "
+# Paths read in one parse per document: (attribute paths, resource paths).
+_ATTRIBUTE_PATHS: Final = [f'$."{k}"' for k in (
+    "server.address", "net.peer.name", "server.port", "net.peer.port", "gen_ai.openai.api_base",
+    "url.full", "http.url")]
+_RESOURCE_PATHS: Final = [f'$."{k}"' for k in (
+    "host.name", "service.instance.id", "k8s.pod.name")]
+_GPU_PATHS: Final = ['$."gpu.uuid"', '$."gpu.id"']
 
 
 def gpu_candidates(
@@ -353,24 +359,26 @@ def gpu_candidates(
     ``server.address`` or its first DNS label is one of *addresses*, or that names only an
     API base URL) overlapping ``[lo_ns, hi_ns)``, as rows in ``GPU_CANDIDATE_COLUMNS``
     order: only the fields the serving topology reads (the GPU ids as JSON text, the others
-    as text), so no attribute map is parsed. Spans longer than *max_span_ns* that started
+    as text), so no attribute map is built. Spans longer than *max_span_ns* that started
     before the range are not looked for."""
-    return cur.execute(
+    rows = cur.execute(
         "SELECT trace_id, span_id, start_ns, end_ns, input_tokens, output_tokens, "  # noqa: S608 - module SQL
         "request_model IS NOT NULL OR response_model IS NOT NULL, host, "
-        f"coalesce({_A}'$.\"server.address\"'), {_A}'$.\"net.peer.name\"')), "
-        f"coalesce({_A}'$.\"server.port\"'), {_A}'$.\"net.peer.port\"')), "
-        f"coalesce({_A}'$.\"gen_ai.openai.api_base\"'), {_A}'$.\"url.full\"'), "
-        f"{_A}'$.\"http.url\"')), "
-        "json_extract(attributes, '$.\"gpu.uuid\"'), json_extract(attributes, '$.\"gpu.id\"'), "
-        "json_extract(resource, '$.\"gpu.uuid\"'), json_extract(resource, '$.\"gpu.id\"'), "
-        f"{_R}'$.\"host.name\"'), "
-        f"coalesce({_R}'$.\"service.instance.id\"'), {_R}'$.\"k8s.pod.name\"')) "
-        f"FROM spans WHERE start_ns >= $lo AND start_ns < $hi AND end_ns > $end "
+        "json_extract_string(attributes, $apaths), json_extract_string(resource, $rpaths), "
+        "CASE WHEN attributes LIKE '%\"gpu.%' THEN json_extract(attributes, $gpaths) END, "
+        "CASE WHEN resource LIKE '%\"gpu.%' THEN json_extract(resource, $gpaths) END "
+        "FROM spans WHERE start_ns >= $lo AND start_ns < $hi AND end_ns > $end "
         f"AND {_SERVES_ON_GPU}",
         {"lo": lo_ns - max_span_ns, "hi": hi_ns, "end": lo_ns,
-         "hosts": [h.lower() for h in hosts], "addresses": [a.lower() for a in addresses]},
+         "hosts": [h.lower() for h in hosts], "addresses": [a.lower() for a in addresses],
+         "apaths": _ATTRIBUTE_PATHS, "rpaths": _RESOURCE_PATHS, "gpaths": _GPU_PATHS},
     ).fetchall()
+    out = []
+    for *head, (addr, peer, port, peer_port, base, full, url), (host, inst, pod), gpu, rgpu in rows:
+        gpu, rgpu = gpu or (None, None), rgpu or (None, None)
+        out.append((*head, addr or peer, port or peer_port, base or full or url, *gpu, *rgpu,
+                    host, inst or pod))
+    return out
 
 
 def gpu_received_range(
