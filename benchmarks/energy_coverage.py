@@ -44,6 +44,7 @@ from strata.agent.finops.gpu import apply_gpu_attribution
 from strata.agent.finops.report import refresh_cost_rollup
 from strata.agent.ingest.otlp_codec import decode_metrics_request, decode_trace_request
 from strata.agent.runner import Agent
+
 from tests.otlp_factory import counter_request, gauge_request, make_span, trace_request
 
 S = 1_000_000_000

@@ -244,8 +244,8 @@ def apply_gpu_attribution(
     # One read covers the context (every span sharing a GPU with an owned one while the
     # bracketing samples run): those samples lie within pad_ns of the owned spans.
     spans = _tied_spans(cur, since_ns - pad_ns, until_ns + pad_ns + 1, topology)
-    owned = (spans.starts >= since_ns) & (spans.starts < until_ns)
-    hi = int(spans.ends[owned].max()) if owned.any() else until_ns
+    in_window = (spans.starts >= since_ns) & (spans.starts < until_ns)
+    hi = int(spans.ends[in_window].max()) if in_window.any() else until_ns
     series = _energy_series(cur, since_ns, max(hi, until_ns), pad_ns)
     if hi > until_ns + pad_ns:  # an owned span outlasting the pad: read to its end
         ends = [p[-1].time_unix_nano for p in series.values() if p]

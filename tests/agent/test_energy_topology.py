@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.conftest import LiveAgent, launch_agent
 from tests.otlp_factory import counter_request, make_span, trace_request
 from tests.waiting import wait_until
@@ -121,9 +122,11 @@ def test_hosted_estimate_with_source_and_unknown_never_zero(agent: tuple[LiveAge
     haiku = _span(live, "haiku")
     assert (haiku["energy_source"], haiku["cost_source"]) == ("estimated", "token_price")
     assert haiku["energy_wh"] == pytest.approx(500 / 1000 * 0.0844)  # prices.toml coefficient
-    assert "EcoLogits" in haiku["energy_note"] and "2026-12-07" in haiku["energy_note"]
+    assert "EcoLogits" in haiku["energy_note"]
+    assert "2026-12-07" in haiku["energy_note"]
     unknown = _span(live, "unknown")
-    assert unknown["energy_wh"] is None and unknown["cost_usd"] is None
+    assert unknown["energy_wh"] is None
+    assert unknown["cost_usd"] is None
     assert unknown["energy_status"] == "unknown"
     assert "not in the price table" in unknown["energy_note"]
     energy = live.get("/api/v1/energy", since=_rfc(t0 - 60 * S), until=_rfc(t0 + 60 * S)).json()

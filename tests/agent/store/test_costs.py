@@ -183,7 +183,8 @@ def test_coverage_by_service_and_unknown_energy_groups(store: DuckDBStore) -> No
         span("u", 1, 2, service="b", request_model="acme"),
         span("w", 1, 2, service="b"),  # a workflow span: not a request
         span("late", 3700, 3701, service="b", request_model="acme"),
-    ], costs=[(0.1, "token_price", 0.2, "estimated", None), (0.3, "gpu_time", 0.5, "measured", None),
+    ], costs=[(0.1, "token_price", 0.2, "estimated", None),
+              (0.3, "gpu_time", 0.5, "measured", None),
               (0.3, "gpu_time_estimated", None, None, None), NO_COST, NO_COST, NO_COST])
     assert q.coverage_by_service(store.cursor(), since_ns=T0, until_ns=T0 + HOUR) == [
         ("a", 3, 1, 1, 1, 0, 1, 1, 1), ("b", 1, 0, 0, 0, 1, 0, 0, 1)]
