@@ -3,7 +3,8 @@
 Every scalar key of ``strata.toml`` has an environment variable: keys of ``[agent]`` map to
 ``STRATA_<KEY>`` (``STRATA_OTLP_PORT``), keys of other tables to ``STRATA_<TABLE>_<KEY>``
 (``STRATA_CARBON_PUE``). Array tables (``[[scrape]]``, ``[[webhook]]``, ``[[budget]]``) come
-from the file only. An invalid value raises ``ConfigError`` naming the setting.
+from the file only, except ``[[gpu_map]]``, which ``STRATA_GPU_MAP`` replaces
+(``address=host[/gpu,gpu];...``). An invalid value raises ``ConfigError`` naming the setting.
 """
 
 from __future__ import annotations
@@ -140,6 +141,15 @@ class Budget:
 
 
 @dataclass(frozen=True, slots=True)
+class GPUMapEntry:
+    """A serving address whose GPUs the telemetry does not reveal (``[[gpu_map]]``)."""
+
+    address: str  # server.address, or "address:port" for one instance of several
+    host: str  # the host name the GPU metrics carry (DCGM Hostname, NVML host)
+    gpus: tuple[str, ...] = ()  # GPU UUIDs; empty: every GPU of the host
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the agent reads from flags, environment and ``strata.toml``."""
 
@@ -172,7 +182,8 @@ class Settings:
     carbon_pue: float = 1.2
     carbon_grid_gco2e_per_kwh: float = 400.0
     pricing_file: str | None = None
-    gpu_hour_usd: float = 2.5
+    gpu_hour_usd: float | None = None  # None: the public price of the GPU's model
+    gpu_map: tuple[GPUMapEntry, ...] = ()
     scrape: tuple[ScrapeTarget, ...] = ()
     webhooks: tuple[Webhook, ...] = ()
     budgets: tuple[Budget, ...] = ()
@@ -248,12 +259,17 @@ def load(
         var = env_var(table, key)
         if var in environ:
             values[name] = parse(environ[var], var)
+    gpu_map = tuple(_gpu_map_entry(m, f"[[gpu_map]] #{i + 1}")
+                    for i, m in enumerate(doc.get("gpu_map", [])))
+    if GPU_MAP_ENV in environ:
+        gpu_map = parse_gpu_map_env(environ[GPU_MAP_ENV])
     settings = replace(
         Settings(),
         **values,
         scrape=tuple(_scrape_target(t, i) for i, t in enumerate(doc.get("scrape", []))),
         webhooks=tuple(_webhook(w, i) for i, w in enumerate(doc.get("webhook", []))),
         budgets=tuple(_budget(b, i) for i, b in enumerate(doc.get("budget", []))),
+        gpu_map=gpu_map,
     )
     flags = {k: v for k, v in overrides.items() if v is not None}
     for name in flags:
@@ -272,7 +288,29 @@ _ARRAY_TABLES = {
                "label_limit", "label_value_length_limit"},
     "webhook": {"url", "format"},
     "budget": {"group_by", "value", "usd_per_month"},
+    "gpu_map": {"address", "host", "gpus"},
 }
+GPU_MAP_ENV = ENV_PREFIX + "GPU_MAP"
+
+
+def parse_gpu_map_env(value: str) -> tuple[GPUMapEntry, ...]:
+    """``STRATA_GPU_MAP``: ``address=host[/uuid,uuid];...`` (empty: no map).
+
+    Raises:
+        ConfigError: an item without ``=`` or with an empty address or host.
+    """
+    entries = []
+    for i, item in enumerate(p.strip() for p in value.split(";")):
+        if not item:
+            continue
+        address, sep, target = item.partition("=")
+        host, _, gpus = target.partition("/")
+        entries.append(_gpu_map_entry(
+            {"address": address.strip(), "host": host.strip() if sep else "",
+             "gpus": [g.strip() for g in gpus.split(",") if g.strip()]},
+            f"{GPU_MAP_ENV} item {i + 1}",
+        ))
+    return tuple(entries)
 
 
 def _check_known(doc: Mapping[str, Any], path: str) -> None:
@@ -350,6 +388,17 @@ def _webhook(table: Mapping[str, Any], index: int) -> Webhook:
         msg = f"{where} format must be 'json' or 'slack', got {fmt!r}"
         raise ConfigError(msg)
     return Webhook(url=str(table["url"]), format=fmt)
+
+
+def _gpu_map_entry(table: Mapping[str, Any], where: str) -> GPUMapEntry:
+    address, host, gpus = table.get("address"), table.get("host"), table.get("gpus", [])
+    if not isinstance(address, str) or not address or not isinstance(host, str) or not host:
+        msg = f"{where} needs a non-empty 'address' and 'host' (address=host in {GPU_MAP_ENV})"
+        raise ConfigError(msg)
+    if not isinstance(gpus, list) or not all(isinstance(g, str) and g for g in gpus):
+        msg = f"{where} gpus must be a list of GPU UUIDs, got {gpus!r}"
+        raise ConfigError(msg)
+    return GPUMapEntry(address=address, host=host, gpus=tuple(gpus))
 
 
 def _budget(table: Mapping[str, Any], index: int) -> Budget:

@@ -1,11 +1,12 @@
 """Cost (USD), energy (Wh) and carbon (gCO2e) of each span.
 
-Tying a span to a GPU: a span runs on GPU ``(host, device)`` when its host is ``host``
-(``SpanRecord.host``, else the resource's ``host.name``) and ``device`` is one of the values
-of its ``gpu.uuid`` or ``gpu.id`` attribute (span attributes, else resource attributes; a
-list means tensor-parallel work on several GPUs, and the span is in flight on each). Energy
-samples match on ``Sample.host`` and ``Sample.device`` with exact string equality, so a
-span must carry the identifier the collector reports as device (NVML: the GPU UUID).
+Tying a span to a GPU: ``gpu_keys_of`` reads explicit ids: a span runs on GPU ``(host,
+device)`` when its host is ``host`` (``SpanRecord.host``, else the resource's ``host.name``)
+and ``device`` is one of the values of its ``gpu.uuid`` or ``gpu.id`` attribute (span
+attributes, else resource attributes; a list means tensor-parallel work on several GPUs, and
+the span is in flight on each). Spans without GPU ids are tied by the serving topology
+(``strata.analytics.topology``); every function here takes that as ``keys_of``. Energy
+samples match on ``Sample.host`` and ``Sample.device`` with exact string equality.
 
 Measured energy: each GPU's cumulative energy counter (NVML
 ``nvmlDeviceGetTotalEnergyConsumption`` / DCGM ``DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION``, mJ
@@ -24,20 +25,31 @@ Pure functions: no clock, no I/O; the same inputs give the same outputs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Literal, TypeAlias
 
-from strata.agent.model import AttributeValue, Sample, SpanId, SpanRecord, TraceId
+import numpy as np
+from strata.agent.model import Sample, SpanId, SpanRecord, TraceId
 from strata.agent.units import NS_PER_S
-from strata.analytics.pricing import PriceTable, TokenUsage, cost_of, gpu_time_usd, usage_of
+from strata.analytics.pricing import (
+    ModelPrice,
+    PriceTable,
+    TokenUsage,
+    cost_of,
+    gpu_time_usd,
+    usage_of,
+)
+from strata.analytics.topology import GPU_ATTRIBUTES, explicit_gpus
 
 __all__ = [
     "GPU_ATTRIBUTES",
+    "WH_PER_UNIT",
     "EnergyAttribution",
     "GPUEnergy",
     "GPUKey",
+    "GPUSweep",
     "RequestMetrics",
     "SpanCost",
     "SpanEnergy",
@@ -46,21 +58,27 @@ __all__ = [
     "attribute_energy",
     "carbon_g",
     "estimate_energy_wh",
+    "estimate_unknown_reason",
     "gpu_keys_of",
     "gpu_time_shares",
     "request_metrics",
     "span_cost",
     "span_key",
+    "sweep_energy",
+    "sweep_gpu_seconds",
 ]
 
 GPUKey: TypeAlias = tuple[str, str]  # (host, device)
 SpanKey: TypeAlias = tuple[TraceId, SpanId]
 Weighting: TypeAlias = Literal["time", "tokens"]
+KeysOf: TypeAlias = Callable[[SpanRecord], tuple[GPUKey, ...]]
+CostSource: TypeAlias = Literal["token_price", "gpu_time", "gpu_time_estimated"]
 
-GPU_ATTRIBUTES = ("gpu.uuid", "gpu.id")
-MEASURED_NOTE = "measured: NVML cumulative GPU energy counter, shared among in-flight requests"
+MEASURED_NOTE = (
+    "measured: cumulative GPU energy counter (NVML/DCGM), shared among in-flight requests"
+)
 _S_PER_H = 3600
-_WH_PER_UNIT = {"mJ": 1 / 3_600_000, "J": 1 / 3600, "kJ": 1 / 3.6, "Wh": 1.0, "kWh": 1000.0}
+WH_PER_UNIT = {"mJ": 1 / 3_600_000, "J": 1 / 3600, "kJ": 1 / 3.6, "Wh": 1.0, "kWh": 1000.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +115,7 @@ class SpanCost:
     """What one span cost; None means unknown, never zero."""
 
     usd: float | None
-    usd_source: Literal["token_price", "gpu_time"] | None
+    usd_source: CostSource | None  # gpu_time_estimated: a public GPU-hour list price
     priced: bool
     energy_wh: float | None
     energy_source: Literal["measured", "estimated"] | None
@@ -120,21 +138,8 @@ def span_key(span: SpanRecord) -> SpanKey:
 
 
 def gpu_keys_of(span: SpanRecord) -> tuple[GPUKey, ...]:
-    """The GPUs a span ran on, from its host and ``gpu.uuid``/``gpu.id`` attributes."""
-    host = span.host or _text(span.resource.get("host.name"))
-    if host is None:
-        return ()
-    devices: list[str] = []
-    for source in (span.attributes, span.resource):
-        for name in GPU_ATTRIBUTES:
-            value = source.get(name)
-            for item in value if isinstance(value, list) else [value]:
-                device = _text(item)
-                if device is not None and device not in devices:
-                    devices.append(device)
-        if devices:
-            break
-    return tuple((host, d) for d in devices)
+    """The GPUs a span names, from its host and ``gpu.uuid``/``gpu.id`` attributes."""
+    return explicit_gpus(span)
 
 
 def attribute_energy(
@@ -143,6 +148,7 @@ def attribute_energy(
     *,
     idle_power_w: float | None = None,
     weighting: Weighting = "time",
+    keys_of: KeysOf = gpu_keys_of,
 ) -> EnergyAttribution:
     """Attribute each GPU's measured energy to the spans in flight on it.
 
@@ -154,6 +160,7 @@ def attribute_energy(
             as idle and only the rest is attributed. None: all busy energy is attributed.
         weighting: ``"time"`` shares each busy piece equally among in-flight spans;
             ``"tokens"`` by each span's tokens per second (equal where one lacks tokens).
+        keys_of: the GPUs of a span (default: its explicit GPU ids).
 
     Raises:
         ValueError: an energy sample in an unknown unit, or a negative idle power.
@@ -161,15 +168,15 @@ def attribute_energy(
     if idle_power_w is not None and idle_power_w < 0:
         msg = f"idle_power_w must be >= 0, got {idle_power_w}"
         raise ValueError(msg)
-    by_gpu = _spans_by_gpu(spans)
+    by_gpu = _spans_by_gpu(spans, keys_of)
     series: dict[GPUKey, dict[int, float]] = {}
     for sample in energy_samples:
         if sample.host is None or sample.device is None:
             continue
-        factor = _WH_PER_UNIT.get(sample.unit)
+        factor = WH_PER_UNIT.get(sample.unit)
         if factor is None:
             msg = (
-                f"energy sample {sample.name!r} has unit {sample.unit!r}, not one of {_WH_PER_UNIT}"
+                f"energy sample {sample.name!r} has unit {sample.unit!r}, not one of {WH_PER_UNIT}"
             )
             raise ValueError(msg)
         series.setdefault((sample.host, sample.device), {})[sample.time_unix_nano] = (
@@ -238,14 +245,16 @@ def _attribute_gpu(
     )
 
 
-def gpu_time_shares(spans: Iterable[SpanRecord]) -> dict[SpanKey, float]:
+def gpu_time_shares(
+    spans: Iterable[SpanRecord], keys_of: KeysOf = gpu_keys_of
+) -> dict[SpanKey, float]:
     """Each GPU-tied span's share of GPU time in seconds, summed over its GPUs.
 
     While k spans are in flight on a GPU each is charged 1/k of the elapsed time; time with
     none in flight is charged to no one.
     """
     seconds: dict[SpanKey, float] = {}
-    for gpu_spans in _spans_by_gpu(spans).values():
+    for gpu_spans in _spans_by_gpu(spans, keys_of).values():
         for a, b, active in _segments(gpu_spans, ()):
             for span in active:
                 key = span_key(span)
@@ -289,24 +298,27 @@ def span_cost(
     measured: SpanEnergy | None = None,
     gpu_seconds: float | None = None,
     gpu_hour_usd: float | None = None,
+    gpu_hour_estimated: bool = False,
     pue: float | None = None,
     grid_gco2e_per_kwh: float | None = None,
+    gpu_count: int = 1,
 ) -> SpanCost:
     """Cost, energy and carbon of one span.
 
     A span on a local GPU (``gpu_seconds`` given) is priced by GPU time when
-    ``gpu_hour_usd`` is set, and never by token price; other spans by the token price of
-    their model. Measured energy wins over the table's estimate. Carbon needs both ``pue``
-    and ``grid_gco2e_per_kwh``.
+    ``gpu_hour_usd`` is set (``gpu_time_estimated`` when that is a public list price), and
+    never by token price; other spans by the token price of their model. Measured energy
+    wins over the table's estimate. Carbon needs both ``pue`` and ``grid_gco2e_per_kwh``.
+    *gpu_count*: how many GPUs the span ran on (for the sampled-share note).
     """
     usage = usage_of(span)
     price = prices.lookup(span.provider, span.model)
     usd: float | None = None
-    usd_source: Literal["token_price", "gpu_time"] | None = None
+    usd_source: CostSource | None = None
     if gpu_seconds is not None:
         if gpu_hour_usd is not None:
             usd = gpu_time_usd(gpu_hour_usd=gpu_hour_usd, gpu_seconds=gpu_seconds)
-            usd_source = "gpu_time"
+            usd_source = "gpu_time_estimated" if gpu_hour_estimated else "gpu_time"
     elif price is not None:
         cost = cost_of(price, usage)
         if cost is not None:
@@ -316,14 +328,16 @@ def span_cost(
     note: str | None = None
     if measured is not None:
         energy_wh, energy_source, note = measured.energy_wh, "measured", MEASURED_NOTE
-        span_gpu_ns = span.duration_ns * max(1, len(gpu_keys_of(span)))
+        span_gpu_ns = span.duration_ns * max(1, gpu_count, len(gpu_keys_of(span)))
         if measured.covered_ns < span_gpu_ns:
             note += f"; {measured.covered_ns / span_gpu_ns:.0%} of the span's GPU time was sampled"
     elif price is not None and gpu_seconds is None:
         coefficients = (price.energy_wh_per_1k_input_tokens, price.energy_wh_per_1k_output_tokens)
         energy_wh = estimate_energy_wh(coefficients, usage)
         if energy_wh is not None:
-            energy_source, note = "estimated", f"estimated: {price.energy_source}"
+            energy_source, note = "estimated", (
+                f"estimated: {price.energy_source} (as of {price.energy_as_of})"
+            )
     co2e = None
     if energy_wh is not None and pue is not None and grid_gco2e_per_kwh is not None:
         co2e = carbon_g(energy_wh, pue=pue, grid_gco2e_per_kwh=grid_gco2e_per_kwh)
@@ -338,9 +352,10 @@ def attribute_costs(
     gpu_hour_usd: float | None = None,
     pue: float | None = None,
     grid_gco2e_per_kwh: float | None = None,
+    keys_of: KeysOf = gpu_keys_of,
 ) -> dict[SpanKey, SpanCost]:
     """``span_cost`` for every span, with GPU time shares computed across *spans*."""
-    seconds = gpu_time_shares(spans)
+    seconds = gpu_time_shares(spans, keys_of)
     measured = energy.spans if energy is not None else {}
     return {
         span_key(s): span_cost(
@@ -354,6 +369,15 @@ def attribute_costs(
         )
         for s in spans
     }
+
+
+def estimate_unknown_reason(price: ModelPrice | None, usage: TokenUsage) -> str:
+    """Why a span off a GPU has no energy estimate (it has no measured figure either)."""
+    if price is None:
+        return "model not in the price table: no energy coefficient"
+    if price.energy_unknown is not None:
+        return price.energy_unknown
+    return "no output token count on the span"
 
 
 def request_metrics(
@@ -386,10 +410,10 @@ def request_metrics(
     )
 
 
-def _spans_by_gpu(spans: Iterable[SpanRecord]) -> dict[GPUKey, list[SpanRecord]]:
+def _spans_by_gpu(spans: Iterable[SpanRecord], keys_of: KeysOf) -> dict[GPUKey, list[SpanRecord]]:
     by_gpu: dict[GPUKey, list[SpanRecord]] = {}
     for span in spans:
-        for gpu in gpu_keys_of(span):
+        for gpu in keys_of(span):
             by_gpu.setdefault(gpu, []).append(span)
     return by_gpu
 
@@ -428,7 +452,102 @@ def _token_rate(span: SpanRecord) -> float | None:
     return (span.input_tokens + span.output_tokens) / span.duration_ns
 
 
-def _text(value: AttributeValue) -> str | None:
-    if isinstance(value, bool) or value is None or isinstance(value, list | dict):
-        return None
-    return str(value)
+
+# -- vectorised passes over many spans (the GPU pass) -------------------------------------------
+# The same arithmetic as ``attribute_energy`` and ``gpu_time_shares``, as prefix sums over
+# the elementary segments between every sample time and span edge: each segment's share per
+# in-flight span is summed once, and a span's figure is the difference of the running sum
+# at its end and its start.
+
+
+@dataclass(frozen=True, slots=True)
+class GPUSweep:
+    """One GPU's measured energy split over its spans (arrays aligned with the inputs)."""
+
+    span_wh: np.ndarray  # attributed Wh per span
+    covered_ns: np.ndarray  # span time inside the sampled range
+    interval_rows: list[tuple[int, int, float, float, float, int, int]]
+    # (start_ns, end_ns, measured_wh, attributed_wh, idle_wh, idle_ns, counter_resets)
+
+
+def sweep_energy(
+    starts: np.ndarray,
+    ends: np.ndarray,
+    times: np.ndarray,
+    counter_wh: np.ndarray,
+    *,
+    idle_power_w: float | None = None,
+    token_rates: np.ndarray | None = None,
+) -> GPUSweep:
+    """``attribute_energy`` for one GPU's spans (``starts``/``ends`` ns) and counter
+    readings (``times`` ascending, ``counter_wh`` cumulative Wh; at least two).
+
+    *token_rates* (tokens/ns, NaN where unknown) selects the ``"tokens"`` weighting.
+    """
+    times = np.asarray(times, dtype=np.int64)
+    deltas = np.diff(counter_wh)
+    resets = deltas < 0
+    deltas = np.where(resets, counter_wh[1:], deltas)  # a reset: the new reading counts
+    rates = deltas / np.diff(times)
+    lo, hi = times[0], times[-1]
+    s_in, e_in = np.clip(starts, lo, hi), np.clip(ends, lo, hi)
+    edges = np.unique(np.concatenate([times, s_in, e_in]))
+    left, length = edges[:-1], np.diff(edges)
+    interval = np.clip(np.searchsorted(times, left, "right") - 1, 0, len(rates) - 1)
+    seg_wh = rates[interval] * length
+    by_start, by_end = np.sort(starts), np.sort(ends)
+    active = np.searchsorted(by_start, left, "right") - np.searchsorted(by_end, left, "right")
+    busy = active > 0
+    base = np.zeros_like(seg_wh)
+    if idle_power_w is not None:
+        base = np.where(busy, np.minimum(idle_power_w * length / NS_PER_S / _S_PER_H, seg_wh), 0)
+    shared = np.where(busy, seg_wh - base, 0.0)
+    start_at, end_at = np.searchsorted(edges, s_in), np.searchsorted(edges, e_in)
+    equal = shared / np.maximum(active, 1)
+    if token_rates is None:
+        span_wh = _between(equal, start_at, end_at)
+    else:
+        known = np.nan_to_num(token_rates, nan=0.0)
+        order_s, order_e = np.argsort(starts, kind="stable"), np.argsort(ends, kind="stable")
+        rate_sum = _running(known[order_s], by_start, left) - _running(known[order_e], by_end,
+                                                                       left)
+        missing = np.isnan(token_rates).astype(float)
+        unknown = _running(missing[order_s], by_start, left) - _running(missing[order_e], by_end,
+                                                                        left)
+        fallback = (unknown > 0.5) | (rate_sum <= 0)
+        per_rate = np.where(fallback, 0.0, shared / np.where(fallback, 1.0, rate_sum))
+        span_wh = (_between(np.where(fallback, equal, 0.0), start_at, end_at)
+                   + known * _between(per_rate, start_at, end_at))
+    idle = np.where(busy, base, seg_wh)
+    n = len(rates)
+    idle_wh = np.bincount(interval, weights=idle, minlength=n)
+    idle_ns = np.bincount(interval, weights=np.where(busy, 0, length), minlength=n)
+    rows = [(int(times[k]), int(times[k + 1]), float(deltas[k]), float(deltas[k] - idle_wh[k]),
+             float(idle_wh[k]), round(float(idle_ns[k])), int(resets[k])) for k in range(n)]
+    return GPUSweep(span_wh, np.maximum(e_in - s_in, 0), rows)
+
+
+def sweep_gpu_seconds(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """``gpu_time_shares`` for one GPU: each span's seconds, 1/k of the time k are in flight."""
+    edges = np.unique(np.concatenate([starts, ends]))
+    left, length = edges[:-1], np.diff(edges)
+    active = (np.searchsorted(np.sort(starts), left, "right")
+              - np.searchsorted(np.sort(ends), left, "right"))
+    share = np.where(active > 0, length / np.maximum(active, 1), 0.0)
+    seconds: np.ndarray = _between(share, np.searchsorted(edges, starts),
+                                   np.searchsorted(edges, ends)) / NS_PER_S
+    return seconds
+
+
+def _between(per_segment: np.ndarray, start_at: np.ndarray, end_at: np.ndarray) -> np.ndarray:
+    """Sum of *per_segment* over segments ``[start_at, end_at)``, by prefix sums."""
+    running = np.concatenate([[0.0], np.cumsum(per_segment)])
+    out: np.ndarray = running[end_at] - running[start_at]
+    return out
+
+
+def _running(values_sorted: np.ndarray, keys_sorted: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Sum of the values whose key is <= each of *at* (keys ascending, values in that order)."""
+    running = np.concatenate([[0.0], np.cumsum(values_sorted)])
+    out: np.ndarray = running[np.searchsorted(keys_sorted, at, "right")]
+    return out

@@ -92,6 +92,8 @@ class ModelPrice:
     energy_wh_per_1k_input_tokens: float | None = None  # estimate; None = unknown
     energy_wh_per_1k_output_tokens: float | None = None  # estimate; None = unknown
     energy_source: str | None = None  # citation for the two coefficients above
+    energy_as_of: str | None = None  # when the coefficients were computed (ISO date)
+    energy_unknown: str | None = None  # why there are no coefficients (None when there are)
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,7 +336,10 @@ def parse_price_file(
     Raises:
         ConfigError: naming *origin* and the offending key.
     """
-    default_energy_source = _Reader(origin, "meta", data.get("meta", {})).opt_str("energy_source")
+    meta = _Reader(origin, "meta", data.get("meta", {}))
+    energy_defaults = _EnergyDefaults(
+        meta.opt_str("energy_source"), meta.opt_str("energy_as_of"), meta.opt_str("energy_unknown")
+    )
     providers = _Reader(origin, "providers", data.get("providers", {}))
     aliases: dict[str, str] = {}
     defaults: dict[str, tuple[str | None, str | None]] = {}
@@ -350,7 +355,7 @@ def parse_price_file(
     seen: dict[tuple[str, str], str] = {}
     models: list[ModelPrice] = []
     for i, raw in enumerate(raw_models):
-        entry = _parse_model(_Reader(origin, f"models[{i}]", raw), defaults, default_energy_source)
+        entry = _parse_model(_Reader(origin, f"models[{i}]", raw), defaults, energy_defaults)
         aliases.setdefault(entry.provider, entry.provider)
         for name in (entry.model, *entry.aliases):
             key = (entry.provider, name.lower())
@@ -366,15 +371,27 @@ _MODEL_KEYS = frozenset(
     {
         "provider", "id", "aliases", "prefixes", "family", "tier", "as_of", "source",
         "long_context", "energy_wh_per_1k_input_tokens", "energy_wh_per_1k_output_tokens",
-        "energy_source", *_RATE_KEYS,
+        "energy_source", "energy_as_of", "energy_unknown", *_RATE_KEYS,
     }
 )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _EnergyDefaults:
+    """``[meta]`` values a model's energy keys fall back to."""
+
+    source: str | None
+    as_of: str | None
+    unknown: str | None
+
+
+_NO_ENERGY = "no energy coefficient in the price table"
 
 
 def _parse_model(
     r: _Reader,
     defaults: Mapping[str, tuple[str | None, str | None]],
-    default_energy_source: str | None,
+    energy: _EnergyDefaults,
 ) -> ModelPrice:
     r.reject_unknown(_MODEL_KEYS)
     provider = r.req_str("provider").lower()
@@ -406,7 +423,10 @@ def _parse_model(
         long_context=long_context,
         energy_wh_per_1k_input_tokens=energy_in,
         energy_wh_per_1k_output_tokens=energy_out,
-        energy_source=(r.opt_str("energy_source") or default_energy_source) if has_energy else None,
+        energy_source=(r.opt_str("energy_source") or energy.source) if has_energy else None,
+        energy_as_of=(r.opt_str("energy_as_of") or energy.as_of) if has_energy else None,
+        energy_unknown=None if energy_out is not None
+        else (r.opt_str("energy_unknown") or energy.unknown or _NO_ENERGY),
     )
 
 

@@ -11,7 +11,11 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric, NumberDataPoint
+from opentelemetry.proto.metrics.v1.metrics_pb2 import (
+    AggregationTemporality,
+    Metric,
+    NumberDataPoint,
+)
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 
@@ -89,5 +93,26 @@ def gauge_request(
         NumberDataPoint(time_unix_nano=time_ns, as_double=value,
                         attributes=key_values(labels or {}))
     )
+    rm.scope_metrics.add().metrics.append(metric)
+    return request
+
+
+def counter_request(
+    name: str, points: Sequence[tuple[int, float]], *, start_ns: int,
+    labels: Mapping[str, Any] | None = None, resource: Mapping[str, Any] | None = None,
+    unit: str = "",
+) -> ExportMetricsServiceRequest:
+    """A cumulative monotonic Sum with a start time, as a Collector's Prometheus receiver
+    pushes a scraped counter (``points``: (time, value) pairs)."""
+    request = ExportMetricsServiceRequest()
+    rm = request.resource_metrics.add()
+    rm.resource.attributes.extend(key_values(resource or {"service.name": "dcgm-exporter"}))
+    metric = Metric(name=name, unit=unit)
+    metric.sum.aggregation_temporality = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+    metric.sum.is_monotonic = True
+    for time_ns, value in points:
+        metric.sum.data_points.append(NumberDataPoint(
+            start_time_unix_nano=start_ns, time_unix_nano=time_ns, as_double=value,
+            attributes=key_values(labels or {})))
     rm.scope_metrics.add().metrics.append(metric)
     return request

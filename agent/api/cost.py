@@ -15,6 +15,7 @@ from strata.agent.api.render import rfc3339, time_range
 from strata.agent.config import parse_duration_s
 from strata.agent.errors import ConfigError
 from strata.agent.finops.budgets import check_budgets
+from strata.agent.finops.coverage import coverage, unattributed
 from strata.agent.finops.reads import gpu_hours, model_profiles
 from strata.agent.finops.report import summarize
 from strata.agent.store.costs import cost_report, gpu_energy_summary
@@ -85,6 +86,8 @@ def build_router(agent: Agent) -> APIRouter:
             "groups": [{"group": g, **measures(summarize(r))} for g, r in groups.items()],
         }  # fmt: skip
         body["groups"].sort(key=lambda g: -(g["usd"] or 0.0))
+        # Per service, whatever the grouping: how many requests carry a cost, by source.
+        body["coverage"] = coverage(agent.store.cursor(), since_ns=since_ns, until_ns=until_ns)
         if bucket_ns is not None:
             body["buckets"] = [
                 {"start": rfc3339(b), "groups": [{"group": r["group"], **measures(summarize([r]))}
@@ -139,7 +142,8 @@ def build_router(agent: Agent) -> APIRouter:
         since: str | None = None,
         until: str | None = None,
     ) -> dict[str, Any]:
-        """Energy (measured vs estimated), carbon, per-request figures and GPU idle energy."""
+        """Energy (measured vs estimated), carbon, per-request figures and GPU idle energy;
+        coverage per service and the requests without energy, with the reason."""
         since_ns, until_ns = time_range(agent, since, until)
         cur = agent.store.cursor()
         try:
@@ -164,6 +168,9 @@ def build_router(agent: Agent) -> APIRouter:
             "groups": [{"group": r["group"], **{k: s[k] for k in keep}}
                        for r in rows for s in [summarize([r])]],
             "gpus": gpus,
+            "coverage": coverage(cur, since_ns=since_ns, until_ns=until_ns),
+            "unattributed": unattributed(cur, since_ns=since_ns, until_ns=until_ns,
+                                         settings=agent.settings, prices=agent.prices),
         }  # fmt: skip
 
     @router.get("/api/v1/budgets")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from strata.agent.api.render import parse_time, rfc3339
+from strata.agent.finops.coverage import energy_label
 from strata.agent.store.spans import list_traces, trace_spans
 from strata.agent.units import NS_PER_MS
 
@@ -75,6 +76,8 @@ def build_router(agent: Agent) -> APIRouter:
         if not spans:
             raise HTTPException(404, f"trace {trace_id} not found")
         spans = agent.correlate(spans)
+        for span in spans:  # additive: whether the Wh figure is measured, estimated or unknown
+            span["energy_status"], span["energy_note"] = energy_label(agent.prices, span)
         return {"trace_id": trace_id, "span_count": len(spans),
                 "spans": [render_span(s) for s in span_tree(spans)]}
 

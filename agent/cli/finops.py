@@ -37,6 +37,27 @@ def fmt(value: Any, digits: int = 4) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def _pct(share: float | None) -> str:
+    return "-" if share is None else f"{share:.1%}"
+
+
+def print_coverage(cov: dict[str, Any] | None) -> None:
+    """The per-service coverage table: requests with a cost and a Wh figure, by source."""
+    if not cov:
+        return
+    table = Table(title="Coverage (requests with a cost / a Wh figure, by source)")
+    for column in ("service", "requests", "cost %", "token price", "GPU time", "GPU time est.",
+                   "unpriced", "energy %", "measured", "estimated", "unknown"):
+        table.add_column(column, justify="left" if column == "service" else "right")
+    for g in [*cov["services"], {"service": "TOTAL", **cov["totals"]}]:
+        c, e = g["cost"], g["energy"]
+        table.add_row(str(g["service"]), fmt(g["requests"]), _pct(g["cost_share"]),
+                      fmt(c["token_price"]), fmt(c["gpu_time"]), fmt(c["gpu_time_estimated"]),
+                      fmt(c["unpriced"]), _pct(g["energy_share"]), fmt(e["measured"]),
+                      fmt(e["estimated"]), fmt(e["unknown"]))
+    console.print(table)
+
+
 def cost(
     group_by: Annotated[str, typer.Option("--group-by", "-g", help="team, service, model, "
                                           "user, or any attribute key.")] = "service",
@@ -59,6 +80,7 @@ def cost(
                       fmt(g["input_tokens"]), fmt(g["output_tokens"]), fmt(g["usd"]),
                       fmt(g["energy_wh"], 3), fmt(g["co2e_g"], 3))
     console.print(table)
+    print_coverage(data.get("coverage"))
     if rightsizing:
         found = _get(api, "/api/v1/cost/rightsizing", token, {"since": since, "until": until})
         findings = Table(title="Rightsizing")
@@ -100,6 +122,15 @@ def energy(
             gpus.add_row(g["host"], g["device"], fmt(g["measured_wh"], 3),
                          fmt(g["attributed_wh"], 3), fmt(g["idle_wh"], 3), fmt(g["idle_s"], 0))
         console.print(gpus)
+    print_coverage(data.get("coverage"))
+    if data.get("unattributed"):
+        missing = Table(title="Requests without energy, and why")
+        for column in ("service", "model", "server", "requests", "reason"):
+            missing.add_column(column)
+        for u in data["unattributed"]:
+            missing.add_row(u["service"], fmt(u["model"]), fmt(u["server_address"]),
+                            fmt(u["requests"]), u["reason"])
+        console.print(missing)
 
 
 def _label(span: dict[str, Any]) -> str:

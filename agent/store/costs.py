@@ -40,6 +40,7 @@ from strata.agent.units import HOUR_NS
 
 __all__ = [
     "ATTRIBUTE_KEY",
+    "COVERAGE_COLUMNS",
     "GROUP_COLUMNS",
     "HOUR_NS",
     "MEASURES",
@@ -47,6 +48,7 @@ __all__ = [
     "USER_KEYS",
     "GroupSpec",
     "cost_report",
+    "coverage_by_service",
     "gpu_energy_summary",
     "gpu_hourly_usage",
     "group_spec",
@@ -55,6 +57,7 @@ __all__ = [
     "rollup_watermark",
     "set_rollup_watermark",
     "spans_received_since",
+    "unknown_energy_groups",
     "upsert_gpu_energy",
 ]
 
@@ -407,4 +410,51 @@ def model_usage(
         """,  # noqa: S608 - module constants only
         {"since": since_ns, "until": until_ns, "max_in": max_input_tokens,
          "max_out": max_output_tokens},
+    ).fetchall()
+
+
+# -- coverage (issue 21) ------------------------------------------------------------------------
+
+COVERAGE_COLUMNS: Final = (
+    "service", "requests", "token_price", "gpu_time", "gpu_time_estimated", "unpriced",
+    "measured", "estimated", "unknown",
+)  # fmt: skip
+
+
+def coverage_by_service(
+    cur: duckdb.DuckDBPyConnection, *, since_ns: int, until_ns: int
+) -> list[tuple[Any, ...]]:
+    """Per service, requests starting in ``[since_ns, until_ns)`` by cost source (token
+    price, GPU time, GPU time at a list price, unpriced) and energy source (measured,
+    estimated, unknown): rows in ``COVERAGE_COLUMNS`` order, by service."""
+    return cur.execute(
+        "SELECT service, count(*), "  # noqa: S608 - module SQL only
+        "count(*) FILTER (WHERE cost_usd IS NOT NULL AND cost_source = 'token_price'), "
+        "count(*) FILTER (WHERE cost_usd IS NOT NULL AND cost_source = 'gpu_time'), "
+        "count(*) FILTER (WHERE cost_usd IS NOT NULL AND cost_source = 'gpu_time_estimated'), "
+        "count(*) FILTER (WHERE cost_usd IS NULL), "
+        "count(*) FILTER (WHERE energy_wh IS NOT NULL AND energy_source = 'measured'), "
+        "count(*) FILTER (WHERE energy_wh IS NOT NULL AND energy_source = 'estimated'), "
+        "count(*) FILTER (WHERE energy_wh IS NULL) "
+        f"FROM spans WHERE start_ns >= ? AND start_ns < ? AND {_REQUEST} "
+        "GROUP BY service ORDER BY service",
+        [since_ns, until_ns],
+    ).fetchall()
+
+
+def unknown_energy_groups(
+    cur: duckdb.DuckDBPyConnection, *, since_ns: int, until_ns: int, limit: int
+) -> list[tuple[Any, ...]]:
+    """Requests starting in ``[since_ns, until_ns)`` without an energy figure, grouped by
+    ``(service, provider, model, server.address, server.port, host)`` with their count and
+    whether any reported output tokens; the *limit* largest groups, largest first."""
+    return cur.execute(
+        f"SELECT service, provider, {GROUP_COLUMNS['model']} AS model, "  # noqa: S608 - module SQL
+        "lower(coalesce(json_extract_string(attributes, '$.\"server.address\"'), "
+        "json_extract_string(attributes, '$.\"net.peer.name\"'))) AS address, "
+        "json_extract_string(attributes, '$.\"server.port\"') AS port, host, count(*) AS n, "
+        "bool_or(output_tokens IS NOT NULL) "
+        f"FROM spans WHERE start_ns >= ? AND start_ns < ? AND {_REQUEST} AND energy_wh IS NULL "
+        "GROUP BY ALL ORDER BY n DESC, service, model NULLS LAST LIMIT ?",
+        [since_ns, until_ns, limit],
     ).fetchall()

@@ -20,6 +20,7 @@ __all__ = [
     "bucketed_samples",
     "clock_reason_fractions",
     "energy_counter_samples",
+    "gpu_inventory",
     "latest_collector_metrics",
     "metric_series",
     "sample_bucket_stats",
@@ -228,6 +229,23 @@ def energy_counter_samples(
     ).fetchall()
     return [Sample(name, value, unit, Layer.INFRASTRUCTURE, t, host=host, device=device)
             for host, device, t, name, unit, value in rows]
+
+
+def gpu_inventory(
+    cur: duckdb.DuckDBPyConnection, *, since_ns: int, until_ns: int, energy_signal: str
+) -> list[tuple[str, str, str | None, str | None, bool]]:
+    """Every GPU with ``gpu.*`` samples in ``[since_ns, until_ns]``: ``(host, device, model
+    name, pod, reports energy)`` ordered by host and device. The model name is the
+    ``modelName`` label (DCGM, NVML), the pod dcgm-exporter's Kubernetes ``pod`` label;
+    "reports energy" means it has *energy_signal* samples in the range."""
+    rows = cur.execute(
+        "SELECT host, device, max(json_extract_string(labels, '$.modelName')), "
+        "max(json_extract_string(labels, '$.pod')), bool_or(canonical = $signal) FROM samples "
+        "WHERE canonical LIKE 'gpu.%' AND time_ns >= $lo AND time_ns <= $hi "
+        "AND host IS NOT NULL AND device IS NOT NULL GROUP BY host, device ORDER BY host, device",
+        {"signal": energy_signal, "lo": since_ns, "hi": until_ns},
+    ).fetchall()
+    return [(h, d, m, p, bool(e)) for h, d, m, p, e in rows]
 
 
 def latest_collector_metrics(

@@ -17,12 +17,13 @@ import pyarrow as pa
 from strata.agent.model import Layer, SpanRecord
 
 __all__ = [
+    "GPU_CANDIDATE_COLUMNS",
     "TRACE_SPAN_COLUMNS",
     "busiest_services",
     "duration_quantiles",
     "event_time_range",
+    "gpu_candidates",
     "gpu_received_range",
-    "gpu_tied_spans",
     "list_traces",
     "model_bucket_usage",
     "service_dependencies",
@@ -43,13 +44,28 @@ TRACE_SPAN_COLUMNS: Final = (
     "error_type", "host", "team", "cost_usd", "cost_source", "energy_wh", "energy_source",
     "co2e_g", "attributes",
 )  # fmt: skip
-# What looks GPU-tied in SQL; callers confirm with ``analytics.attribution.gpu_keys_of``.
-_MENTIONS_GPU: Final = "(attributes LIKE '%\"gpu.%' OR resource LIKE '%\"gpu.%')"
-_GPU_SPAN_COLUMNS: Final = (
-    "trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status, service, layer, "
-    "request_model, response_model, provider, input_tokens, output_tokens, cache_read_tokens, "
-    "host, attributes, resource"
-)
+# What may run on a GPU, in SQL: a GPU key, or a model span that names a serving address or
+# runs on one of the GPU hosts ($hosts, lowercased). Callers confirm with
+# ``analytics.topology.Topology.resolve``.
+_MAY_RUN_ON_GPU: Final = """(attributes LIKE '%"gpu.%' OR resource LIKE '%"gpu.%'
+    OR ((request_model IS NOT NULL OR response_model IS NOT NULL)
+        AND (list_contains($hosts, lower(host)) OR attributes LIKE '%"server.address"%'
+             OR attributes LIKE '%"net.peer.name"%' OR attributes LIKE '%"gen_ai.openai.api_base"%'
+             OR attributes LIKE '%"url.full"%' OR attributes LIKE '%"http.url"%')))"""
+_ADDRESS: Final = """lower(coalesce(json_extract_string(attributes, '$."server.address"'),
+                                json_extract_string(attributes, '$."net.peer.name"')))"""
+# The same, narrowed by the addresses a GPU can be reached by ($addresses: whole names or
+# first DNS labels): a hosted API's address is dropped here, not in Python.
+_SERVES_ON_GPU: Final = f"""(attributes LIKE '%"gpu.%' OR resource LIKE '%"gpu.%'
+    OR ((request_model IS NOT NULL OR response_model IS NOT NULL)
+        AND (list_contains($hosts, lower(host))
+             OR (attributes LIKE '%"server.address"%' OR attributes LIKE '%"net.peer.name"%')
+                AND (list_contains($addresses, {_ADDRESS})
+                     OR list_contains($addresses, split_part({_ADDRESS}, '.', 1)))
+             OR attributes NOT LIKE '%"server.address"%'
+                AND attributes NOT LIKE '%"net.peer.name"%'
+                AND (attributes LIKE '%"gen_ai.openai.api_base"%'
+                     OR attributes LIKE '%"url.full"%' OR attributes LIKE '%"http.url"%'))))"""
 _COST_UPDATE_SCHEMA: Final = pa.schema([
     ("trace_id", pa.string()), ("span_id", pa.string()), ("cost_usd", pa.float64()),
     ("cost_source", pa.string()), ("energy_wh", pa.float64()), ("energy_source", pa.string()),
@@ -321,32 +337,66 @@ def event_time_range(cur: duckdb.DuckDBPyConnection) -> tuple[int, int] | None:
 # -- GPU pass (finops.gpu) --------------------------------------------------------------------
 
 
-def gpu_tied_spans(
-    cur: duckdb.DuckDBPyConnection, lo_ns: int, hi_ns: int, *, max_span_ns: int
-) -> list[SpanRecord]:
-    """Spans mentioning a GPU key that overlap ``[lo_ns, hi_ns)``; spans longer than
-    *max_span_ns* that started before the range are not looked for."""
-    result = cur.execute(
-        f"SELECT {_GPU_SPAN_COLUMNS} FROM spans "  # noqa: S608 - constant column list
-        f"WHERE start_ns >= ? AND start_ns < ? AND end_ns > ? AND {_MENTIONS_GPU}",
-        [lo_ns - max_span_ns, hi_ns, lo_ns],
-    )
-    return [span_record(row) for row in _dicts(result)]
+GPU_CANDIDATE_COLUMNS: Final = (
+    "trace_id", "span_id", "start_ns", "end_ns", "input_tokens", "output_tokens", "has_model",
+    "host", "address", "port", "url", "gpu_uuid", "gpu_id", "resource_gpu_uuid",
+    "resource_gpu_id", "resource_host", "instance",
+)  # fmt: skip
+# Paths read in one parse per document: (attribute paths, resource paths).
+_ATTRIBUTE_PATHS: Final = [f'$."{k}"' for k in (
+    "server.address", "net.peer.name", "server.port", "net.peer.port", "gen_ai.openai.api_base",
+    "url.full", "http.url")]
+_RESOURCE_PATHS: Final = [f'$."{k}"' for k in (
+    "host.name", "service.instance.id", "k8s.pod.name")]
+_GPU_PATHS: Final = ['$."gpu.uuid"', '$."gpu.id"']
+
+
+def gpu_candidates(
+    cur: duckdb.DuckDBPyConnection, lo_ns: int, hi_ns: int, *, max_span_ns: int,
+    hosts: Sequence[str] = (), addresses: Sequence[str] = (),
+) -> list[tuple[Any, ...]]:
+    """Spans that may run on a GPU (a GPU key; a model span on one of *hosts*, or whose
+    ``server.address`` or its first DNS label is one of *addresses*, or that names only an
+    API base URL) overlapping ``[lo_ns, hi_ns)``, as rows in ``GPU_CANDIDATE_COLUMNS``
+    order: only the fields the serving topology reads (the GPU ids as JSON text, the others
+    as text), so no attribute map is built. Spans longer than *max_span_ns* that started
+    before the range are not looked for."""
+    rows = cur.execute(
+        "SELECT trace_id, span_id, start_ns, end_ns, input_tokens, output_tokens, "  # noqa: S608 - module SQL
+        "request_model IS NOT NULL OR response_model IS NOT NULL, host, "
+        "json_extract_string(attributes, $apaths), json_extract_string(resource, $rpaths), "
+        "CASE WHEN attributes LIKE '%\"gpu.%' THEN json_extract(attributes, $gpaths) END, "
+        "CASE WHEN resource LIKE '%\"gpu.%' THEN json_extract(resource, $gpaths) END "
+        "FROM spans WHERE start_ns >= $lo AND start_ns < $hi AND end_ns > $end "
+        f"AND {_SERVES_ON_GPU}",
+        {"lo": lo_ns - max_span_ns, "hi": hi_ns, "end": lo_ns,
+         "hosts": [h.lower() for h in hosts], "addresses": [a.lower() for a in addresses],
+         "apaths": _ATTRIBUTE_PATHS, "rpaths": _RESOURCE_PATHS, "gpaths": _GPU_PATHS},
+    ).fetchall()
+    out = []
+    for *head, (addr, peer, port, peer_port, base, full, url), (host, inst, pod), gpu, rgpu in rows:
+        gpu, rgpu = gpu or (None, None), rgpu or (None, None)
+        out.append((*head, addr or peer, port or peer_port, base or full or url, *gpu, *rgpu,
+                    host, inst or pod))
+    return out
 
 
 def gpu_received_range(
-    cur: duckdb.DuckDBPyConnection, *, received_since_ns: int, energy_signal: str
+    cur: duckdb.DuckDBPyConnection, *, received_since_ns: int, energy_signal: str,
+    hosts: Sequence[str] = (),
 ) -> tuple[int, int] | None:
-    """(min, max) event time of GPU-mentioning spans and *energy_signal* samples received at
-    or after *received_since_ns*, or None when none arrived."""
+    """(min, max) event time of spans that may run on a GPU (as ``gpu_candidates``) and
+    *energy_signal* samples received at or after *received_since_ns*, or None when none
+    arrived."""
     row = cur.execute(
         "SELECT min(lo), max(hi) FROM ("  # noqa: S608 - module constant only
-        "  SELECT min(start_ns) AS lo, max(start_ns) AS hi FROM spans WHERE received_ns >= ? "
-        f"    AND {_MENTIONS_GPU}"
+        "  SELECT min(start_ns) AS lo, max(start_ns) AS hi FROM spans WHERE received_ns >= $r "
+        f"    AND {_MAY_RUN_ON_GPU}"
         "  UNION ALL"
-        "  SELECT min(time_ns), max(time_ns) FROM samples WHERE received_ns >= ? AND canonical = ?"
+        "  SELECT min(time_ns), max(time_ns) FROM samples WHERE received_ns >= $r "
+        "    AND canonical = $signal"
         ")",
-        [received_since_ns, received_since_ns, energy_signal],
+        {"r": received_since_ns, "signal": energy_signal, "hosts": [h.lower() for h in hosts]},
     ).fetchone()
     if row is None or row[0] is None:
         return None

@@ -110,3 +110,22 @@ def test_example_configs_load() -> None:
     assert paths
     for path in paths:
         load(path, {})
+
+
+def test_gpu_map_from_file_or_env(tmp_path: Path) -> None:
+    path = tmp_path / "strata.toml"
+    path.write_text('[[gpu_map]]\naddress = "10.0.0.7:8000"\nhost = "gpu-a"\n'
+                    'gpus = ["GPU-1", "GPU-2"]\n')
+    [entry] = load(path).gpu_map
+    assert (entry.address, entry.host, entry.gpus) == ("10.0.0.7:8000", "gpu-a",
+                                                       ("GPU-1", "GPU-2"))
+    env = {"STRATA_GPU_MAP": "vllm:8000=gpu-b; 10.0.0.9=gpu-c/GPU-9"}
+    assert [(e.address, e.host, e.gpus) for e in load(path, env).gpu_map] == [
+        ("vllm:8000", "gpu-b", ()), ("10.0.0.9", "gpu-c", ("GPU-9",))]
+    assert load().gpu_hour_usd is None  # the list price of each GPU's model
+    for bad in ("vllm", "=gpu-b"):
+        with pytest.raises(ConfigError, match="STRATA_GPU_MAP"):
+            load(environ={"STRATA_GPU_MAP": bad})
+    path.write_text('[[gpu_map]]\naddress = "x"\nhost = "h"\nport = 1\n')
+    with pytest.raises(ConfigError, match="unknown key"):
+        load(path)

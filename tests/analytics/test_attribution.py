@@ -234,3 +234,44 @@ def test_request_metrics_average_over_known_energy() -> None:
     assert metrics.wh_per_request == pytest.approx(4.0)
     assert metrics.j_per_token == pytest.approx(8.0 * 3600 / 2500)
     assert metrics.gco2e_per_request == pytest.approx((2.4 + 1.44) / 2)
+
+
+def test_sweep_energy_matches_attribute_energy_on_random_spans() -> None:
+    """The GPU pass's prefix-sum sweep gives attribute_energy's figures (time and tokens)."""
+    import numpy as np
+    from strata.analytics.attribution import sweep_energy, sweep_gpu_seconds
+
+    rng = np.random.default_rng(3)
+    spans = []
+    for i in range(60):
+        start = float(rng.uniform(-5, 95))
+        tokens = (None, None) if i % 7 == 0 else (int(rng.integers(10, 900)),
+                                                  int(rng.integers(1, 300)))
+        spans.append(_span(f"{i:x}", start, start + float(rng.uniform(0, 12)), tokens=tokens))
+    readings = [(t, float(v)) for t, v in zip(range(0, 101, 10),
+                                              np.cumsum(rng.uniform(0, 5e6, 11)), strict=True)]
+    readings[6] = (60, 1000.0)  # a counter reset
+    samples = [_energy(t, v) for t, v in readings]
+    starts = np.array([s.start_unix_nano for s in spans])
+    ends = np.array([s.end_unix_nano for s in spans])
+    times = np.array([s.time_unix_nano for s in samples])
+    counter = np.array([s.value / 3_600_000 for s in samples])
+    for weighting, idle in (("time", None), ("tokens", 40.0)):
+        expected = attribute_energy(spans, samples, weighting=weighting, idle_power_w=idle)
+        rates = np.array([np.nan if s.input_tokens is None else
+                          (s.input_tokens + (s.output_tokens or 0)) / s.duration_ns
+                          for s in spans])
+        got = sweep_energy(starts, ends, times, counter, idle_power_w=idle,
+                           token_rates=rates if weighting == "tokens" else None)
+        for i, span in enumerate(spans):
+            share = expected.spans.get(span_key(span))
+            assert got.span_wh[i] == pytest.approx(share.energy_wh if share else 0.0, abs=1e-12)
+            assert got.covered_ns[i] == (share.covered_ns if share else 0)
+        [gpu] = expected.gpus
+        assert sum(r[4] for r in got.interval_rows) == pytest.approx(gpu.idle_wh)
+        assert sum(r[2] for r in got.interval_rows) == pytest.approx(gpu.measured_wh)
+        assert sum(r[6] for r in got.interval_rows) == gpu.counter_resets == 1
+    seconds = gpu_time_shares(spans)
+    swept = sweep_gpu_seconds(starts, ends)
+    for i, span in enumerate(spans):
+        assert swept[i] == pytest.approx(seconds.get(span_key(span), 0.0), abs=1e-9)

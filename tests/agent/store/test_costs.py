@@ -173,3 +173,21 @@ def test_model_usage_splits_small_requests(spend: DuckDBStore) -> None:
                          max_input_tokens=1000, max_output_tokens=100) == rows
     assert q.model_usage(spend.cursor(), since_ns=T0 + MIN, until_ns=T0 + HOUR,
                          max_input_tokens=1000, max_output_tokens=100) == []
+
+
+def test_coverage_by_service_and_unknown_energy_groups(store: DuckDBStore) -> None:
+    write(store, [
+        span("t", 1, 2, service="a", request_model="gpt-4o-mini", output_tokens=5),
+        span("g", 1, 2, service="a", request_model="llama", attributes={"server.address": "h"}),
+        span("e", 1, 2, service="a", request_model="llama", attributes={"server.address": "h"}),
+        span("u", 1, 2, service="b", request_model="acme"),
+        span("w", 1, 2, service="b"),  # a workflow span: not a request
+        span("late", 3700, 3701, service="b", request_model="acme"),
+    ], costs=[(0.1, "token_price", 0.2, "estimated", None),
+              (0.3, "gpu_time", 0.5, "measured", None),
+              (0.3, "gpu_time_estimated", None, None, None), NO_COST, NO_COST, NO_COST])
+    assert q.coverage_by_service(store.cursor(), since_ns=T0, until_ns=T0 + HOUR) == [
+        ("a", 3, 1, 1, 1, 0, 1, 1, 1), ("b", 1, 0, 0, 0, 1, 0, 0, 1)]
+    assert q.unknown_energy_groups(store.cursor(), since_ns=T0, until_ns=T0 + HOUR, limit=5) == [
+        ("a", None, "llama", "h", None, None, 1, False), ("b", None, "acme", None, None, None, 1,
+                                                          False)]

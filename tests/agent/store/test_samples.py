@@ -144,3 +144,20 @@ def test_latest_collector_metrics(store: DuckDBStore) -> None:
     assert sorted(q.latest_collector_metrics(cur, names, received_since_ns=0)) == [
         ("nvml", "strata.collector.duration", 0.5), ("nvml", "strata.collector.up", 0.0),
         ("scrape", "strata.collector.up", 1.0)]
+
+
+def test_gpu_inventory_per_host_and_device(store: DuckDBStore) -> None:
+    dcgm = {"modelName": "NVIDIA L4", "Hostname": "n1"}
+    write(store, samples=[
+        sample("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", 1.0, 0, canonical="gpu.energy.consumed",
+               host="n1", device="G0", attributes=dcgm),
+        sample("DCGM_FI_DEV_GPU_UTIL", 5.0, 0, canonical="gpu.utilization", host="n1",
+               device="G1", attributes={**dcgm, "pod": "vllm-0"}),
+        sample("DCGM_FI_DEV_GPU_UTIL", 5.0, 540, canonical="gpu.utilization", host="n2",
+               device="G9"),  # outside the range
+        sample("vllm:num_requests_running", 1.0, 0, canonical="serving.requests.running",
+               host="n1", device="G0"),
+    ])
+    assert q.gpu_inventory(store.cursor(), since_ns=T0, until_ns=T0 + MIN,
+                           energy_signal="gpu.energy.consumed") == [
+        ("n1", "G0", "NVIDIA L4", None, True), ("n1", "G1", "NVIDIA L4", "vllm-0", False)]

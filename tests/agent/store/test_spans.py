@@ -156,15 +156,36 @@ def gpu_fixture(store: DuckDBStore) -> DuckDBStore:
     return store
 
 
-def test_gpu_tied_spans_overlapping_a_range(gpu: DuckDBStore) -> None:
+def test_gpu_candidates_overlapping_a_range(gpu: DuckDBStore) -> None:
     cur = gpu.cursor()
-    found = sorted(q.gpu_tied_spans(cur, T0 + 5 * S, T0 + 25 * S, max_span_ns=MIN),
-                   key=lambda s: s.span_id)
-    assert [(s.span_id, dict(s.attributes), dict(s.resource)) for s in found] == [
-        ("g1", {"gpu.uuid": "GPU-a"}, {}), ("g2", {}, {"gpu.id": "0"})]
+    found = sorted(q.gpu_candidates(cur, T0 + 5 * S, T0 + 25 * S, max_span_ns=MIN))
+    by_name = dict(zip(q.GPU_CANDIDATE_COLUMNS, zip(*found, strict=True), strict=True))
+    assert by_name["span_id"] == ("g1", "g2")
+    assert by_name["gpu_uuid"] == ('"GPU-a"', None)  # JSON text: a list stays a list
+    assert by_name["resource_gpu_id"] == (None, '"0"')
+    assert by_name["start_ns"] == (T0, T0 + 20 * S)
     # g1 started more than max_span_ns before the range: not looked for
-    assert [s.span_id for s in q.gpu_tied_spans(cur, T0 + 5 * S, T0 + 25 * S,
-                                                max_span_ns=S)] == ["g2"]
+    assert [r[1] for r in q.gpu_candidates(cur, T0 + 5 * S, T0 + 25 * S, max_span_ns=S)] == [
+        "g2"]
+
+
+def test_gpu_candidates_model_spans_by_address_or_gpu_host(store: DuckDBStore) -> None:
+    write(store, [
+        span("c1", 0, 10, request_model="llama", attributes={"server.address": "gpu-1",
+                                                     "server.port": 8000}),
+        span("s1", 0, 10, request_model="llama", host="GPU-1"),
+        span("s2", 0, 10, request_model="llama", host="app-1"),
+        span("c2", 0, 10, request_model="llama", attributes={"server.address": "GPU-1.internal"}),
+        span("h1", 0, 10, request_model="gpt-4o", attributes={"server.address": "api.openai.com"}),
+        span("x1", 0, 10, attributes={"server.address": "gpu-1"}),  # no model: not a request
+    ], received_ns=100)
+    rows = q.gpu_candidates(store.cursor(), T0, T0 + MIN, max_span_ns=MIN, hosts=["gpu-1"],
+                            addresses=["gpu-1"])
+    cols = q.GPU_CANDIDATE_COLUMNS
+    got = sorted((r[cols.index("span_id")], r[cols.index("address")], r[cols.index("port")],
+                  r[cols.index("host")]) for r in rows)
+    assert got == [("c1", "gpu-1", "8000", None), ("c2", "GPU-1.internal", None, None),
+                   ("s1", None, None, "GPU-1")]
 
 
 def test_gpu_received_range(gpu: DuckDBStore) -> None:

@@ -65,6 +65,22 @@ function rightsizingBlock(payload) {
   ]), { class: "rightsizing" });
 }
 
+const share = (x) => (x === null || x === undefined ? "–" : `${(x * 100).toFixed(1)} %`);
+
+// Per service: how many requests carry a cost and a Wh figure, and from which source.
+export function coverageBlock(coverage) {
+  if (!coverage) return null;
+  const rows = [...(coverage.services ?? []), { service: "All services", ...coverage.totals }];
+  return table("Coverage: requests with a cost and an energy figure, by source",
+    ["Service", "Requests", "With cost", "Token price / GPU time / list-price GPU time / unpriced",
+      "With energy", "Measured / estimated / unknown"],
+    rows.map((c) => [c.service, num(c.requests), share(c.cost_share),
+      `${num(c.cost.token_price)} / ${num(c.cost.gpu_time)} / ${num(c.cost.gpu_time_estimated)} / ${num(c.cost.unpriced)}`,
+      share(c.energy_share),
+      `${num(c.energy.measured)} / ${num(c.energy.estimated)} / ${num(c.energy.unknown)}`]),
+    { class: "coverage" });
+}
+
 export async function renderCost(query) {
   const by = GROUPS.includes(query.get("group_by")) ? query.get("group_by") : "team";
   const { key, since, until } = rangeOf(query, "7d");
@@ -95,7 +111,7 @@ export async function renderCost(query) {
   const estimated = unpriced ? `${num(unpriced)} requests have no price (unknown model); their cost is not counted. ` +
     "Energy for hosted APIs is estimated from per-model coefficients; GPU energy is measured." : null;
   return h("section", {}, h("h1", {}, "Cost & energy"), form,
-    totals, estimated ? h("p", { class: "note" }, estimated) : null, charts,
+    totals, estimated ? h("p", { class: "note" }, estimated) : null, coverageBlock(cost.coverage), charts,
     h("section", { "aria-labelledby": "budgets-h" }, h("h2", { id: "budgets-h" }, "Budgets"), budgetsBlock(budgets)),
     h("section", { "aria-labelledby": "rs-h" }, h("h2", { id: "rs-h" }, "Rightsizing"), rightsizingBlock(rightsizing)));
 }
