@@ -17,7 +17,6 @@ frozen on the requests before it. Busier entities are left to the per-minute det
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,6 +24,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.stats import binom  # type: ignore[import-untyped]
 from strata.agent.model import Finding, Layer
 from strata.analytics.base import format_value
+from strata.analytics.baseline import Episode  # request indexes here, not buckets
 from strata.analytics.detectors.deploys import (
     MIN_ERROR_DELTA,
     MIN_ERRORS,
@@ -46,17 +46,6 @@ ALPHA = 1e-6
 ALPHA_NOVEL = 1e-4  # a type no earlier request had, failing 3+ times, is rare without cause
 KIND = {"latency": "latency_regression", "tokens": "token_spike", "cost": "cost_regression",
         "errors": "error_spike"}
-
-
-@dataclass(frozen=True, slots=True)
-class Episode:
-    """Request indexes of a shift: change point, the look that passed, recovery (or None)."""
-
-    start: int
-    detect: int
-    end: int | None
-    baseline: float
-    current: float
 
 
 def _onset(values: np.ndarray, lo: int, base: float, current: float) -> int:
