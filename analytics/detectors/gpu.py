@@ -76,11 +76,11 @@ class GPUPowerThrottleDetector:
     """GPU clocks held down by the power cap (SW power cap or HW power brake), when it hurts.
 
     Datacenter GPUs hit their SW power cap at peak load all the time; capping alone is an
-    ``info`` finding (never an incident). It is a warning when it costs clock speed: the SM
-    clock while capped is ``CLOCK_DROP`` or more below the same GPU's clock when it was not
-    capped at similar utilisation (within ``SIMILAR_UTIL`` points; any uncapped time when
-    there is none). Without clock data it is a warning only when the GPU never capped before
-    at this utilisation (capping that is new against its own history).
+    ``info`` finding (never an incident). It is a warning only when it is new and costs
+    clock speed: the GPU never capped before at similar utilisation (within
+    ``SIMILAR_UTIL`` points), and its SM clock while capped is ``CLOCK_DROP`` or more below
+    its own clock when not capped at similar utilisation (any uncapped time when there is
+    none). Without clock data the harm cannot be shown: ``info``.
     """
 
     kind = "gpu_power_throttle"
@@ -99,7 +99,7 @@ class GPUPowerThrottleDetector:
             detect = (f.detected_at_ns - window.start_ns) // window.bucket_ns
             if not self._hurts(flags[f.key], clocks.get(f.key), utils.get(f.key), start, detect):
                 f = replace(f, severity="info", summary=f.summary + " (routine power capping: "
-                            "clocks held, or capped at this load before)")
+                            "capped at this load before, or clocks held)")
             yield f
 
     def _hurts(self, capped: np.ndarray, clock: np.ndarray | None, util: np.ndarray | None,
@@ -110,15 +110,17 @@ class GPUPowerThrottleDetector:
             level = float(np.nanmedian(util[start:detect + 1]))
             with np.errstate(invalid="ignore"):
                 similar = np.abs(util[:start] - level) <= self.SIMILAR_UTIL
+        if np.any(capped[:start][similar] >= 0.5):
+            return False  # routine: it capped at this load before
+        if clock is None or not np.any(~np.isnan(clock[start:detect + 1])):
+            return False
         free = before[(capped[:start] < 0.5) & similar]
-        if clock is not None and np.any(~np.isnan(clock[start:detect + 1])):
-            if not np.any(~np.isnan(clock[free])):
-                free = before[capped[:start] < 0.5]
-            if not np.any(~np.isnan(clock[free])):
-                return False
-            now = float(np.nanmedian(clock[start:detect + 1]))
-            return now < (1 - self.CLOCK_DROP) * float(np.nanmedian(clock[free]))
-        return not np.any(capped[:start][similar] >= 0.5)
+        if not np.any(~np.isnan(clock[free])):
+            free = before[capped[:start] < 0.5]
+        if not np.any(~np.isnan(clock[free])):
+            return False
+        now = float(np.nanmedian(clock[start:detect + 1]))
+        return now < (1 - self.CLOCK_DROP) * float(np.nanmedian(clock[free]))
 
 
 class GPUFaultDetector:
