@@ -104,6 +104,8 @@ class GPUPowerThrottleDetector:
 
     def _hurts(self, capped: np.ndarray, clock: np.ndarray | None, util: np.ndarray | None,
                start: int, detect: int) -> bool:
+        while start > 0 and capped[start - 1] >= 0.5:  # the streak began before the finding
+            start -= 1
         before = np.arange(start)
         similar = np.ones(start, dtype=bool)
         if util is not None and np.any(~np.isnan(util[start:detect + 1])):
