@@ -70,6 +70,8 @@ def rate_bound(failed: np.ndarray) -> float:
     """The old error rate to test against: the 95% upper (Clopper-Pearson) bound of the
     reference's rate, since no errors in a few hundred requests does not prove a rate of 0."""
     errors = int(failed.sum())
+    if errors >= len(failed):
+        return 1.0
     return float(beta.ppf(0.95, errors + 1, len(failed) - errors))
 
 
@@ -155,8 +157,10 @@ def _verdicts(entity: str, old: dict[str, np.ndarray], new: dict[str, np.ndarray
               ) -> Iterator[Verdict]:
     ends = new["end_ns"]
     ok_old, ok_new = ~old["failed"], ~new["failed"]
-    yield from filter(None, [error_verdict(
-        "error_rate", old["failed"], old["error_type"], new["failed"], new["error_type"], ends)])
+    errors = error_verdict(
+        "error_rate", old["failed"], old["error_type"], new["failed"], new["error_type"], ends)
+    if errors is not None:
+        yield errors
     if entity.startswith("tool "):
         return
     latency = continuous_verdict(
@@ -179,10 +183,9 @@ def _verdicts(entity: str, old: dict[str, np.ndarray], new: dict[str, np.ndarray
 def _split(cols: dict[str, np.ndarray]) -> Iterator[tuple[str, str, dict[str, np.ndarray],
                                                            dict[str, np.ndarray]]]:
     """(entity, layer, old rows, new rows) per entity of one ``requests_around`` read."""
-    entities = cols["entity"]
+    entities, after = cols["entity"], cols["after"].astype(bool)
     for entity in sorted({str(e) for e in entities}):
         mine = entities == entity
-        after = cols["after"].astype(bool)
         old = {k: v[mine & ~after] for k, v in cols.items()}
         new = {k: v[mine & after] for k, v in cols.items()}
         for rows in (old, new):
@@ -270,14 +273,3 @@ def _deployment_finding(change: Change, family: str, entity: str, v: Verdict,
             f"|{change.time_ns}|{family}",
         ended_at_ns=ended_ns,
     )
-
-
-def family_of(finding: Finding) -> str | None:
-    """The regression family of a service finding (deploys carry theirs in the key)."""
-    if finding.kind == "deployment":
-        tail = finding.key.rsplit("|", 1)[-1]
-        return tail if tail in FAMILY_KIND else None
-    if finding.kind == "token_spike":
-        return "cost"
-    return next((f for f, kind in FAMILY_KIND.items() if finding.kind == kind), None)
-
