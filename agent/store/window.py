@@ -90,6 +90,8 @@ class _Cache:
     samples: dict[tuple[str, ...], list[SampleSeries]] = field(default_factory=dict)
     deployments: list[Deployment] | None = None
     dependencies: dict[str, frozenset[str]] | None = None
+    rates: dict[tuple[str | None, str | None], tuple[float, float] | None] = field(
+        default_factory=dict)
 
 
 class Window:
@@ -184,7 +186,6 @@ class Window:
         priced_n = np.zeros(shape)
         position = {str(k): i for i, k in enumerate(keys)}
         usage: dict[int, dict[tuple[str, str], float]] = {}
-        rates_cache: dict[tuple[str, str], tuple[float, float] | None] = {}
         for bucket, gkey, model, provider, in_tok, out_tok, count in rows:
             g = position.get(gkey)
             if g is None:
@@ -192,10 +193,7 @@ class Window:
             i = (int(bucket) - self.start_ns) // self.bucket_ns
             per_model = usage.setdefault(g, {})
             per_model[model, provider] = per_model.get((model, provider), 0.0) + count
-            if (model, provider) not in rates_cache:
-                rates_cache[model, provider] = (
-                    self._price(provider or None, model or None) if self._price else None)
-            rates = rates_cache[model, provider]
+            rates = self._rates(provider, model)
             if rates is not None:
                 priced[g, i] += (in_tok * rates[0] + out_tok * rates[1]) / 1e6
                 priced_n[g, i] += count
@@ -304,6 +302,13 @@ class Window:
             self._cursor(), start_ns=self.start_ns, end_ns=self.end_ns,
             max_requests=int(max_per_minute * minutes)))
 
+    def _rates(self, provider: Any, model: Any) -> tuple[float, float] | None:
+        """List prices of a (provider, model), looked up once per window."""
+        key = (provider or None, model or None)
+        if key not in self._cache.rates:
+            self._cache.rates[key] = self._price(*key) if self._price else None
+        return self._cache.rates[key]
+
     def _priced_requests(self, cols: dict[str, Any]) -> dict[str, np.ndarray]:
         """Request columns as arrays (NaN for missing numbers); ``cost_usd`` priced from
         tokens where a span has none and the window has a price function."""
@@ -311,13 +316,9 @@ class Window:
                if k in ("input_tokens", "output_tokens", "cost_usd") else np.asarray(v)
                for k, v in cols.items()}
         if self._price is not None:
-            rates: dict[tuple[Any, Any], tuple[float, float] | None] = {}
             cost = out["cost_usd"]
             for i in np.flatnonzero(np.isnan(cost) & ~np.isnan(out["output_tokens"])):
-                key = (out["provider"][i], out["model"][i])
-                if key not in rates:
-                    rates[key] = self._price(key[0] or None, key[1] or None)
-                rate = rates[key]
+                rate = self._rates(out["provider"][i], out["model"][i])
                 if rate is not None:
                     tokens_in = out["input_tokens"][i]
                     cost[i] = ((0.0 if np.isnan(tokens_in) else tokens_in) * rate[0]
