@@ -11,8 +11,8 @@ incidents per simulated day, per traffic band and per kind, incident start withi
 of the true change, rollback target, and detection delay (the incident's ``detected_at``,
 and when a periodic analysis first reported it, minus the true start).
 
-Tuning and evaluation seeds are fixed and disjoint: choose settings on ``--split tuning``
-only; report ``--split evaluation``. Then, unless ``--no-budget``, a 24 h x 20-service store
+Tuning, evaluation and holdout seeds are fixed and disjoint: choose settings on
+``--split tuning`` only; report ``--split evaluation`` and ``--split holdout``. Then, unless ``--no-budget``, a 24 h x 20-service store
 of the fixed simulator is analysed once (cold) and once 5 min later (the analysis budget).
 
     .venv/bin/python benchmarks/detection.py --split evaluation [--quick] [--markdown]
@@ -50,6 +50,11 @@ from strata.analytics.pricing import PriceTable
 START_NS = 1_767_225_600_000_000_000 + 8 * HOUR_NS  # 2026-01-01T08:00:00Z
 TUNING_SEEDS = tuple(range(1, 9))
 EVALUATION_SEEDS = tuple(range(101, 125))
+# Declared on 2026-12-07 before any run on them: seeds 101-124 had all been looked at, and a
+# rule (the 60-request p95 floor) was changed after seeing 101-120, so the final code is
+# reported on these instead. Never choose a setting on them.
+HOLDOUT_SEEDS = tuple(range(201, 221))
+SPLITS = {"tuning": TUNING_SEEDS, "evaluation": EVALUATION_SEEDS, "holdout": HOLDOUT_SEEDS}
 TABLE = PriceTable.packaged()
 GROUPS = (*BANDS, "infrastructure")
 
@@ -221,7 +226,7 @@ def report(runs: list[SeedResult], split: str, markdown: bool) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--split", choices=("tuning", "evaluation"), default="tuning")
+    parser.add_argument("--split", choices=tuple(SPLITS), default="tuning")
     parser.add_argument("--seeds", type=int, nargs="+", help="override the split's seeds")
     parser.add_argument("--quick", action="store_true", help="the split's first 3 seeds")
     parser.add_argument("--days", type=float, default=1.25)
@@ -231,7 +236,7 @@ def main() -> None:
     parser.add_argument("--no-budget", action="store_true")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
-    seeds = args.seeds or (TUNING_SEEDS if args.split == "tuning" else EVALUATION_SEEDS)
+    seeds = args.seeds or SPLITS[args.split]
     if args.quick:
         seeds = seeds[:3]
     split = "custom" if args.seeds else args.split
