@@ -13,8 +13,8 @@ and when a periodic analysis first reported it, minus the true start).
 
 Tuning, evaluation and holdout seeds are fixed and disjoint: choose settings on
 ``--split tuning`` only; report ``--split evaluation`` and ``--split holdout``. Then,
-unless ``--no-budget``, a 24 h x 20-service store
-of the fixed simulator is analysed once (cold) and once 5 min later (the analysis budget).
+unless ``--no-budget``, a 24 h x 20-service store of the fixed simulator is analysed once
+(cold) and once 5 min later (the analysis budget).
 
     .venv/bin/python benchmarks/detection.py --split evaluation [--quick] [--markdown]
 
