@@ -16,7 +16,7 @@ from enum import Enum, StrEnum
 from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
-from strata.agent.errors import BackpressureError, DecodeError
+from strata.agent.errors import BackpressureError, DecodeError, StoreFailedError
 from strata.agent.ingest.otlp_codec import (
     BodyTooLarge,
     DecodeResult,
@@ -99,7 +99,9 @@ class OtlpPipeline:
             costs = await asyncio.wrap_future(future)
         except BackpressureError as exc:
             stats.throttled += 1
-            return Reply(Outcome.BUSY, message=str(exc), retry_after_s=exc.retry_after_s)
+            outcome = Outcome.STORE_UNAVAILABLE if isinstance(exc, StoreFailedError) else (
+                Outcome.BUSY)
+            return Reply(outcome, message=str(exc), retry_after_s=exc.retry_after_s)
         except Exception:  # noqa: BLE001 - a failed commit is retryable, never a success
             stats.throttled += 1
             return Reply(Outcome.STORE_UNAVAILABLE, message="store unavailable", retry_after_s=5)
