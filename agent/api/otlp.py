@@ -1,4 +1,4 @@
-"""OTLP/HTTP receiver: POST /v1/traces and /v1/metrics (protobuf or JSON, gzip).
+"""OTLP/HTTP receiver: POST /v1/traces, /v1/metrics and /v1/logs (protobuf or JSON, gzip).
 
 Replies per the OTLP/HTTP spec: 200 (with partial_success when items were rejected) only
 after the accepted items are committed to DuckDB; 400 undecodable; 413 over the body limit,
@@ -78,5 +78,9 @@ def build_router(agent: Agent) -> APIRouter:
     @router.post("/v1/metrics", summary="OTLP/HTTP metrics")
     async def metrics(request: Request) -> Response:
         return await receive(request, Signal.METRICS)
+
+    @router.post("/v1/logs", summary="OTLP/HTTP logs")
+    async def logs(request: Request) -> Response:
+        return await receive(request, Signal.LOGS)
 
     return router

@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 SERVICES = {
     "opentelemetry.proto.collector.trace.v1.TraceService": Signal.TRACES,
     "opentelemetry.proto.collector.metrics.v1.MetricsService": Signal.METRICS,
+    "opentelemetry.proto.collector.logs.v1.LogsService": Signal.LOGS,
 }
 _CODES = {
     Outcome.TOO_LARGE: grpc.StatusCode.RESOURCE_EXHAUSTED,

@@ -25,6 +25,7 @@ from strata.agent.ingest.otlp_codec import (
     decompress,
     encode_partial_success,
 )
+from strata.agent.ingest.otlp_logs import decode_logs_request, encode_logs_partial_success
 
 if TYPE_CHECKING:
     from strata.agent.runner import Agent
@@ -37,6 +38,7 @@ class Signal(StrEnum):
 
     TRACES = "traces"
     METRICS = "metrics"
+    LOGS = "logs"
 
 
 class Outcome(Enum):
@@ -95,7 +97,7 @@ class OtlpPipeline:
             stats.bad_requests += 1
             return Reply(Outcome.UNDECODABLE, message=str(exc)[:500])
         try:
-            future = agent.writer.submit(result.spans, result.samples)
+            future = agent.writer.submit(result.spans, result.samples, logs=result.logs)
             costs = await asyncio.wrap_future(future)
         except BackpressureError as exc:
             stats.throttled += 1
@@ -107,20 +109,25 @@ class OtlpPipeline:
             return Reply(Outcome.STORE_UNAVAILABLE, message="store unavailable", retry_after_s=5)
         stats.rejected_items += result.rejected
         stats.redaction_failures += result.redaction_failures
-        metrics = signal is Signal.METRICS
-        if metrics:
-            stats.accepted_points += len(result.samples)
-        else:
-            stats.accepted_spans += len(result.spans)
+        stats.accepted_points += len(result.samples)
+        stats.accepted_spans += len(result.spans)
+        if signal is Signal.LOGS:  # (a trace's logs are its spans' events: not counted)
+            stats.accepted_logs += len(result.logs)
+            stats.rejected_logs += result.rejected
+            body = encode_logs_partial_success(result.rejected, result.error_message,
+                                               as_json=as_json)
+            return Reply(Outcome.OK, body=body)  # logs are not forwarded (Records has none)
         agent.after_commit(result, costs)
-        body = encode_partial_success(result.rejected, result.error_message, metrics=metrics,
-                                      as_json=as_json)
+        body = encode_partial_success(result.rejected, result.error_message,
+                                      metrics=signal is Signal.METRICS, as_json=as_json)
         return Reply(Outcome.OK, body=body)
 
     def _decode(self, raw: bytes, encoding: str, as_json: bool, signal: Signal) -> DecodeResult:
         body = decompress(raw, encoding, self.limit)
         if signal is Signal.METRICS:
             return decode_metrics_request(body, is_json=as_json)
+        if signal is Signal.LOGS:
+            return decode_logs_request(body, is_json=as_json, policy=self._agent.policy)
         return decode_trace_request(body, is_json=as_json, policy=self._agent.policy)
 
 
