@@ -76,8 +76,9 @@ def build_router(agent: Agent) -> APIRouter:
 
     @router.get("/api/v1/traces/{trace_id}")
     def trace(trace_id: str) -> dict[str, Any]:
-        """One trace as a span tree, each span with tokens, cost, energy and the layer samples
-        correlated to it."""
+        """One trace as a span tree, each span with tokens, cost, energy, the layer samples
+        correlated to it and its events and log records (``logs``); the trace's records
+        that name none of its spans are in the top-level ``logs``."""
         if not _TRACE_ID.fullmatch(trace_id):
             raise HTTPException(400, "trace_id must be 32 lowercase hex characters")
         spans = trace_spans(agent.store.cursor(), trace_id)
