@@ -155,6 +155,7 @@ class Settings:
 
     host: str = "127.0.0.1"
     otlp_port: int = 4318
+    otlp_grpc_port: int = 4317  # 0: no gRPC receiver
     api_port: int = 8321
     db: str = "strata.duckdb"
     api_token: str | None = None
@@ -194,6 +195,7 @@ class Settings:
 _SCALARS: dict[tuple[str, str], tuple[str, Callable[[object, str], Any]]] = {
     ("agent", "host"): ("host", _text),
     ("agent", "otlp_port"): ("otlp_port", _port),
+    ("agent", "otlp_grpc_port"): ("otlp_grpc_port", _port),
     ("agent", "api_port"): ("api_port", _port),
     ("agent", "db"): ("db", _text),
     ("agent", "api_token"): ("api_token", _text),
@@ -278,6 +280,8 @@ def load(
             raise ConfigError(msg)
     if "otlp_port" in flags:
         flags["otlp_port"] = _port(flags["otlp_port"], "--otlp-port")
+    if "otlp_grpc_port" in flags:
+        flags["otlp_grpc_port"] = _port(flags["otlp_grpc_port"], "--otlp-grpc-port")
     if "api_port" in flags:
         flags["api_port"] = _port(flags["api_port"], "--api-port")
     return replace(settings, **flags)

@@ -92,6 +92,26 @@ class SpanRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One OTLP log record or event after normalisation, linked to its span when it carries
+    ids. ``body`` and content attributes are redacted unless content capture is on;
+    ``error_type`` is the ``exception.type`` of an exception log (None otherwise)."""
+
+    time_unix_nano: int  # the record's time, else when it was observed
+    service: str
+    severity_number: int = 0
+    severity_text: str | None = None
+    event_name: str | None = None
+    trace_id: TraceId | None = None
+    span_id: SpanId | None = None
+    body: AttributeValue = None
+    error_type: str | None = None
+    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+    resource: Mapping[str, AttributeValue] = field(default_factory=dict)
+    span_event: bool = False  # an event of a span (OTLP traces), not a log record
+
+
+@dataclass(frozen=True, slots=True)
 class Deployment:
     """A change of what a service runs: a new version, a new model, or an explicit marker."""
 

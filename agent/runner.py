@@ -69,6 +69,7 @@ class Agent:
                                             clock=clock, host=socket.gethostname())
         self.otlp_ports: set[int] = set()
         self.api_ports: set[int] = set()
+        self.grpc_port: int | None = None  # the OTLP/gRPC receiver's, once bound
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._started = False

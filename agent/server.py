@@ -12,12 +12,14 @@ supervisor restarts it: only a fresh open of the file (WAL replay) recovers Duck
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
@@ -25,6 +27,7 @@ from strata.agent.api.app import create_app
 from strata.agent.config import Settings
 from strata.agent.errors import ConfigError, StoreError
 from strata.agent.http_protocol import header_timeout_protocol
+from strata.agent.ingest.grpc_receiver import GrpcReceiver
 from strata.agent.ingest.writer import is_fatal_store_error
 from strata.agent.preflight import check_exposure, is_loopback, preflight
 from strata.agent.runner import Agent
@@ -113,6 +116,34 @@ def open_agent(settings: Settings) -> Agent:
     return agent
 
 
+async def _serve_all(
+    server: uvicorn.Server, sockets: list[socket.socket], grpc_receiver: GrpcReceiver,
+    on_bound: Callable[[Agent], None] | None = None,
+) -> None:
+    """uvicorn and the gRPC receiver on one event loop, so the receivers' shared counters
+    and in-flight bound are touched by one thread. The gRPC server binds first (a port in
+    use fails before anything starts); the app's lifespan drains it before closing the
+    agent."""
+    agent = grpc_receiver.agent
+    if agent.settings.otlp_grpc_port:
+        await grpc_receiver.start(agent.settings.host, agent.settings.otlp_grpc_port)
+    if on_bound is not None:
+        on_bound(agent)
+    try:
+        await server.serve(sockets=sockets)
+    finally:
+        await grpc_receiver.stop()
+
+
+def _log_ready(agent: Agent) -> None:
+    settings = agent.settings
+    grpc = f"  OTLP/gRPC {settings.host}:{agent.grpc_port}" if agent.grpc_port else ""
+    logger.warning(
+        "strata agent ready: OTLP http://%s:%d%s  API http://%s:%d  db %s",
+        settings.host, *agent.otlp_ports, grpc, settings.host, *agent.api_ports, settings.db,
+    )
+
+
 def serve(settings: Settings, *, on_ready: object = None) -> None:
     """Run the agent until SIGTERM/SIGINT. Prints the bound ports once ready."""
     preflight(settings)
@@ -122,17 +153,14 @@ def serve(settings: Settings, *, on_ready: object = None) -> None:
     agent = open_agent(settings)
     agent.otlp_ports.add(otlp_sock.getsockname()[1])
     agent.api_ports.add(api_sock.getsockname()[1])
-    app = create_app(agent)
+    grpc_receiver = GrpcReceiver(agent)
+    app = create_app(agent, before_close=grpc_receiver.stop)
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, timeout_keep_alive=30,
         timeout_graceful_shutdown=10, lifespan="on", server_header=False,
         http=header_timeout_protocol(settings.read_header_timeout_s),
     )
     server = uvicorn.Server(config)
-    logger.warning(
-        "strata agent ready: OTLP http://%s:%d  API http://%s:%d  db %s",
-        settings.host, *agent.otlp_ports, settings.host, *agent.api_ports, settings.db,
-    )
     # uvicorn re-raises the signal it handled once it has shut down; with these no-op
     # handlers in place that re-raise is harmless and a graceful stop exits 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -140,7 +168,10 @@ def serve(settings: Settings, *, on_ready: object = None) -> None:
     watchdog = StoreWatchdog(agent, server)
     watchdog.start()
     try:
-        server.run(sockets=[otlp_sock, api_sock])
+        asyncio.run(_serve_all(server, [otlp_sock, api_sock], grpc_receiver, on_bound=_log_ready))
+    except ConfigError:
+        agent.close()  # the gRPC port could not be bound: the agent never started
+        raise
     finally:
         watchdog.stop()
     if watchdog.failure is not None:
@@ -159,6 +190,7 @@ class RunningServer:
         self._server = server
         self._thread = thread
         self.otlp_url = f"http://{host}:{min(agent.otlp_ports)}"
+        self.otlp_grpc_target = f"{host}:{agent.grpc_port}" if agent.grpc_port else None
         self.api_url = f"http://{host}:{min(agent.api_ports)}"
 
     def wait(self) -> None:
@@ -182,15 +214,28 @@ def start_in_thread(settings: Settings, *, ready_timeout_s: float = 30.0) -> Run
     agent = Agent(settings)
     agent.otlp_ports.add(otlp_sock.getsockname()[1])
     agent.api_ports.add(api_sock.getsockname()[1])
-    config = uvicorn.Config(create_app(agent), log_level="warning", access_log=False,
-                            lifespan="on", server_header=False)
+    grpc_receiver = GrpcReceiver(agent)
+    config = uvicorn.Config(create_app(agent, before_close=grpc_receiver.stop),
+                            log_level="warning", access_log=False, lifespan="on",
+                            server_header=False)
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [otlp_sock, api_sock]},
-                              name="strata-server", daemon=True)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(_serve_all(server, [otlp_sock, api_sock], grpc_receiver))
+        except BaseException as exc:
+            failure.append(exc)
+            raise
+
+    thread = threading.Thread(target=run, name="strata-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + ready_timeout_s
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
+            if failure and isinstance(failure[0], ConfigError):
+                agent.close()
+                raise failure[0]
             msg = "the agent's server did not start"
             raise StoreError(msg)
         time.sleep(0.01)

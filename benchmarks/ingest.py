@@ -131,20 +131,7 @@ def run_load(url: str, bodies: list[bytes], seconds: float, connections: int) ->
     proc.start()
     results = queue.get()
     proc.join()
-    elapsed = time.monotonic() - started
-    ok = [lat for status, lat in results if status == 200]
-    latencies = sorted(lat for _, lat in results)
-    return {
-        "requests": len(results),
-        "ran_out_of_payloads": len(results) >= len(bodies),
-        "ok": len(ok),
-        "statuses": sorted({s for s, _ in results}),
-        "acked_spans": len(ok) * SPANS_PER_BATCH,
-        "elapsed_s": elapsed,
-        "spans_per_s": len(ok) * SPANS_PER_BATCH / elapsed,
-        "p50_ms": statistics.median(latencies) * 1000 if latencies else None,
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else None,
-    }
+    return summarize(results, time.monotonic() - started, len(bodies))
 
 
 def bench_strata(bodies: list[bytes], seconds: float, connections: int, workdir: Path,
@@ -155,7 +142,8 @@ def bench_strata(bodies: list[bytes], seconds: float, connections: int, workdir:
         env["STRATA_MEMORY_LIMIT"] = memory_limit
     agent = subprocess.Popen(
         [sys.executable, "-m", "strata.agent.cli", "agent", "--db", str(workdir / "bench.duckdb"),
-         "--otlp-port", str(otlp), "--api-port", str(api), "--log-level", "warning"],
+         "--otlp-port", str(otlp), "--api-port", str(api), "--otlp-grpc-port", "0",
+         "--log-level", "warning"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
@@ -169,6 +157,92 @@ def bench_strata(bodies: list[bytes], seconds: float, connections: int, workdir:
     finally:
         agent.terminate()
         agent.wait(30)
+
+
+# -- OTLP/gRPC beside HTTP (--grpc) ----------------------------------------------------------
+
+
+def grpc_load_process(target: str, bodies: list[bytes], seconds: float, connections: int,
+                      out: mp.Queue) -> None:  # type: ignore[type-arg]
+    """load_process over OTLP/gRPC: one channel per connection, gzip as the Collector's
+    default, raw request bytes (the SDKs' serialisation is not what is measured)."""
+    import grpc
+
+    deadline = time.monotonic() + seconds
+    results: list[tuple[int, float]] = []
+    lock = threading.Lock()
+    method = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+    def worker(index: int) -> None:
+        local: list[tuple[int, float]] = []
+        with grpc.insecure_channel(target, compression=grpc.Compression.Gzip) as channel:
+            export = channel.unary_unary(method)
+            i = index
+            while time.monotonic() < deadline and i < len(bodies):
+                started = time.perf_counter()
+                try:
+                    export(bodies[i], timeout=60)
+                    status = 200
+                except grpc.RpcError as exc:
+                    status = exc.code().value[0]  # type: ignore[attr-defined]
+                local.append((status, time.perf_counter() - started))
+                i += connections
+        with lock:
+            results.extend(local)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out.put(results)
+
+
+def bench_grpc(bodies: list[bytes], seconds: float, connections: int, workdir: Path) -> dict:
+    """The same payloads (decompressed; gRPC gzips them itself) to a fresh agent over gRPC."""
+    otlp, api, grpc_port = free_port(), free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "strata.agent.cli", "agent", "--db", str(workdir / "grpc.duckdb"),
+         "--otlp-port", str(otlp), "--api-port", str(api), "--otlp-grpc-port", str(grpc_port),
+         "--log-level", "warning"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{api}/api/v1/health")
+        raw = [gzip.decompress(b) for b in bodies]
+        queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+        proc = mp.Process(target=grpc_load_process,
+                          args=(f"127.0.0.1:{grpc_port}", raw, seconds, connections, queue))
+        started = time.monotonic()
+        proc.start()
+        results = queue.get()
+        proc.join()
+        result = summarize(results, time.monotonic() - started, len(bodies))
+        result["rss_mib"], result["peak_rss_mib"] = rss_mib(agent.pid)
+        stored = httpx.get(f"http://127.0.0.1:{api}/api/v1/health").json()["counts"]["spans"]
+        result["queryable_spans"] = stored
+        result["all_acked_queryable"] = stored >= result["acked_spans"]
+        return result
+    finally:
+        agent.terminate()
+        agent.wait(30)
+
+
+def summarize(results: list[tuple[int, float]], elapsed: float, payloads: int) -> dict:
+    ok = [lat for status, lat in results if status == 200]
+    latencies = sorted(lat for _, lat in results)
+    return {
+        "requests": len(results),
+        "ran_out_of_payloads": len(results) >= payloads,
+        "ok": len(ok),
+        "statuses": sorted({s for s, _ in results}),
+        "acked_spans": len(ok) * SPANS_PER_BATCH,
+        "elapsed_s": elapsed,
+        "spans_per_s": len(ok) * SPANS_PER_BATCH / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000 if latencies else None,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else None,
+    }
 
 
 def wait_ready(url: str, deadline_s: float = 60) -> None:
@@ -226,6 +300,8 @@ def main() -> None:
                         help="payloads generated per second of load (the most it can send)")
     parser.add_argument("--phoenix", help="path to the `phoenix` executable to run the peer")
     parser.add_argument("--memory-limit", help="the agent's [agent] memory_limit (default: auto)")
+    parser.add_argument("--grpc", action="store_true",
+                        help="also send the same payloads over OTLP/gRPC to a fresh agent")
     args = parser.parse_args()
     rng = random.Random(0)
     start_ns = time.time_ns() - 3600 * 10**9
@@ -238,6 +314,12 @@ def main() -> None:
         report = {"strata": bench_strata(bodies, args.seconds, args.connections, Path(tmp),
                                          args.memory_limit)}
         print(json.dumps(report["strata"], indent=2), flush=True)
+        if args.grpc:
+            report["strata_grpc"] = bench_grpc(bodies, args.seconds, args.connections, Path(tmp))
+            print(json.dumps(report["strata_grpc"], indent=2), flush=True)
+            http, grpc_ = report["strata"], report["strata_grpc"]
+            print(f"gRPC/HTTP spans/s {grpc_['spans_per_s'] / http['spans_per_s']:.2f}, "
+                  f"p99 {grpc_['p99_ms'] / http['p99_ms']:.2f}", flush=True)
         if args.phoenix:
             report["phoenix"] = bench_phoenix(bodies, args.seconds, args.connections, Path(tmp),
                                               args.phoenix)

@@ -44,6 +44,7 @@ class LiveAgent:
     log: Path
     env: dict[str, str]
     args: list[str]
+    grpc_target: str = ""  # host:port of the OTLP/gRPC receiver
 
     def get(self, path: str, **params: object) -> httpx.Response:
         return httpx.get(self.api_url + path, params=params, timeout=30)  # type: ignore[arg-type]
@@ -90,10 +91,11 @@ def tail(log: Path) -> str:
 
 def launch_agent(tmp_path: Path, *extra: str, env: dict[str, str] | None = None,
                  timeout_s: float = 30) -> LiveAgent:
-    otlp, api = free_port(), free_port()
+    otlp, api, grpc = free_port(), free_port(), free_port()
     db = tmp_path / "agent.duckdb"
     args = [sys.executable, "-m", "strata.agent.cli", "agent", "--db", str(db),
-            "--otlp-port", str(otlp), "--api-port", str(api), *extra]
+            "--otlp-port", str(otlp), "--api-port", str(api), "--otlp-grpc-port", str(grpc),
+            *extra]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
     # Local collectors off unless a test asks: their samples would blur exact counts.
     full_env.update({"STRATA_GPU_ENABLED": "false", "STRATA_HOST_ENABLED": "false"})
@@ -101,7 +103,7 @@ def launch_agent(tmp_path: Path, *extra: str, env: dict[str, str] | None = None,
     log = tmp_path / "agent.log"
     process = start_process(args, full_env, log)
     live = LiveAgent(process, db, f"http://127.0.0.1:{otlp}", f"http://127.0.0.1:{api}", log,
-                     full_env, args)
+                     full_env, args, f"127.0.0.1:{grpc}")
     wait_ready(live.api_url, process, log, timeout_s)
     return live
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -27,11 +27,14 @@ if TYPE_CHECKING:
     from strata.agent.runner import Agent
 
 
-def create_app(agent: Agent) -> FastAPI:
+def create_app(
+    agent: Agent, *, before_close: Callable[[], Awaitable[None]] | None = None
+) -> FastAPI:
     """The one ASGI app; the server binds it to the OTLP and API ports.
 
     The lifespan starts the agent's threads and closes the agent on shutdown, after the
-    server has stopped accepting and finished in-flight requests.
+    server has stopped accepting and finished in-flight requests, and after
+    *before_close* (the gRPC receiver's drain) has returned.
     """
 
     @asynccontextmanager
@@ -40,7 +43,11 @@ def create_app(agent: Agent) -> FastAPI:
         try:
             yield
         finally:
-            agent.close()
+            try:
+                if before_close is not None:
+                    await before_close()
+            finally:
+                agent.close()
 
     app = FastAPI(title="Strata agent", version=__version__, lifespan=lifespan)
     for module in (health, otlp, traces, incidents, anomalies, deployments, cost, metrics_api,

@@ -128,11 +128,17 @@ def _request_refusal(scope: Scope, is_otlp_path: bool) -> tuple[int, str] | None
     return None
 
 
+def bearer_matches(authorization: bytes, token: bytes) -> bool:
+    """An ``Authorization`` value (HTTP header or gRPC metadata) presents *token* (constant
+    time)."""
+    scheme, _, presented = authorization.partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(presented.strip(), token)
+
+
 def _authorized(scope: Scope, token: bytes) -> bool:
     for name, value in scope["headers"]:
         if name == b"authorization":
-            scheme, _, presented = bytes(value).partition(b" ")
-            return scheme.lower() == b"bearer" and hmac.compare_digest(presented.strip(), token)
+            return bearer_matches(bytes(value), token)
     return False
 
 

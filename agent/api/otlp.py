@@ -1,39 +1,29 @@
-"""OTLP/HTTP receiver: POST /v1/traces and /v1/metrics (protobuf or JSON, gzip).
+"""OTLP/HTTP receiver: POST /v1/traces, /v1/metrics and /v1/logs (protobuf or JSON, gzip).
 
 Replies per the OTLP/HTTP spec: 200 (with partial_success when items were rejected) only
 after the accepted items are committed to DuckDB; 400 undecodable; 413 over the body limit,
 counted after decompression; 415 for other content types or encodings; 503 + Retry-After
-when the write queue is full or too many requests are in flight.
+when the write queue is full or too many requests are in flight. The transport-neutral
+part (decode, commit, counters) is ``strata.agent.ingest.pipeline``, shared with gRPC.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request, Response
 from google.rpc import status_pb2
-from starlette.concurrency import run_in_threadpool
-from strata.agent.errors import BackpressureError, DecodeError
-from strata.agent.ingest.otlp_codec import (
-    BodyTooLarge,
-    DecodeResult,
-    decode_metrics_request,
-    decode_trace_request,
-    decompress,
-    encode_partial_success,
-)
+from strata.agent.ingest.otlp_codec import BodyTooLarge
+from strata.agent.ingest.pipeline import OtlpPipeline, Outcome, Signal
 
 if TYPE_CHECKING:
     from strata.agent.runner import Agent
 
-logger = logging.getLogger(__name__)
-
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-MAX_IN_FLIGHT = 64
+_HTTP_STATUS = {Outcome.TOO_LARGE: 413, Outcome.UNDECODABLE: 400, Outcome.BUSY: 503,
+                Outcome.STORE_UNAVAILABLE: 503}
 
 
 def _status(code: int, message: str, *, as_json: bool, retry_after: int | None = None) -> Response:
@@ -60,10 +50,10 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 def build_router(agent: Agent) -> APIRouter:
     router = APIRouter(tags=["otlp"])
-    stats = agent.receiver_stats
-    limit = agent.settings.max_body_bytes
+    pipeline = OtlpPipeline(agent)
+    stats = pipeline.stats
 
-    async def receive(request: Request, *, metrics: bool) -> Response:
+    async def receive(request: Request, signal: Signal) -> Response:
         stats.requests += 1
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         as_json = content_type == JSON
@@ -74,57 +64,23 @@ def build_router(agent: Agent) -> APIRouter:
         if encoding not in ("gzip", "identity", ""):
             stats.unsupported += 1
             return _status(415, f"unsupported content encoding {encoding!r}", as_json=as_json)
-        if stats.in_flight >= MAX_IN_FLIGHT:
-            stats.throttled += 1
-            return _status(503, "too many requests in flight", as_json=as_json, retry_after=1)
-        stats.in_flight += 1
-        try:
-            return await _handle(request, encoding, as_json=as_json, metrics=metrics)
-        finally:
-            stats.in_flight -= 1
-
-    async def _handle(request: Request, encoding: str, *, as_json: bool, metrics: bool) -> Response:
-        try:
-            raw = await _read_body(request, limit)
-            result = await run_in_threadpool(_decode, raw, encoding, as_json, metrics)
-        except BodyTooLarge:
-            stats.too_large += 1
-            return _status(413, f"body over the {limit} byte limit", as_json=as_json)
-        except DecodeError as exc:
-            stats.bad_requests += 1
-            return _status(400, str(exc)[:500], as_json=as_json)
-        try:
-            future = agent.writer.submit(result.spans, result.samples)
-            costs = await asyncio.wrap_future(future)
-        except BackpressureError as exc:
-            stats.throttled += 1
-            return _status(503, str(exc), as_json=as_json, retry_after=exc.retry_after_s)
-        except Exception:  # noqa: BLE001 - a failed commit is retryable, never a 200
-            stats.throttled += 1
-            return _status(503, "store unavailable", as_json=as_json, retry_after=5)
-        stats.rejected_items += result.rejected
-        stats.redaction_failures += result.redaction_failures
-        if metrics:
-            stats.accepted_points += len(result.samples)
-        else:
-            stats.accepted_spans += len(result.spans)
-        agent.after_commit(result, costs)
-        body = encode_partial_success(result.rejected, result.error_message, metrics=metrics,
-                                      as_json=as_json)
-        return Response(body, media_type=JSON if as_json else PROTOBUF)
-
-    def _decode(raw: bytes, encoding: str, as_json: bool, metrics: bool) -> DecodeResult:
-        body = decompress(raw, encoding, limit)
-        if metrics:
-            return decode_metrics_request(body, is_json=as_json)
-        return decode_trace_request(body, is_json=as_json, policy=agent.policy)
+        reply = await pipeline.export(lambda: _read_body(request, pipeline.limit),
+                                      signal=signal, encoding=encoding, as_json=as_json)
+        if reply.outcome is Outcome.OK:
+            return Response(reply.body, media_type=JSON if as_json else PROTOBUF)
+        return _status(_HTTP_STATUS[reply.outcome], reply.message, as_json=as_json,
+                       retry_after=reply.retry_after_s)
 
     @router.post("/v1/traces", summary="OTLP/HTTP traces")
     async def traces(request: Request) -> Response:
-        return await receive(request, metrics=False)
+        return await receive(request, Signal.TRACES)
 
     @router.post("/v1/metrics", summary="OTLP/HTTP metrics")
     async def metrics(request: Request) -> Response:
-        return await receive(request, metrics=True)
+        return await receive(request, Signal.METRICS)
+
+    @router.post("/v1/logs", summary="OTLP/HTTP logs")
+    async def logs(request: Request) -> Response:
+        return await receive(request, Signal.LOGS)
 
     return router

@@ -1,4 +1,5 @@
-"""GET /api/v1/traces (search) and /api/v1/traces/{trace_id} (span tree)."""
+"""GET /api/v1/traces (search) and /api/v1/traces/{trace_id} (span tree, each span with its
+events and log records as ``logs``; records with no span of the trace under ``logs``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, HTTPException, Query
 from strata.agent.api.render import parse_time, rfc3339
 from strata.agent.finops.coverage import energy_label
+from strata.agent.store.logs import trace_logs
 from strata.agent.store.spans import list_traces, trace_spans
 from strata.agent.units import NS_PER_MS
 
@@ -25,6 +27,12 @@ def span_tree(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
         parent = by_id.get(node["parent_span_id"] or "")
         (parent["children"] if parent is not None else roots).append(node)
     return roots
+
+
+def render_log(record: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in record.items() if k != "time_ns"}
+    out["time"] = rfc3339(record["time_ns"])
+    return out
 
 
 def render_span(span: dict[str, Any]) -> dict[str, Any]:
@@ -68,17 +76,24 @@ def build_router(agent: Agent) -> APIRouter:
 
     @router.get("/api/v1/traces/{trace_id}")
     def trace(trace_id: str) -> dict[str, Any]:
-        """One trace as a span tree, each span with tokens, cost, energy and the layer samples
-        correlated to it."""
+        """One trace as a span tree, each span with tokens, cost, energy, the layer samples
+        correlated to it and its events and log records (``logs``); the trace's records
+        that name none of its spans are in the top-level ``logs``."""
         if not _TRACE_ID.fullmatch(trace_id):
             raise HTTPException(400, "trace_id must be 32 lowercase hex characters")
         spans = trace_spans(agent.store.cursor(), trace_id)
         if not spans:
             raise HTTPException(404, f"trace {trace_id} not found")
         spans = agent.correlate(spans)
+        logs: dict[str | None, list[dict[str, Any]]] = {}
+        for record in trace_logs(agent.store.cursor(), trace_id):
+            logs.setdefault(record["span_id"], []).append(render_log(record))
         for span in spans:  # additive: whether the Wh figure is measured, estimated or unknown
             span["energy_status"], span["energy_note"] = energy_label(agent.prices, span)
+            span["logs"] = logs.pop(span["span_id"], [])
+        orphans = [r for records in logs.values() for r in records]
         return {"trace_id": trace_id, "span_count": len(spans),
-                "spans": [render_span(s) for s in span_tree(spans)]}
+                "spans": [render_span(s) for s in span_tree(spans)],
+                "logs": sorted(orphans, key=lambda r: r["time"])}
 
     return router

@@ -35,6 +35,8 @@ def agent(
     config: Annotated[Path | None, typer.Option("--config", help="strata.toml path.")] = None,
     db: Annotated[str | None, typer.Option("--db", help="DuckDB file.")] = None,
     otlp_port: Annotated[int | None, typer.Option("--otlp-port", help="OTLP/HTTP port.")] = None,
+    otlp_grpc_port: Annotated[int | None, typer.Option(
+        "--otlp-grpc-port", help="OTLP/gRPC port (0: off).")] = None,
     api_port: Annotated[int | None, typer.Option("--api-port", help="Local API port.")] = None,
     host: Annotated[str | None, typer.Option("--host", help="Bind address.")] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
@@ -42,8 +44,8 @@ def agent(
     """Run the sidecar agent: OTLP receiver, collectors, analysis and the local API."""
     logs.configure(log_level)
     try:
-        settings = load(config, os.environ, db=db, otlp_port=otlp_port, api_port=api_port,
-                        host=host)
+        settings = load(config, os.environ, db=db, otlp_port=otlp_port,
+                        otlp_grpc_port=otlp_grpc_port, api_port=api_port, host=host)
         preflight(settings)  # refuse fast, before the heavy imports below
         from strata.agent.server import serve  # starts DuckDB and uvicorn: only for this command
 

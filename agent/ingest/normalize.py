@@ -162,7 +162,16 @@ def span_layer(attributes: Mapping[str, AttributeValue], kind: str, operation: s
     system = attributes.get(semconv.DB_SYSTEM)
     if isinstance(system, str) and system.lower() in semconv.VECTOR_DB_SYSTEMS:
         return Layer.DATA
+    if kind == "server" and _serves_a_model(attributes):
+        return Layer.SERVING  # vLLM's per-request ``llm_request`` span names no operation
     return Layer.ORCHESTRATION
+
+
+def _serves_a_model(attributes: Mapping[str, AttributeValue]) -> bool:
+    """A model and token usage: what an inference server reports for one request."""
+    has_model = semconv.RESPONSE_MODEL in attributes or semconv.REQUEST_MODEL in attributes
+    return has_model and (semconv.INPUT_TOKENS in attributes
+                          or semconv.OUTPUT_TOKENS in attributes)
 
 
 def promote(attributes: Mapping[str, AttributeValue], kind: str) -> PromotedFields:

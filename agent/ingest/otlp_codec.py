@@ -32,7 +32,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from strata.agent import semconv
 from strata.agent.errors import DecodeError
 from strata.agent.ingest.normalize import IngestPolicy, clean_attributes, metric_sample, promote
-from strata.agent.model import AttributeValue, Sample, SpanRecord
+from strata.agent.model import AttributeValue, LogRecord, Sample, SpanRecord
 from strata.agent.protowire import SPAN_KINDS, STATUS_NAMES
 
 MAX_ANY_VALUE_DEPTH = 32
@@ -122,6 +122,7 @@ class DecodeResult:
 
     spans: list[SpanRecord] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
+    logs: list[LogRecord] = field(default_factory=list)
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
     redaction_failures: int = 0
@@ -151,9 +152,13 @@ def decode_trace_request(body: bytes, *, is_json: bool, policy: IngestPolicy) ->
         resource = _resource_context(resource_pb)
         for span in spans:
             try:
-                result.spans.append(_span_record(span, resource, policy, result))
+                record = _span_record(span, resource, policy, result)
             except (DecodeError, ValueError, UnicodeError) as exc:
                 result.reject(str(exc))
+                continue
+            result.spans.append(record)
+            if span.events:
+                result.logs.extend(_event_logs(span, record, policy, result))
     return result
 
 
@@ -317,6 +322,27 @@ def _span_record(
         attributes=attributes,
         resource=resource.attributes,
     )
+
+
+MAX_EVENTS_PER_SPAN = 128
+
+
+def _event_logs(
+    span: Span, record: SpanRecord, policy: IngestPolicy, result: DecodeResult
+) -> Iterator[LogRecord]:
+    """A span's events, stored with its logs (the ``logs`` table) so the trace shows both
+    together; attributes cleaned (content redacted) as the span's are."""
+    for event in span.events[:MAX_EVENTS_PER_SPAN]:
+        cleaned = clean_attributes(attributes_of(event.attributes), policy)
+        result.redaction_failures += cleaned.redaction_failures
+        error_type = cleaned.attributes.get("exception.type")
+        yield LogRecord(
+            time_unix_nano=event.time_unix_nano or record.start_unix_nano,
+            service=record.service, event_name=event.name[:256] or None,
+            trace_id=record.trace_id, span_id=record.span_id,
+            error_type=str(error_type)[:256] if error_type is not None else None,
+            attributes=cleaned.attributes, resource=record.resource, span_event=True,
+        )
 
 
 def _exception_type(span: Span) -> str | None:

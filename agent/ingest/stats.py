@@ -14,11 +14,13 @@ __all__ = ["ReceiverStats", "WriterStats"]
 
 @dataclass(slots=True)
 class ReceiverStats:
-    """OTLP/HTTP requests and items, cumulative since start (``in_flight``: now)."""
+    """OTLP requests (HTTP and gRPC) and items, cumulative since start (``in_flight``: now)."""
 
     requests: int = 0
     accepted_spans: int = 0
     accepted_points: int = 0
+    accepted_logs: int = 0
+    rejected_logs: int = 0  # log records rejected inside accepted requests
     rejected_items: int = 0
     bad_requests: int = 0
     too_large: int = 0
@@ -34,6 +36,7 @@ class WriterStats:
 
     committed_spans: int = 0
     committed_samples: int = 0
+    committed_logs: int = 0
     commits: int = 0
     rejected_full: int = 0
     failed_commits: int = 0

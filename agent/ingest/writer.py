@@ -25,7 +25,7 @@ import duckdb
 from strata.agent.errors import BackpressureError, StoreFailedError
 from strata.agent.ingest.changes import ChangeTracker
 from strata.agent.ingest.stats import WriterStats
-from strata.agent.model import Deployment, Sample, SpanRecord
+from strata.agent.model import Deployment, LogRecord, Sample, SpanRecord
 from strata.agent.store.db import CostColumns, DuckDBStore
 
 logger = logging.getLogger(__name__)
@@ -50,11 +50,12 @@ class _Pending:
     spans: Sequence[SpanRecord]
     samples: Sequence[Sample]
     deployments: Sequence[Deployment]
+    logs: Sequence[LogRecord] = ()
     future: Future[Sequence[CostColumns] | None] = field(default_factory=Future)
 
     @property
     def size(self) -> int:
-        return len(self.spans) + len(self.samples) + len(self.deployments)
+        return len(self.spans) + len(self.samples) + len(self.deployments) + len(self.logs)
 
 
 class BatchWriter:
@@ -110,6 +111,7 @@ class BatchWriter:
         spans: Sequence[SpanRecord] = (),
         samples: Sequence[Sample] = (),
         deployments: Sequence[Deployment] = (),
+        logs: Sequence[LogRecord] = (),
     ) -> Future[Sequence[CostColumns] | None]:
         """Queue records; the future resolves after their COMMIT (or fails with the error).
 
@@ -119,7 +121,7 @@ class BatchWriter:
             BackpressureError: the queue is full or the writer is closing.
             StoreFailedError: the store was invalidated by a fatal error.
         """
-        pending = _Pending(spans, samples, deployments)
+        pending = _Pending(spans, samples, deployments, logs)
         with self._cond:
             if self.fatal_error is not None:
                 raise StoreFailedError(self.fatal_error)
@@ -166,15 +168,17 @@ class BatchWriter:
         spans = [s for p in batch for s in p.spans]
         samples = [s for p in batch for s in p.samples]
         deployments = [d for p in batch for d in p.deployments]
+        logs = [r for p in batch for r in p.logs]
         started = time.perf_counter()
         try:
             detected = self.changes.observe(spans)
             costs = self._price(spans) if self._price is not None and spans else None
             self._store.write_batch(spans, samples, [*deployments, *detected],
-                                    received_ns=self._clock(), costs=costs)
+                                    received_ns=self._clock(), costs=costs, logs=logs)
         except Exception as exc:
             self.stats.failed_commits += 1
-            logger.exception("commit of %d records failed", len(spans) + len(samples))
+            logger.exception("commit of %d records failed",
+                             len(spans) + len(samples) + len(logs))
             if is_fatal_store_error(exc):
                 self.mark_fatal(str(exc).splitlines()[0][:300])
             for pending in batch:
@@ -183,6 +187,7 @@ class BatchWriter:
         self.stats.commits += 1
         self.stats.committed_spans += len(spans)
         self.stats.committed_samples += len(samples)
+        self.stats.committed_logs += len(logs)
         self.stats.last_commit_s = time.perf_counter() - started
         offset = 0
         for pending in batch:

@@ -182,6 +182,7 @@ def run_demo(*, days: float = 3.0, seed: int = 7, serve: bool = False,
     console = console or Console()
     with tempfile.TemporaryDirectory(prefix="strata-demo-") as tmp:
         settings = Settings(db=str(Path(tmp) / "demo.duckdb"), otlp_port=0, api_port=0,
+                            otlp_grpc_port=0,
                             gpu_enabled=False, host_enabled=False)
         server = start_in_thread(settings)
         try:

@@ -23,13 +23,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 from strata.agent.errors import StoreError
-from strata.agent.model import Deployment, Sample, SpanRecord
+from strata.agent.model import Deployment, LogRecord, Sample, SpanRecord
 from strata.agent.store import deployments as deployment_store
+from strata.agent.store.logs import insert_logs
 from strata.agent.store.memory import DEFAULT_LIMIT_BYTES
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # v2: table anomalies
+SCHEMA_VERSION = 3  # v2: table anomalies; v3: table logs
 _SPAN_COLUMNS = (
     "trace_id", "span_id", "parent_span_id", "name", "kind", "start_ns", "end_ns", "duration_ns",
     "status", "service", "service_version", "layer", "operation", "provider", "request_model",
@@ -256,6 +257,7 @@ class DuckDBStore:
         *,
         received_ns: int | None = None,
         costs: Sequence[CostColumns] | None = None,
+        logs: Sequence[LogRecord] = (),
     ) -> None:
         """Insert everything in one transaction; returns after COMMIT (durable in the WAL)."""
         received_ns = received_ns if received_ns is not None else time.time_ns()
@@ -276,6 +278,7 @@ class DuckDBStore:
                     cur.unregister("_sample_batch")
                 for d in deployments:
                     deployment_store.insert_deployment(cur, d, received_ns)
+                insert_logs(cur, logs, received_ns)
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -301,7 +304,7 @@ class DuckDBStore:
         """Retention by age of receipt (a replay of old data is kept the full period)."""
         deleted: dict[str, int] = {}
         with self.transaction() as cur:
-            for table in ("spans", "samples", "anomalies"):
+            for table in ("spans", "samples", "anomalies", "logs"):
                 row = cur.execute(
                     f"DELETE FROM {table} WHERE received_ns < ? RETURNING 1",  # noqa: S608 - fixed names
                     [received_before_ns],
@@ -314,7 +317,7 @@ class DuckDBStore:
     def counts(self) -> dict[str, int]:
         cur = self.cursor()
         result = {}
-        for table in ("spans", "samples", "incidents", "deployments"):
+        for table in ("spans", "samples", "incidents", "deployments", "logs"):
             row = cur.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608 - fixed
             result[table] = int(row[0]) if row else 0
         return result

@@ -147,3 +147,23 @@ CREATE TABLE IF NOT EXISTS anomalies (
     received_ns BIGINT NOT NULL,        -- when it was scored (retention, like spans/samples)
     PRIMARY KEY (series, time_ns)
 );
+
+-- OTLP log records and GenAI events (agent/store/logs.py). Schema v3.
+CREATE TABLE IF NOT EXISTS logs (
+    time_ns BIGINT NOT NULL,            -- the record's time, else when it was observed
+    trace_id VARCHAR,                   -- NULL when the record carries no span context
+    span_id VARCHAR,
+    service VARCHAR NOT NULL,
+    severity_number INTEGER NOT NULL,
+    severity_text VARCHAR,
+    event_name VARCHAR,                 -- gen_ai.choice, exception, ...
+    error_type VARCHAR,                 -- exception.type of an exception log
+    body VARCHAR,                       -- JSON value, content redacted unless capture is on
+    attributes VARCHAR NOT NULL,        -- JSON object, content redacted unless capture is on
+    resource VARCHAR NOT NULL,          -- JSON object
+    span_event BOOLEAN NOT NULL,        -- an event of a span (sent with traces), not a log
+    received_ns BIGINT NOT NULL
+);
+
+-- Trace detail looks a trace's logs up by trace_id.
+CREATE INDEX IF NOT EXISTS logs_trace_id ON logs (trace_id);

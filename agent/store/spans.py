@@ -15,6 +15,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 from strata.agent.model import Layer, SpanRecord
+from strata.agent.units import HOUR_NS
 
 __all__ = [
     "GPU_CANDIDATE_COLUMNS",
@@ -75,6 +76,10 @@ _COST_UPDATE_SCHEMA: Final = pa.schema([
 # model is a change of the series, not a new one), other layers also by span name.
 _GROUP_KEY: Final = """service || $sep || layer || $sep || operation || $sep
                        || CASE WHEN layer = 'model' THEN '' ELSE name END"""
+# An exception log of a span counts as the span's failure (logs are written while it runs,
+# so they fall between its start and, at the latest, this long after the window's end).
+_FAILED: Final = "(status = 'error' OR log_span IS NOT NULL)"
+_LOG_SLACK_NS: Final = HOUR_NS
 _TARGET_KEYS: Final = (
     "gpu.uuid", "gpu.id", "server.address", "db.system.name", "db.collection.name",
     "db.namespace", "db.shard", "db.vector.shard",
@@ -252,16 +257,17 @@ def span_bucket_stats(
     Columns: ``bucket``, ``gkey`` (service, layer, operation, name joined by *sep*; name
     empty for the model layer), ``n``, ``errors``, ``p50``/``p95`` (seconds, successful
     requests), ``in_tok``/``out_tok``/``n_tok`` (spans reporting output tokens), ``cost`` and
-    ``n_cost`` (stored costs).
+    ``n_cost`` (stored costs). A span failed when its status is ``error`` or an exception
+    log record (not a span event) names it.
     """
     return cur.execute(
         f"""
         SELECT start_ns // $b * $b AS bucket, {_GROUP_KEY} AS gkey,
                count(*) AS n,
-               count(*) FILTER (WHERE status = 'error') AS errors,
-               quantile_cont(duration_ns, 0.5) FILTER (WHERE status != 'error') / 1e9
+               count(*) FILTER (WHERE {_FAILED}) AS errors,
+               quantile_cont(duration_ns, 0.5) FILTER (WHERE NOT {_FAILED}) / 1e9
                  AS p50,
-               quantile_cont(duration_ns, 0.95) FILTER (WHERE status != 'error') / 1e9
+               quantile_cont(duration_ns, 0.95) FILTER (WHERE NOT {_FAILED}) / 1e9
                  AS p95,
                coalesce(sum(input_tokens) FILTER (WHERE output_tokens IS NOT NULL), 0)
                  AS in_tok,
@@ -269,11 +275,16 @@ def span_bucket_stats(
                count(output_tokens) AS n_tok,
                sum(cost_usd) AS cost,
                count(cost_usd) AS n_cost
-        FROM spans
+        FROM spans LEFT JOIN (
+            SELECT DISTINCT trace_id AS log_trace, span_id AS log_span FROM logs
+            WHERE error_type IS NOT NULL AND NOT span_event AND span_id IS NOT NULL
+              AND time_ns >= $start AND time_ns < $end + $slack
+        ) ON trace_id = log_trace AND span_id = log_span
         WHERE start_ns >= $start AND start_ns < $end AND operation IS NOT NULL
         GROUP BY ALL
         """,  # noqa: S608 - the interpolated text is a fixed expression
-        {"b": bucket_ns, "sep": sep, "start": start_ns, "end": end_ns},
+        {"b": bucket_ns, "sep": sep, "start": start_ns, "end": end_ns,
+         "slack": _LOG_SLACK_NS},
     ).fetchnumpy()
 
 

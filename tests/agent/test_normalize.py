@@ -84,3 +84,17 @@ def test_small_structured_values_are_not_content(capture: bool) -> None:
     result = decode_trace_request(trace_request([span]).SerializeToString(), is_json=False,
                                   policy=IngestPolicy(salt="s", capture_content=capture))
     assert result.spans[0].attributes["app.list"] == ["role", "content"]
+
+
+def test_a_server_span_reporting_a_model_and_tokens_is_serving() -> None:
+    """vLLM's ``llm_request`` span has no operation name; a server span without usage stays
+    orchestration, as does a client span with usage but no operation."""
+    policy = IngestPolicy(salt="s")
+    vllm = {"gen_ai.response.model": "llama", "gen_ai.usage.prompt_tokens": 8}
+    spans = [make_span(kind=Span.SPAN_KIND_SERVER, attributes=vllm),
+             make_span(kind=Span.SPAN_KIND_SERVER, attributes={"gen_ai.response.model": "x"}),
+             make_span(kind=Span.SPAN_KIND_CLIENT, attributes=vllm)]
+    result = decode_trace_request(trace_request(spans).SerializeToString(), is_json=False,
+                                  policy=policy)
+    assert [s.layer.value for s in result.spans] == ["serving", "orchestration",
+                                                     "orchestration"]

@@ -179,7 +179,7 @@ def test_oversized_and_gzip_bomb_bodies_get_413(live_agent: LiveAgent) -> None:
 def test_wrong_method_and_paths(live_agent: LiveAgent) -> None:
     """GET on the receiver is 405, an unknown path 404, the API is not on the OTLP port (I5)."""
     assert httpx.get(live_agent.otlp_endpoint + "/v1/traces").status_code == 405
-    assert httpx.post(live_agent.otlp_endpoint + "/v1/logs", headers=PB).status_code == 404
+    assert httpx.post(live_agent.otlp_endpoint + "/v1/profiles", headers=PB).status_code == 404
     assert httpx.get(live_agent.otlp_endpoint + "/api/v1/health").status_code == 404
     assert httpx.post(live_agent.api_url + "/v1/traces", headers=PB).status_code == 404
 

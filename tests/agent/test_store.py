@@ -34,7 +34,8 @@ def test_batch_is_one_transaction_and_survives_reopen(tmp_path: Path) -> None:
     store.close()
     store.close()  # idempotent
     reopened = DuckDBStore(tmp_path / "s.duckdb")
-    assert reopened.counts() == {"spans": 2, "samples": 1, "incidents": 0, "deployments": 1}
+    assert reopened.counts() == {"spans": 2, "samples": 1, "incidents": 0, "deployments": 1,
+                              "logs": 0}
     spans = trace_spans(reopened.cursor(), "a" * 32)
     assert [s["span_id"] for s in spans] == [f"{1:016x}", f"{2:016x}"]
     assert spans[0]["attributes"] == {"k": "v"}
@@ -98,7 +99,7 @@ def test_retention_counts_from_receipt(store: DuckDBStore) -> None:
     """Retention deletes by receive time, so replayed old telemetry is kept."""
     store.write_batch([span(1)], received_ns=100)
     store.write_batch([span(2, start_unix_nano=1, end_unix_nano=2)], received_ns=10_000)
-    assert store.purge_older_than(5_000) == {"spans": 1, "samples": 0, "anomalies": 0}
+    assert store.purge_older_than(5_000) == {"spans": 1, "samples": 0, "anomalies": 0, "logs": 0}
     (row,) = list_traces(store.cursor())
     assert row["spans"] == 1
 

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from typing import Any
 
+import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from playwright.sync_api import Page, expect
 
 from tests.conftest import launch_agent
+from tests.otlp_factory import genai_attributes, key_values, make_span, trace_request
 from tests.ui.conftest import ConsoleAgent
 
 RENDERED = "main[data-route]:not([aria-busy])"
@@ -98,6 +106,33 @@ def test_trace_waterfall_renders(page: Page, console_agent: ConsoleAgent) -> Non
     expect(detail).to_contain_text("Cost")
     expect(detail).to_contain_text("Energy")
     open_span_with_samples(page)
+
+
+def test_span_events_and_logs_show_in_the_waterfall(page: Page,
+                                                    console_agent: ConsoleAgent) -> None:
+    """A span's event and its exception log record are listed in its detail."""
+    trace_id, span_id = os.urandom(16), os.urandom(8)
+    span = make_span(trace_id=trace_id, span_id=span_id, start_ns=time.time_ns() - 10**9,
+                     name="chat gpt-4o", attributes=genai_attributes())
+    span.events.append(Span.Event(time_unix_nano=span.start_time_unix_nano + 1000,
+                                  name="gen_ai.choice"))
+    logs = ExportLogsServiceRequest()
+    records = logs.resource_logs.add().scope_logs.add().log_records
+    records.append(LogRecord(time_unix_nano=span.start_time_unix_nano + 2000, trace_id=trace_id,
+                             span_id=span_id, severity_text="ERROR",
+                             body=AnyValue(string_value="upstream failed"),
+                             attributes=key_values({"exception.type": "TimeoutError"})))
+    for path, body in (("/v1/traces", trace_request([span])), ("/v1/logs", logs)):
+        httpx.post(console_agent.live.otlp_endpoint + path, content=body.SerializeToString(),
+                   headers={"Content-Type": "application/x-protobuf"}).raise_for_status()
+    open_route(page, console_agent, f"#/traces/{trace_id.hex()}")
+    row = page.locator("#waterfall tr.span-row", has_text="chat gpt-4o")
+    expect(row).to_contain_text("2 events")
+    row.get_by_role("button").click()
+    events = page.locator("tr.span-detail:not([hidden]) table", has_text="Events and logs")
+    expect(events).to_contain_text("gen_ai.choice")
+    expect(events).to_contain_text("upstream failed")
+    expect(events).to_contain_text("TimeoutError")
 
 
 def open_span_with_samples(page: Page) -> None:

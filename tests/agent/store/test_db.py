@@ -20,7 +20,8 @@ def test_counts_and_layer_summary(store: DuckDBStore) -> None:
         sample("b", 1.0, 0), sample("q", 1.0, 0, layer=Layer.SERVING),
     ])
     store.add_deployment(Deployment("svc", 5, version="1"))
-    assert store.counts() == {"spans": 3, "samples": 4, "incidents": 0, "deployments": 1}
+    assert store.counts() == {"spans": 3, "samples": 4, "incidents": 0, "deployments": 1,
+                              "logs": 0}
     assert store.layer_summary() == [
         {"layer": "data", "spans": 1, "samples": 0, "signals": 0},
         {"layer": "infrastructure", "spans": 0, "samples": 3, "signals": 2},

@@ -1,5 +1,6 @@
 // Traces: search, and one trace as a waterfall whose rows open onto each span's tokens,
-// cost, energy, correlated layer samples and attributes (content only with capture on).
+// cost, energy, events and logs, correlated layer samples and attributes (content only with
+// capture on).
 
 import { get, iso } from "../api.js";
 import { badge, h, ms, num, table, time, timeEl, usd } from "../dom.js";
@@ -85,10 +86,22 @@ function detailRow(span, id, colspan) {
   return h("tr", { id, class: "span-detail", hidden: true },
     h("td", { colspan },
       h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v ?? "–")])),
+      logTable(span.logs ?? [], Date.parse(span.start_time), "Events and logs of this span"),
       sampleTable,
       h("details", {}, h("summary", {}, `Attributes (${shown.length})`),
         h("dl", { class: "attrs" }, shown.map(([k, v]) => [h("dt", {}, k), h("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))])),
         !captureOn() && hidden ? h("p", { class: "note" }, `${hidden} content attribute(s) hidden: prompt capture is off.`) : null)));
+}
+
+// A span's events and log records (GenAI events, exceptions), time relative to *t0* (ms).
+function logTable(logs, t0, caption) {
+  if (logs.length === 0) return null;
+  const text = (v) => (v == null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v));
+  return table(caption, ["At", "Event", "Severity", "Body", "Error"], logs.map((r) => [
+    `+${ms(Date.parse(r.time) - t0)}`, r.event_name ?? (r.span_event ? "event" : "log"),
+    r.severity_text ?? (r.severity_number ? String(r.severity_number) : ""), text(r.body),
+    r.error_type ?? "",
+  ]));
 }
 
 export async function renderTrace(traceId, _query) {
@@ -111,8 +124,9 @@ export async function renderTrace(traceId, _query) {
       document.getElementById(detailId).hidden = open;
     });
     const tokens = span.input_tokens != null || span.output_tokens != null ? `${num(span.input_tokens)} / ${num(span.output_tokens)}` : "";
+    const logCount = (span.logs ?? []).length;
     tbody.append(h("tr", { class: `span-row layer-${span.layer} status-${span.status}`, dataset: { spanId: span.span_id } },
-      h("th", { scope: "row" }, toggle),
+      h("th", { scope: "row" }, toggle, logCount ? h("span", { class: "log-count" }, ` · ${logCount} event${logCount > 1 ? "s" : ""}`) : null),
       h("td", {}, span.layer), h("td", {}, span.service ?? ""),
       h("td", { class: "num" }, `+${ms(Date.parse(span.start_time) - t0)}`), h("td", { class: "num" }, ms(span.duration_ms)),
       h("td", { class: "num" }, tokens), h("td", { class: "num" }, span.cost_usd != null ? usd(span.cost_usd) : ""),
@@ -130,5 +144,6 @@ export async function renderTrace(traceId, _query) {
     h("h1", {}, `Trace ${rows[0]?.span.name ?? traceId}`),
     h("p", { class: "meta" }, `${ms(total)} · ${num(sum("input_tokens"))} tokens in, ${num(sum("output_tokens"))} out · `,
       `${usd(sum("cost_usd"))} · ${num(sum("energy_wh"), "Wh")} · ${num(sum("co2e_g"), "gCO2e")}`),
-    waterfall);
+    waterfall,
+    logTable(trace.logs ?? [], t0, "Logs of this trace not tied to one of its spans"));
 }
