@@ -81,6 +81,7 @@ class ChdbEngine:
         self.database = database
         Path(directory).mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock = threading.Lock()
+        self._closed = False
         new_session: Any = session.Session  # chdb ships no type hints
         try:
             self._session = new_session(str(directory))
@@ -93,6 +94,9 @@ class ChdbEngine:
     def _run(self, sql: str, params: Params | None, fmt: str) -> Any:
         text = {k: param_text(v) for k, v in (params or {}).items()}
         with self._lock:
+            if self._closed:
+                msg = "chdb: the engine is closed"
+                raise ClickHouseError(msg)
             try:
                 return self._session.query(sql, fmt, params=text) if text else \
                     self._session.query(sql, fmt)
@@ -116,7 +120,9 @@ class ChdbEngine:
 
     def close(self) -> None:
         with self._lock:
-            self._session.close()
+            if not self._closed:
+                self._closed = True
+                self._session.close()
 
 
 class HttpEngine:

@@ -117,6 +117,13 @@ class ClickHouseStore:
         return {"spans": spans, "samples": samples, "incidents": incidents,
                 "deployments": deployments}
 
+    def known_versions(self) -> dict[str, tuple[str | None, int]]:
+        """Latest deployed version per service, to resume change detection (``BatchWriter``)."""
+        found = rows(self.engine.query(
+            "SELECT service, argMax(version, time_ns), max(time_ns) FROM strata_deployments "
+            "FINAL WHERE version IS NOT NULL GROUP BY service"))
+        return {str(s): (v, int(t)) for s, v, t in found}
+
     def cost_by_team(self, since_ns: int, until_ns: int) -> list[tuple[str, int, float | None]]:
         """Per team (``''``: none), spans and stored cost in USD, most expensive first."""
         found = rows(self.engine.query(
