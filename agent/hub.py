@@ -11,13 +11,10 @@ replicas can run behind one load balancer.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
-import uvicorn
 from strata.agent.analysis.analyzer import AnalysisReport, Analyzer
 from strata.agent.config import Settings
 from strata.agent.errors import StoreError
@@ -97,28 +94,3 @@ class Hub:
             self._thread.join(30)
         self.writer.close()
         self.store.close()
-
-
-def serve_hub(settings: Settings, clickhouse: str, database: str) -> None:
-    """Run a hub until SIGTERM/SIGINT on the agent's OTLP and API ports."""
-    from strata.agent.api.app import create_hub_app
-    from strata.agent.preflight import check_exposure
-    from strata.agent.server import bind
-
-    check_exposure(settings)
-    os.umask(0o077)
-    otlp_sock = bind(settings.host, settings.otlp_port)
-    api_sock = bind(settings.host, settings.api_port)
-    hub = Hub(settings, clickhouse, database)
-    hub.otlp_ports.add(otlp_sock.getsockname()[1])
-    hub.api_ports.add(api_sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(
-        create_hub_app(hub), log_level="warning", access_log=False, timeout_keep_alive=30,
-        timeout_graceful_shutdown=10, lifespan="on", server_header=False))
-    logger.warning("strata hub ready: OTLP http://%s:%d  API http://%s:%d  ClickHouse %s/%s",
-                   settings.host, *hub.otlp_ports, settings.host, *hub.api_ports,
-                   clickhouse.split("@")[-1], database)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
-    server.run(sockets=[otlp_sock, api_sock])
-    logger.warning("strata hub stopped")

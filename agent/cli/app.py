@@ -67,7 +67,7 @@ def hub(
     logs.configure(log_level)
     try:
         settings = load(config, os.environ, otlp_port=otlp_port, api_port=api_port, host=host)
-        from strata.agent.hub import serve_hub  # ClickHouse drivers: only for this command
+        from strata.agent.server import serve_hub  # ClickHouse drivers: only for this command
 
         serve_hub(settings, clickhouse, database)
     except StrataError as exc:
