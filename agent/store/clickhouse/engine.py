@@ -10,6 +10,7 @@ the caller can answer (the hub's API: 503), never a hang.
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,8 +23,21 @@ from strata.agent.errors import StoreError
 Params = dict[str, Any]
 
 
+# Server error codes that mean "this data or statement is wrong": resending cannot help.
+# Anything else (unreachable, timeouts, overload, too many parts) is worth a retry.
+_BAD_DATA_CODES = frozenset({6, 16, 26, 27, 38, 41, 43, 47, 53, 62, 69, 70, 72, 117, 130})
+_CODE = re.compile(r"Code: (\d+)\.")
+
+
 class ClickHouseError(StoreError):
     """ClickHouse refused a statement, is unreachable, or did not answer in time."""
+
+    @property
+    def retryable(self) -> bool:
+        """False when ClickHouse refused the statement or its data (a syntax, type or parse
+        error): the same insert would fail again."""
+        found = _CODE.search(str(self))
+        return found is None or int(found.group(1)) not in _BAD_DATA_CODES
 
 
 class Engine(Protocol):
@@ -101,7 +115,7 @@ class ChdbEngine:
                 return self._session.query(sql, fmt, params=text) if text else \
                     self._session.query(sql, fmt)
             except Exception as exc:
-                msg = f"chdb: {str(exc).splitlines()[0]}"
+                msg = f"chdb: {_one_line(exc)}"
                 raise ClickHouseError(msg) from exc
 
     def command(self, sql: str, params: Params | None = None) -> None:
@@ -158,7 +172,7 @@ class HttpEngine:
             try:
                 return fn(*args, **kwargs)
             except Exception as exc:
-                msg = f"ClickHouse {what}: {str(exc).splitlines()[0]}"
+                msg = f"ClickHouse {what}: {_one_line(exc)}"
                 raise ClickHouseError(msg) from exc
 
     def command(self, sql: str, params: Params | None = None) -> None:
@@ -174,6 +188,10 @@ class HttpEngine:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:500]
 
 
 def _name(identifier: str) -> str:
