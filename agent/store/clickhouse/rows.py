@@ -35,6 +35,8 @@ SAMPLE_SCHEMA: Final = pa.schema([
     ("Value", pa.float64()),
 ])
 CostColumns = tuple[float | None, str | None, float | None, str | None, float | None]
+_COST_KEYS: Final = ("gen_ai.usage.cost.usd", "strata.cost.source", "strata.energy.wh",
+                     "strata.energy.source", "strata.co2e.g")
 
 
 def _text(value: Any) -> str:
@@ -55,8 +57,7 @@ def _sorted_map(values: Mapping[str, Any]) -> list[tuple[str, str]]:
 def span_attributes(span: SpanRecord, cost: CostColumns | None = None) -> list[tuple[str, str]]:
     """The span's attributes with its normalised fields and enrichment in the hot keys."""
     attrs: dict[str, Any] = dict(span.attributes)
-    usd, cost_source, energy_wh, energy_source, co2e_g = cost or (None,) * 5
-    for key, value in (
+    fields: list[tuple[str, Any]] = [
         ("strata.layer", span.layer.value), ("gen_ai.operation.name", span.operation),
         ("gen_ai.provider.name", span.provider), ("gen_ai.system", None),
         ("gen_ai.request.model", span.request_model),
@@ -64,10 +65,10 @@ def span_attributes(span: SpanRecord, cost: CostColumns | None = None) -> list[t
         ("gen_ai.usage.input_tokens", span.input_tokens),
         ("gen_ai.usage.output_tokens", span.output_tokens),
         ("error.type", span.error_type), ("strata.team", span.team),
-        ("strata.host", span.host), ("gen_ai.usage.cost.usd", usd),
-        ("strata.cost.source", cost_source), ("strata.energy.wh", energy_wh),
-        ("strata.energy.source", energy_source), ("strata.co2e.g", co2e_g),
-    ):
+        ("strata.host", span.host)]
+    if cost is not None:  # priced here; else keep what a sidecar's enrichment carried
+        fields += zip(_COST_KEYS, cost, strict=True)
+    for key, value in fields:
         if value is None:
             attrs.pop(key, None)  # a raw value the normaliser rejected must not reappear
         else:

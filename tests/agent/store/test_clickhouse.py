@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from strata.agent.model import Deployment, Incident, IncidentEvent, Layer, SuspectedCause
-from strata.agent.store.clickhouse.engine import ChdbEngine, ClickHouseError, HttpEngine
+from strata.agent.store.clickhouse.engine import ChdbEngine, ClickHouseError, HttpEngine, rows
 from strata.agent.store.clickhouse.store import ClickHouseStore
 from strata.agent.store.db import DuckDBStore
 from strata.agent.store.seam import DuckDBReads
@@ -189,3 +189,14 @@ def test_engine_errors_name_the_reason(chdb: ClickHouseStore) -> None:
         chdb.engine.query("SELECT * FROM nosuch")
     with pytest.raises(ClickHouseError, match="cannot reach ClickHouse"):
         HttpEngine("http://127.0.0.1:9", connect_timeout_s=1)
+
+
+def test_a_sidecars_enrichment_is_kept_unless_priced_here(chdb: ClickHouseStore) -> None:
+    enriched = {"gen_ai.usage.cost.usd": 0.25, "strata.energy.wh": 0.5}
+    spans = [span("a", 1, 2, operation="chat", team="t1", attributes=enriched),
+             span("b", 1, 2, operation="chat", team="t2", attributes=enriched)]
+    chdb.write_batch(spans[:1])  # as the hub's receiver writes a forwarded span
+    chdb.write_batch(spans[1:], costs=[(0.5, "list_price", None, None, None)])
+    assert chdb.cost_by_team(T0, T0 + HOUR) == [("t2", 1, 0.5), ("t1", 1, 0.25)]
+    energy = rows(chdb.engine.query("SELECT Team, EnergyWh FROM otel_traces ORDER BY Team"))
+    assert energy == [("t1", 0.5), ("t2", None)]
