@@ -4,6 +4,7 @@ every route answer 503 with the reason (``ClickHouseError``), never hang."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -14,12 +15,20 @@ from strata.agent import __version__
 from strata.agent.api.render import parse_time, rfc3339
 from strata.agent.model import incident_json
 from strata.agent.store.clickhouse.engine import ClickHouseError
+from strata.agent.store.incidents import MANUAL_RESOLVE
 
 if TYPE_CHECKING:
     from strata.agent.hub import Hub
 
 T = TypeVar("T")
 _STATUS = "^(open|acknowledged|resolved)$"
+
+
+class StatusChange(BaseModel):  # the agent's ack/resolve body
+    note: str | None = Field(None, max_length=500, description="Shown on the timeline.")
+
+
+NoteBody = Annotated[StatusChange | None, Body()]
 
 
 class AnalyzeRequest(BaseModel):  # the agent's POST /api/v1/analyze body
@@ -71,6 +80,31 @@ def build_router(hub: Hub) -> APIRouter:
         if found is None:
             raise HTTPException(404, f"incident {incident_id[:80]} not found")
         return incident_json(found, timeline=True)
+
+    def change(incident_id: str, status: str, detail: str) -> dict[str, Any]:
+        with _available(), hub.store.incident_book() as book:
+            current = book.get_incident(incident_id, with_events=False)
+            if current is None:
+                raise HTTPException(404, f"incident {incident_id[:80]} not found")
+            if status == "acknowledged" and current.status == "resolved":
+                raise HTTPException(409, f"incident {incident_id} is already resolved")
+            updated = book.set_status(incident_id, status, time_ns=time.time_ns(),
+                                      detail=detail)
+        if updated is None:
+            raise HTTPException(404, f"incident {incident_id[:80]} not found")
+        return incident_json(updated, timeline=True)
+
+    @router.post("/api/v1/incidents/{incident_id}/ack")
+    def ack(incident_id: str, body: NoteBody = None) -> dict[str, Any]:
+        """Acknowledge an open incident (409 if already resolved)."""
+        note = body.note if body is not None and body.note else ""
+        return change(incident_id, "acknowledged", f"acknowledged by operator {note}".strip())
+
+    @router.post("/api/v1/incidents/{incident_id}/resolve")
+    def resolve(incident_id: str, body: NoteBody = None) -> dict[str, Any]:
+        """Resolve an incident (kept resolved by later analyses of every replica)."""
+        note = body.note if body is not None and body.note else ""
+        return change(incident_id, "resolved", f"{MANUAL_RESOLVE} {note}".strip())
 
     @router.post("/api/v1/analyze")
     def analyze(body: Annotated[AnalyzeRequest | None, Body()] = None) -> dict[str, Any]:

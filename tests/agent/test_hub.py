@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 from strata.agent.api.app import create_hub_app
 from strata.agent.config import Settings
 from strata.agent.hub import Hub
+from strata.agent.model import Incident
 from strata.agent.store.clickhouse.engine import ClickHouseError, HttpEngine
 
 from tests.conftest import free_port, start_process, wait_ready
@@ -90,3 +92,27 @@ def test_a_server_that_never_answers_is_an_error_not_a_hang() -> None:
         port = silent.getsockname()[1]
         with pytest.raises(ClickHouseError, match="cannot reach ClickHouse"):
             HttpEngine(f"http://127.0.0.1:{port}", connect_timeout_s=1, query_timeout_s=1)
+
+
+def test_operators_ack_and_resolve_on_the_hub(hub: Hub) -> None:
+    incident = Incident(id="inc-1", kind="latency_regression", layer="model", service="svc",
+                        host=None, status="open", severity="warning", started_at_ns=10,
+                        detected_at_ns=20, resolved_at_ns=None, summary="slow", evidence=(),
+                        suspected_cause=None, suggestion=None)
+    with hub.store.incident_book() as book:
+        book.insert_incident(incident, 20)  # stamped with event time, long before now
+    with TestClient(create_hub_app(hub), base_url="http://127.0.0.1") as client:
+        acked = client.post("/api/v1/incidents/inc-1/ack", json={"note": "on it"})
+        assert acked.status_code == 200
+        assert acked.json()["status"] == "acknowledged"
+        resolved = client.post("/api/v1/incidents/inc-1/resolve").json()
+        assert resolved["status"] == "resolved"
+        assert client.post("/api/v1/incidents/inc-1/ack").status_code == 409
+        assert client.post("/api/v1/incidents/nope/ack").status_code == 404
+        with hub.store.incident_book() as book:  # before the app's shutdown closes the hub
+            assert book.manually_resolved("inc-1")
+            # a later analysis stamped with an older event time still supersedes the ack
+            book.update_incident(replace(incident, summary="slower"), 30)
+            found = book.get_incident("inc-1")
+    assert found is not None
+    assert found.summary == "slower"

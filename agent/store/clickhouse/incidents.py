@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any, Final
 
 import pyarrow as pa
@@ -72,6 +73,16 @@ class ClickHouseIncidents:
             "ORDER BY started_ns, id")
 
     def insert_incident(self, incident: Incident, updated_ns: int) -> None:
+        """Store *incident* as the newest version of its id.
+
+        The version only grows: analysers stamp event time, operators wall time, so an
+        update stamped earlier than the stored version would otherwise lose to it.
+        """
+        stored = rows(self._engine.query(
+            "SELECT max(updated_ns), count() FROM strata_incidents WHERE id = {id:String}",
+            {"id": incident.id}))
+        if stored and stored[0][1]:
+            updated_ns = max(updated_ns, int(stored[0][0]) + 1)
         self._engine.insert("strata_incidents", pa.Table.from_pylist(
             [dict(zip(_SCHEMA.names, [*incident_row(incident), updated_ns], strict=True))],
             schema=_SCHEMA))
@@ -88,6 +99,19 @@ class ClickHouseIncidents:
                  "detail": e.detail, "added_ns": now + i} for i, e in enumerate(new)],
                 schema=_EVENT_SCHEMA))
         return len(new)
+
+    def set_status(self, incident_id: str, status: str, *, time_ns: int,
+                   detail: str) -> Incident | None:
+        """An operator's ack or resolve, as ``strata.agent.store.incidents.set_status``."""
+        current = self.get_incident(incident_id, with_events=False)
+        if current is None:
+            return None
+        if current.status != status:
+            resolved_ns = time_ns if status == "resolved" else current.resolved_at_ns
+            self.update_incident(replace(current, status=status, resolved_at_ns=resolved_ns),
+                                 time_ns)
+            self.add_events(incident_id, [IncidentEvent(time_ns, status, detail)])
+        return self.get_incident(incident_id)
 
     def manually_resolved(self, incident_id: str) -> bool:
         found = rows(self._engine.query(
