@@ -18,7 +18,8 @@ from strata.agent.store.clickhouse.engine import Engine, columns, rows
 
 _SPANS_IN: Final = """Timestamp >= fromUnixTimestamp64Nano({start:Int64})
     AND Timestamp < fromUnixTimestamp64Nano({end:Int64})"""
-_SAMPLES_IN: Final = "TimeNs >= {start:Int64} AND TimeNs < {end:Int64}"
+_SAMPLES_IN: Final = """TimeUnix >= fromUnixTimestamp64Nano({start:Int64})
+    AND TimeUnix < fromUnixTimestamp64Nano({end:Int64})"""
 _GROUP_KEY: Final = """concat(ServiceName, {sep:String}, StrataLayer, {sep:String},
     GenAiOperation, {sep:String}, if(StrataLayer = 'model', '', SpanName))"""
 _BUCKET: Final = "intDiv(StartNs, {b:Int64}) * {b:Int64}"
@@ -54,10 +55,13 @@ class ClickHouseReads:
     def span_bucket_stats(self, *, start_ns: int, end_ns: int, bucket_ns: int,
                           sep: str) -> dict[str, Any]:
         table = self._engine.query(f"""
-            SELECT bucket, gkey, n, errors, q[1] / 1e9 AS p50, q[2] / 1e9 AS p95,
-                   in_tok, out_tok, n_tok, cost, n_cost
+            SELECT bucket, concat(ServiceName, {{sep:String}}, StrataLayer, {{sep:String}},
+                                  GenAiOperation, {{sep:String}}, Name) AS gkey,
+                   n, errors, q[1] / 1e9 AS p50,
+                   q[2] / 1e9 AS p95, in_tok, out_tok, n_tok, cost, n_cost
             FROM (
-                SELECT {_BUCKET} AS bucket, {_GROUP_KEY} AS gkey, count() AS n,
+                SELECT {_BUCKET} AS bucket, ServiceName, StrataLayer, GenAiOperation,
+                       if(StrataLayer = 'model', '', SpanName) AS Name, count() AS n,
                        countIf(StatusCode = 'Error') AS errors,
                        quantilesExactInclusiveIf(0.5, 0.95)(Duration, StatusCode != 'Error')
                          AS q,
@@ -67,7 +71,7 @@ class ClickHouseReads:
                        sum(CostUsd) AS cost, count(CostUsd) AS n_cost
                 FROM otel_traces
                 WHERE {_SPANS_IN} AND GenAiOperation != ''
-                GROUP BY bucket, gkey)
+                GROUP BY bucket, ServiceName, StrataLayer, GenAiOperation, Name)
             """, {"b": bucket_ns, "sep": sep, "start": start_ns, "end": end_ns})  # noqa: S608
         cols = columns(table)
         # no successful request in a bucket: no latency (DuckDB's NULL), not ClickHouse's 0
@@ -99,15 +103,23 @@ class ClickHouseReads:
                                   "end": end_ns}
         if canonicals is not None:
             params["names"] = list(canonicals)
+        # aggregate first, then format each series' key once (not once per sample)
         return columns(self._engine.query(f"""
-            SELECT intDiv(TimeNs, {{b:Int64}}) * {{b:Int64}} AS bucket,
+            SELECT bucket,
                    concat(Canonical, {{sep:String}}, Host, {{sep:String}}, Device,
-                          {{sep:String}}, ServiceName, {{sep:String}}, toJSONString(Labels),
+                          {{sep:String}}, ServiceName, {{sep:String}},
+                          toJSONString(mapFilter((k, v) -> NOT startsWith(k, 'strata.'),
+                                                 Attributes)),
                           {{sep:String}}, MetricUnit, {{sep:String}}, StrataLayer) AS skey,
-                   avg(Value) AS mean, max(Value) AS hi, min(Value) AS lo
-            FROM strata_samples
-            WHERE {wanted} AND {_SAMPLES_IN}
-            GROUP BY bucket, skey
+                   mean, hi, lo
+            FROM (
+                SELECT intDiv(TimeNs, {{b:Int64}}) * {{b:Int64}} AS bucket, Canonical, Host,
+                       Device, ServiceName, Attributes, MetricUnit, StrataLayer,
+                       avg(Value) AS mean, max(Value) AS hi, min(Value) AS lo
+                FROM strata_samples
+                WHERE {wanted} AND {_SAMPLES_IN}
+                GROUP BY bucket, Canonical, Host, Device, ServiceName, Attributes, MetricUnit,
+                         StrataLayer)
             """, params))  # noqa: S608 - fixed filters; values are bound
 
     def clock_reason_fractions(self, *, start_ns: int, end_ns: int, bucket_ns: int, sep: str,
@@ -174,7 +186,7 @@ class ClickHouseReads:
                 FROM otel_traces
                 WHERE StrataLayer IN ('model', 'serving') AND {_SPANS_IN}
                 UNION ALL
-                SELECT toString(ServiceName), SpanAttributes['server.address']
+                SELECT toString(ServiceName), toString(ServerAddress)
                 FROM otel_traces
                 WHERE StrataLayer IN ('model', 'serving', 'data') AND {_SPANS_IN})
             WHERE dep != '' ORDER BY service, dep

@@ -38,6 +38,8 @@ ALTER TABLE otel_traces
            ResourceAttributes['host.name']),
     ADD COLUMN IF NOT EXISTS ErrorType LowCardinality(String) MATERIALIZED
         SpanAttributes['error.type'],
+    ADD COLUMN IF NOT EXISTS ServerAddress LowCardinality(String) MATERIALIZED
+        SpanAttributes['server.address'],
     ADD COLUMN IF NOT EXISTS StartNs Int64 MATERIALIZED toUnixTimestamp64Nano(Timestamp);
 
 ALTER TABLE otel_metrics_gauge
@@ -65,14 +67,14 @@ ALTER TABLE otel_metrics_sum
     ADD COLUMN IF NOT EXISTS TimeNs Int64 MATERIALIZED toUnixTimestamp64Nano(TimeUnix);
 
 -- Every sample point the detectors read: gauges and sums (histograms are read apart).
--- Labels are the attributes without Strata's own keys.
+-- Attributes still hold Strata's own keys: readers drop them after aggregating.
 CREATE VIEW IF NOT EXISTS strata_samples AS
-    SELECT TimeNs, MetricName, Canonical, StrataLayer, MetricUnit, Value, Host, Device,
-           ServiceName, mapFilter((k, v) -> NOT startsWith(k, 'strata.'), Attributes) AS Labels
+    SELECT TimeUnix, TimeNs, MetricName, Canonical, StrataLayer, MetricUnit, Value, Host,
+           Device, ServiceName, Attributes
     FROM otel_metrics_gauge
     UNION ALL
-    SELECT TimeNs, MetricName, Canonical, StrataLayer, MetricUnit, Value, Host, Device,
-           ServiceName, mapFilter((k, v) -> NOT startsWith(k, 'strata.'), Attributes) AS Labels
+    SELECT TimeUnix, TimeNs, MetricName, Canonical, StrataLayer, MetricUnit, Value, Host,
+           Device, ServiceName, Attributes
     FROM otel_metrics_sum;
 
 -- Changes of what a service runs (the sidecar's deployments table). Replacing: two hub
