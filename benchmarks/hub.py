@@ -176,46 +176,57 @@ def main() -> None:
     parser.add_argument("--synthetic-samples", type=int, default=50_000_000)
     parser.add_argument("--forward-spans", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--parts", default="analysis,reads,forwarder",
+                        help="comma-separated subset of: analysis, reads, forwarder")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="strata-hub-") as tmp:
         directory = Path(tmp)
         engine = ChdbEngine(directory / "ch", "sim")
-        a = analysis_pass(ClickHouseStore(engine), args.services, args.hours)
-        print(f"analysis: {a}", file=sys.stderr)
-        engine.command("CREATE DATABASE IF NOT EXISTS synth")
-        engine.command("USE synth")
-        engine.database = "synth"
-        b = pushed_down_reads(ClickHouseStore(engine), args.synthetic_spans,
-                              args.synthetic_samples, args.repeats)
-        print(f"reads: {b}", file=sys.stderr)
-        engine.command("CREATE DATABASE IF NOT EXISTS fwd")
-        engine.command("USE fwd")
-        c = forwarder_rate(directory, engine, args.forward_spans)
-        print(f"forwarder: {c}", file=sys.stderr)
+        if "analysis" in parts:
+            a = analysis_pass(ClickHouseStore(engine), args.services, args.hours)
+            print(f"analysis: {a}", file=sys.stderr)
+            rows += [
+                ("simulated fleet", f"{args.services} services x {args.hours} h: "
+                 f"{a['spans']:,.0f} spans, {a['samples']:,.0f} samples", ""),
+                ("load through the hub's write path", f"{a['load_s']:.1f} s", ""),
+                ("analysis pass, cold",
+                 f"{a['cold_s']:.2f} s ({a['incidents']:.0f} incidents)",
+                 "<= 30 s at 200 x 50 x 24 h"),
+                ("analysis pass, periodic (5 min later)", f"{a['periodic_s']:.2f} s", ""),
+                ("peak RSS: after the load / after analysis (chdb in-process)",
+                 f"{a['loaded_rss_mib']:.0f} / {a['rss_mib']:.0f} MiB", "<= 1 GiB"),
+            ]
+        if "reads" in parts:
+            engine.command("CREATE DATABASE IF NOT EXISTS synth")
+            engine.command("USE synth")
+            b = pushed_down_reads(ClickHouseStore(engine), args.synthetic_spans,
+                                  args.synthetic_samples, args.repeats)
+            print(f"reads: {b}", file=sys.stderr)
+            rows += [
+                ("synthetic 7-day store", f"{b['spans']:,.0f} spans, {b['samples']:,.0f} "
+                 f"samples (filled in {b['fill_s']:.0f} s)", ""),
+                ("24 h per-minute span statistics (200 svc)",
+                 f"{b['span_stats_s']:.2f} s median ({b['span_rows']:,.0f} rows out)", ""),
+                ("24 h per-minute sample series", f"{b['sample_stats_s']:.2f} s median", ""),
+                ("cost by team over 7 days", f"p50 {b['teams_p50_s'] * 1000:.0f} ms, "
+                 f"p95 {b['teams_p95_s'] * 1000:.0f} ms", "p95 <= 500 ms"),
+                ("peak RSS after the synthetic reads", f"{b['rss_mib']:.0f} MiB", ""),
+            ]
+        if "forwarder" in parts:
+            engine.command("CREATE DATABASE IF NOT EXISTS fwd")
+            engine.command("USE fwd")
+            c = forwarder_rate(directory, engine, args.forward_spans)
+            print(f"forwarder: {c}", file=sys.stderr)
+            rows += [
+                ("forwarder enqueue (encoder + fsync'd queue)",
+                 f"{c['enqueue_per_s']:,.0f} spans/s", ">= 50k spans/s"),
+                ("forwarder insert into chdb", f"{c['send_per_s']:,.0f} spans/s", ""),
+                ("forwarder end to end", f"{c['end_to_end_per_s']:,.0f} spans/s", ""),
+            ]
         engine.close()
-    rows = [
-        ("simulated fleet", f"{args.services} services x {args.hours} h: "
-         f"{a['spans']:,.0f} spans, {a['samples']:,.0f} samples", ""),
-        ("load through the hub's write path", f"{a['load_s']:.1f} s", ""),
-        ("analysis pass, cold", f"{a['cold_s']:.2f} s ({a['incidents']:.0f} incidents)",
-         "<= 30 s at 200 x 50 x 24 h"),
-        ("analysis pass, periodic (5 min later)", f"{a['periodic_s']:.2f} s", ""),
-        ("peak RSS: after the load / after analysis (chdb in-process)",
-         f"{a['loaded_rss_mib']:.0f} / {a['rss_mib']:.0f} MiB", "<= 1 GiB"),
-        ("synthetic 7-day store", f"{b['spans']:,.0f} spans, {b['samples']:,.0f} samples "
-         f"(filled in {b['fill_s']:.0f} s)", ""),
-        ("24 h per-minute span statistics (200 svc)",
-         f"{b['span_stats_s']:.2f} s median ({b['span_rows']:,.0f} rows out)", ""),
-        ("24 h per-minute sample series", f"{b['sample_stats_s']:.2f} s median", ""),
-        ("cost by team over 7 days", f"p50 {b['teams_p50_s'] * 1000:.0f} ms, "
-         f"p95 {b['teams_p95_s'] * 1000:.0f} ms", "p95 <= 500 ms"),
-        ("peak RSS after the synthetic reads", f"{b['rss_mib']:.0f} MiB", ""),
-        ("forwarder enqueue (encoder + fsync'd queue)",
-         f"{c['enqueue_per_s']:,.0f} spans/s", ">= 50k spans/s"),
-        ("forwarder insert into chdb", f"{c['send_per_s']:,.0f} spans/s", ""),
-        ("forwarder end to end", f"{c['end_to_end_per_s']:,.0f} spans/s", ""),
-    ]
     if args.markdown:
         print("| measure | value | goal |\n|---|---|---|")
         for name, value, goal in rows:

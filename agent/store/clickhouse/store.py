@@ -125,12 +125,31 @@ class ClickHouseStore:
         return {str(s): (v, int(t)) for s, v, t in found}
 
     def cost_by_team(self, since_ns: int, until_ns: int) -> list[tuple[str, int, float | None]]:
-        """Per team (``''``: none), spans and stored cost in USD, most expensive first."""
-        found = rows(self.engine.query(
-            "SELECT toString(Team) AS team, count() AS requests, sum(CostUsd) AS usd "
-            "FROM otel_traces WHERE Timestamp >= fromUnixTimestamp64Nano({lo:Int64}) "
-            "AND Timestamp < fromUnixTimestamp64Nano({hi:Int64}) "
-            "GROUP BY team ORDER BY usd DESC, team", {"lo": since_ns, "hi": until_ns}))
+        """Per team (``''``: none), spans and stored cost in USD over ``[since_ns,
+        until_ns)``, most expensive first: whole hours from ``strata_cost_hourly``, the
+        partial hours at either end from the spans."""
+        hour = 3600 * 10**9
+        lo_hour = -(-since_ns // hour) * hour  # first whole hour inside the range
+        hi_hour = max(lo_hour, until_ns // hour * hour)
+        found = rows(self.engine.query("""
+            SELECT team, sum(n) AS requests, if(sum(priced) > 0, sum(usd), NULL) AS usd
+            FROM (
+                SELECT toString(Team) AS team, sum(Requests) AS n, sum(Priced) AS priced,
+                       sum(Usd) AS usd
+                FROM strata_cost_hourly
+                WHERE Hour >= toDateTime(intDiv({lo_hour:Int64}, 1000000000))
+                  AND Hour < toDateTime(intDiv({hi_hour:Int64}, 1000000000))
+                GROUP BY team
+                UNION ALL
+                SELECT toString(Team), count(), count(CostUsd), sum(coalesce(CostUsd, 0))
+                FROM otel_traces
+                WHERE (Timestamp >= fromUnixTimestamp64Nano({lo:Int64})
+                       AND Timestamp < fromUnixTimestamp64Nano(least({lo_hour:Int64}, {hi:Int64})))
+                   OR (Timestamp >= fromUnixTimestamp64Nano(greatest({hi_hour:Int64}, {lo:Int64}))
+                       AND Timestamp < fromUnixTimestamp64Nano({hi:Int64}))
+                GROUP BY Team)
+            GROUP BY team ORDER BY usd DESC NULLS LAST, team
+            """, {"lo": since_ns, "hi": until_ns, "lo_hour": lo_hour, "hi_hour": hi_hour}))
         return [(str(t), int(n), None if c is None else float(c)) for t, n, c in found]
 
     def close(self) -> None:

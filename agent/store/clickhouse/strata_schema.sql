@@ -125,3 +125,33 @@ ORDER BY (incident_id, time_ns, event, detail);
 
 CREATE TABLE IF NOT EXISTS strata_meta (key String, value String, set_ns Int64)
 ENGINE = ReplacingMergeTree(set_ns) ORDER BY key;
+
+-- Hourly cost rollup (cost by team over days reads hours, not spans), filled by the view
+-- below at insert. Spans stored before the view existed (a Collector's older data) are not
+-- in it: backfill with the view's SELECT as an INSERT (docs/deploy.md).
+CREATE TABLE IF NOT EXISTS strata_cost_hourly (
+    Hour DateTime,
+    Team LowCardinality(String),
+    ServiceName LowCardinality(String),
+    Model LowCardinality(String),
+    Provider LowCardinality(String),
+    Requests UInt64,
+    Priced UInt64,
+    Usd Float64,
+    InputTokens Int64,
+    OutputTokens Int64,
+    EnergyWh Float64,
+    Co2eG Float64
+) ENGINE = SummingMergeTree
+PARTITION BY toYYYYMM(Hour)
+ORDER BY (Hour, Team, ServiceName, Model, Provider);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS strata_cost_hourly_mv TO strata_cost_hourly AS
+    SELECT toStartOfHour(Timestamp) AS Hour, Team, ServiceName,
+           if(GenAiResponseModel != '', GenAiResponseModel, GenAiRequestModel) AS Model,
+           GenAiProvider AS Provider, count() AS Requests, count(CostUsd) AS Priced,
+           sum(coalesce(CostUsd, 0)) AS Usd, sum(coalesce(InputTokens, 0)) AS InputTokens,
+           sum(coalesce(OutputTokens, 0)) AS OutputTokens,
+           sum(coalesce(EnergyWh, 0)) AS EnergyWh, sum(coalesce(Co2eG, 0)) AS Co2eG
+    FROM otel_traces
+    GROUP BY Hour, Team, ServiceName, Model, Provider;

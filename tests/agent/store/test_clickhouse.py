@@ -200,3 +200,14 @@ def test_a_sidecars_enrichment_is_kept_unless_priced_here(chdb: ClickHouseStore)
     assert chdb.cost_by_team(T0, T0 + HOUR) == [("t2", 1, 0.5), ("t1", 1, 0.25)]
     energy = rows(chdb.engine.query("SELECT Team, EnergyWh FROM otel_traces ORDER BY Team"))
     assert energy == [("t1", 0.5), ("t2", None)]
+
+
+def test_cost_by_team_adds_partial_hours_to_the_hourly_rollup(chdb: ClickHouseStore) -> None:
+    starts = [-30 * 60, 10 * 60, 65 * 60]  # seconds from T0, an hour boundary
+    spans = [span(f"s{i}", t, t + 1, operation="chat", team="a") for i, t in enumerate(starts)]
+    chdb.write_batch(spans, costs=[(1.0 * 10**i, "list_price", None, None, None)
+                                   for i in range(3)])
+    assert chdb.cost_by_team(T0 - 45 * MIN, T0 + 70 * MIN) == [("a", 3, 111.0)]
+    assert chdb.cost_by_team(T0 - 20 * MIN, T0 + HOUR) == [("a", 1, 10.0)]
+    assert chdb.cost_by_team(T0 + 5 * MIN, T0 + 15 * MIN) == [("a", 1, 10.0)]
+    assert chdb.cost_by_team(T0 + 70 * MIN, T0 + 80 * MIN) == []
