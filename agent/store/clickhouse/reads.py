@@ -109,17 +109,17 @@ class ClickHouseReads:
                    concat(Canonical, {{sep:String}}, Host, {{sep:String}}, Device,
                           {{sep:String}}, ServiceName, {{sep:String}},
                           toJSONString(mapFilter((k, v) -> NOT startsWith(k, 'strata.'),
-                                                 Attributes)),
+                                                 Labels)),
                           {{sep:String}}, MetricUnit, {{sep:String}}, StrataLayer) AS skey,
                    mean, hi, lo
             FROM (
                 SELECT intDiv(TimeNs, {{b:Int64}}) * {{b:Int64}} AS bucket, Canonical, Host,
-                       Device, ServiceName, Attributes, MetricUnit, StrataLayer,
-                       avg(Value) AS mean, max(Value) AS hi, min(Value) AS lo
+                       Device, ServiceName, any(Attributes) AS Labels, MetricUnit,
+                       StrataLayer, avg(Value) AS mean, max(Value) AS hi, min(Value) AS lo
                 FROM strata_samples
                 WHERE {wanted} AND {_SAMPLES_IN}
-                GROUP BY bucket, Canonical, Host, Device, ServiceName, Attributes, MetricUnit,
-                         StrataLayer)
+                GROUP BY bucket, Canonical, Host, Device, ServiceName, MetricUnit, StrataLayer,
+                         sipHash128(Attributes))
             """, params))  # noqa: S608 - fixed filters; values are bound
 
     def clock_reason_fractions(self, *, start_ns: int, end_ns: int, bucket_ns: int, sep: str,
