@@ -40,7 +40,7 @@ _COST_KEYS: Final = ("gen_ai.usage.cost.usd", "strata.cost.source", "strata.ener
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, str):
+    if type(value) is str:  # the common case first: this runs per attribute on ingest
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -49,9 +49,13 @@ def _text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+def _pairs(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    return [(k, _text(v)) for k, v in values.items() if v is not None]
+
+
 def _sorted_map(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Pairs sorted by key: equal maps are equal rows (ClickHouse groups maps by order)."""
-    return sorted((k, _text(v)) for k, v in values.items() if v is not None)
+    return sorted(_pairs(values))
 
 
 def span_attributes(span: SpanRecord, cost: CostColumns | None = None) -> list[tuple[str, str]]:
@@ -73,23 +77,24 @@ def span_attributes(span: SpanRecord, cost: CostColumns | None = None) -> list[t
             attrs.pop(key, None)  # a raw value the normaliser rejected must not reappear
         else:
             attrs[key] = value
-    return _sorted_map(attrs)
+    return _pairs(attrs)  # never grouped by: insertion order is fine
 
 
 def spans_table(spans: Sequence[SpanRecord],
                 costs: Sequence[CostColumns] | None = None) -> pa.Table:
     """``otel_traces`` rows of *spans* (*costs*: one per span when priced at ingest)."""
-    resources: dict[int, list[tuple[str, str]]] = {}
+    resources: dict[tuple[int, str, str | None], list[tuple[str, str]]] = {}
 
     def resource(span: SpanRecord) -> list[tuple[str, str]]:
-        key = id(span.resource)  # spans of one request share their resource map
+        # spans of one request share their resource map: encode it once
+        key = (id(span.resource), span.service, span.service_version)
         cached = resources.get(key)
-        if cached is None or span.service_version is not None:
+        if cached is None:
             values = dict(span.resource)
             values["service.name"] = span.service
             if span.service_version is not None:
                 values["service.version"] = span.service_version
-            cached = resources[key] = _sorted_map(values)
+            cached = resources[key] = _pairs(values)
         return cached
 
     return pa.Table.from_pydict({
