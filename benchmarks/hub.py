@@ -12,6 +12,7 @@ own memory, which a hub talking to a ClickHouse server does not carry):
    nodes x 10 teams, then the window's heaviest reads over 24 h (per-minute span statistics
    with quantiles, per-minute sample series) and cost by team over 7 days (p50/p95 of
    ``--repeats`` runs).
+   ``--parts duckdb`` runs the same pass on DuckDB (the sidecar's engine) as a baseline.
 3. **Forwarder**: ``ClickHouseForwarder.enqueue`` of ``--forward-spans`` spans in requests
    of 500 (the sidecar's encoder: rows, Arrow IPC, fsync'd disk queue), then the sender
    draining them into chdb in inserts of 10,000 rows.
@@ -37,6 +38,7 @@ from strata.agent.simulator.stack import Simulator
 from strata.agent.simulator.topology import default_topology
 from strata.agent.store.clickhouse.engine import ChdbEngine
 from strata.agent.store.clickhouse.store import ClickHouseStore
+from strata.agent.store.db import DuckDBStore
 from strata.agent.units import HOUR_NS, MINUTE_NS
 from strata.analytics.pricing import PriceTable
 from strata.exporters.base import Records
@@ -58,7 +60,8 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def analysis_pass(store: ClickHouseStore, services: int, hours: int) -> dict[str, float]:
+def analysis_pass(store: ClickHouseStore | DuckDBStore, services: int,
+                  hours: int) -> dict[str, float]:
     topology = default_topology(services)
     plan = plan_scenario(topology, 11, start_ns=START_NS)
     end = START_NS + hours * HOUR_NS
@@ -177,7 +180,7 @@ def main() -> None:
     parser.add_argument("--forward-spans", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--parts", default="analysis,reads,forwarder",
-                        help="comma-separated subset of: analysis, reads, forwarder")
+                        help="comma-separated subset of: analysis, duckdb, reads, forwarder")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -199,6 +202,13 @@ def main() -> None:
                 ("peak RSS: after the load / after analysis (chdb in-process)",
                  f"{a['loaded_rss_mib']:.0f} / {a['rss_mib']:.0f} MiB", "<= 1 GiB"),
             ]
+        if "duckdb" in parts:  # the same pass on the sidecar's engine, as a baseline
+            d = analysis_pass(DuckDBStore(directory / "baseline.duckdb"), args.services,
+                              args.hours)
+            print(f"duckdb: {d}", file=sys.stderr)
+            rows += [("baseline: the same pass on DuckDB, cold / periodic",
+                      f"{d['cold_s']:.2f} s / {d['periodic_s']:.2f} s "
+                      f"({d['incidents']:.0f} incidents)", "")]
         if "reads" in parts:
             engine.command("CREATE DATABASE IF NOT EXISTS synth")
             engine.command("USE synth")
