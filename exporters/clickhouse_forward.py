@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+from strata.agent.errors import ConfigError
 from strata.agent.model import SpanRecord
 from strata.agent.store.clickhouse.engine import ClickHouseError, Engine, open_engine
 from strata.agent.store.clickhouse.rows import SAMPLE_TABLE, SPAN_TABLE, samples_table, spans_table
@@ -104,8 +105,9 @@ class ClickHouseForwarder:
         start: bool = True,
     ) -> None:
         if batch_rows < MIN_BATCH_ROWS:
-            msg = f"batch_rows must be at least {MIN_BATCH_ROWS}, got {batch_rows}"
-            raise ValueError(msg)
+            msg = (f"[forward.clickhouse] batch_rows must be at least {MIN_BATCH_ROWS}, "
+                   f"got {batch_rows}")
+            raise ConfigError(msg)
         # one queue per table: a batch is a prefix of one queue, whatever the other holds
         self.queues = {table: DiskQueue(Path(queue_dir) / name, max_bytes=max_queue_bytes // 2,
                                         fsync=fsync)

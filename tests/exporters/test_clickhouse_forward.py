@@ -92,7 +92,7 @@ def test_bad_data_is_not_retried_but_outages_are() -> None:
 
 
 def test_batch_rows_below_1000_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="at least 1000"):
+    with pytest.raises(ConfigError, match="at least 1000"):
         ClickHouseForwarder("chdb:x", tmp_path / "q", batch_rows=999, start=False)
 
 
