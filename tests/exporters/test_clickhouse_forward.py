@@ -13,11 +13,14 @@ from strata.agent.errors import ConfigError
 from strata.agent.model import Layer
 from strata.agent.store.clickhouse.engine import ChdbEngine, ClickHouseError, Engine
 from strata.agent.store.clickhouse.store import ClickHouseStore
+from strata.agent.store.db import DuckDBStore
 from strata.exporters.base import Records
 from strata.exporters.build import build_exporters
 from strata.exporters.clickhouse_forward import ClickHouseForwarder
+from strata.exporters.prometheus import StrataCollector
 
 from tests.agent.store.rows import HOUR, MIN, T0, sample, span
+from tests.exporters.test_prometheus import one, scrape
 
 
 @pytest.fixture(name="engine")
@@ -64,7 +67,8 @@ def test_rows_go_in_batches_of_at_least_1000(tmp_path: Path, engine: Engine) -> 
     forwarder.shutdown()
 
 
-def test_clickhouse_down_is_retried_and_nothing_is_lost(tmp_path: Path, engine: Engine) -> None:
+def test_clickhouse_down_is_retried_and_nothing_is_lost(tmp_path: Path, engine: Engine,
+                                                        store: DuckDBStore) -> None:
     def down() -> Engine:
         raise ClickHouseError("cannot reach ClickHouse at ch: Connection refused")
 
@@ -75,6 +79,11 @@ def test_clickhouse_down_is_retried_and_nothing_is_lost(tmp_path: Path, engine: 
     assert delay > 0
     assert forwarder.stats.retries == 1
     assert forwarder.queue_bytes > 0
+    metrics = scrape(StrataCollector(store, clickhouse=forwarder))
+    assert one(metrics["strata_clickhouse_forward_rows_total"], state="enqueued") == 1201
+    assert one(metrics["strata_clickhouse_forward_rows_total"], state="inserted") == 0
+    assert one(metrics["strata_clickhouse_forward_retries_total"]) == 1
+    assert one(metrics["strata_clickhouse_forward_queue_bytes"]) == forwarder.queue_bytes
     forwarder.shutdown()  # a restart: the queue stays on disk
     again = _forwarder(tmp_path, lambda: engine)
     while again.send_once(flush=True) is not None:
