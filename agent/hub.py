@@ -54,6 +54,7 @@ class Hub:
         self.receiver_stats = ReceiverStats()
         self.otlp_ports: set[int] = set()
         self.api_ports: set[int] = set()
+        self.last_report: AnalysisReport | None = None  # of the periodic analysis
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -77,14 +78,12 @@ class Hub:
         self._thread.start()
 
     def _analysis_loop(self) -> None:
-        analysed = -1
+        """Analyse every interval: data also arrives without this process (a Collector,
+        sidecars' ``[forward.clickhouse]``, other replicas), so its own commits say nothing
+        of what is new. Idempotent: an unchanged fleet changes no incident."""
         while not self._stop.wait(self.settings.analyze_interval_s):
-            commits = self.writer.stats.commits
-            if commits == analysed:
-                continue
             try:
-                self.analyze_once()
-                analysed = commits
+                self.last_report = self.analyze_once()
             except StoreError:
                 logger.exception("hub analysis failed; retrying next interval")
 

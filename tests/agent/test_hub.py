@@ -21,7 +21,9 @@ from strata.agent.hub import Hub
 from strata.agent.model import Incident
 from strata.agent.store.clickhouse.engine import ClickHouseError, HttpEngine
 
+from tests.agent.store.rows import MIN, T0, span
 from tests.conftest import free_port, start_process, wait_ready
+from tests.waiting import wait_until
 from tests.otlp_factory import gauge_request, genai_attributes, make_span, trace_request
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
@@ -116,3 +118,18 @@ def test_operators_ack_and_resolve_on_the_hub(hub: Hub) -> None:
             found = book.get_incident("inc-1")
     assert found is not None
     assert found.summary == "slower"
+
+
+def test_the_hub_analyses_data_it_did_not_receive(tmp_path: Path) -> None:
+    """Rows a Collector or a sidecar's [forward.clickhouse] wrote are analysed too."""
+    hub = Hub(Settings(analyze_interval_s=0.1), f"chdb:{tmp_path / 'ch'}")
+    hub.store.write_batch([span(f"s{i}", i * 60, i * 60 + 1, operation="chat")
+                           for i in range(5)])
+    hub.start()
+    try:
+        wait_until(lambda: hub.last_report is not None, 30, "a periodic analysis")
+        report = hub.last_report
+        assert report is not None
+        assert report.window_end_ns == T0 + 4 * MIN  # through the last complete minute
+    finally:
+        hub.close()
