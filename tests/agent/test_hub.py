@@ -23,8 +23,8 @@ from strata.agent.store.clickhouse.engine import ClickHouseError, HttpEngine
 
 from tests.agent.store.rows import MIN, T0, span
 from tests.conftest import free_port, start_process, wait_ready
-from tests.waiting import wait_until
 from tests.otlp_factory import gauge_request, genai_attributes, make_span, trace_request
+from tests.waiting import wait_until
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
 
