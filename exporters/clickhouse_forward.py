@@ -21,6 +21,7 @@ import random
 import struct
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,15 @@ class ClickHouseForwarderStats:
     retries: int = 0
     dropped_rows: int = 0  # refused by ClickHouse as bad data
     last_error: str | None = None
+
+
+def _queue_id(directory: Path) -> str:
+    """This queue's random id, kept in its directory: tokens of two sidecars never clash."""
+    path = directory / "forwarder-id"
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.write_text(uuid.uuid4().hex)
+    return path.read_text().strip()
 
 
 def _encode(table: pa.Table) -> bytes:
@@ -112,6 +122,7 @@ class ClickHouseForwarder:
         self.queues = {table: DiskQueue(Path(queue_dir) / name, max_bytes=max_queue_bytes // 2,
                                         fsync=fsync)
                        for table, name in ((b"T", "traces"), (b"M", "metrics"))}
+        self._queue_id = _queue_id(Path(queue_dir))
         self.stats = ClickHouseForwarderStats()
         self._connect = connect or (lambda: open_engine(target, database))
         self._engine: Engine | None = None
@@ -220,7 +231,11 @@ class ClickHouseForwarder:
                 migrate(engine)
                 self._engine = engine
             data = pa.concat_tables([_decode(item.payload) for item in batch])
-            self._engine.insert(_TABLES[table], data)
+            # the same items resent (a lost acknowledgement, a restart) carry the same token
+            first, last = batch[0].end, batch[-1].end
+            token = (f"{self._queue_id}:{table.decode()}:{first.segment}.{first.offset}:"
+                     f"{last.segment}.{last.offset}")
+            self._engine.insert(_TABLES[table], data, token=token)
         except ClickHouseError as exc:
             self.stats.last_error = str(exc)[:300]
             if exc.retryable:

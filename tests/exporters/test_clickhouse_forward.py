@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from strata.agent.config import load
 from strata.agent.errors import ConfigError
@@ -122,3 +123,41 @@ def test_forward_clickhouse_settings_build_the_forwarder(tmp_path: Path) -> None
     config.write_text('[forward.clickhouse]\nurll = "x"\n')
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['urll'\] in \[forward.clickhouse\]"):
         load(config, {})
+
+
+class _AckLostOnce:
+    """The real engine, but the first insert's acknowledgement never reaches the caller."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.database = engine.database
+        self.lost = False
+
+    def command(self, sql: str, params: dict[str, object] | None = None) -> None:
+        self.engine.command(sql, params)
+
+    def query(self, sql: str, params: dict[str, object] | None = None) -> pa.Table:
+        return self.engine.query(sql, params)
+
+    def insert(self, table: str, data: pa.Table, *, token: str | None = None) -> None:
+        self.engine.insert(table, data, token=token)
+        if not self.lost:
+            self.lost = True
+            raise ClickHouseError("ClickHouse insert: connection reset by peer")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_retry_after_a_lost_acknowledgement_stores_the_batch_once(
+    tmp_path: Path, engine: Engine
+) -> None:
+    flaky = _AckLostOnce(engine)
+    forwarder = _forwarder(tmp_path, lambda: flaky)
+    assert forwarder.enqueue(Records(_records(0, 1500).spans, [], None))
+    assert forwarder.send_once() not in (None, 0.0)  # stored, but the caller saw an error
+    assert forwarder.stats.retries == 1
+    while forwarder.send_once(flush=True) is not None:
+        pass
+    assert ClickHouseStore(engine).counts()["spans"] == 1500
+    forwarder.shutdown()

@@ -47,7 +47,9 @@ class Engine(Protocol):
 
     def command(self, sql: str, params: Params | None = None) -> None: ...
     def query(self, sql: str, params: Params | None = None) -> pa.Table: ...
-    def insert(self, table: str, data: pa.Table) -> None: ...
+    def insert(self, table: str, data: pa.Table, *, token: str | None = None) -> None:
+        """Insert *data*; a repeat with the same *token* is dropped by ClickHouse (tables
+        with a deduplication window: the forwarder's retries)."""
     def close(self) -> None: ...
 
 
@@ -125,12 +127,13 @@ class ChdbEngine:
         result: pa.Table = self._run(sql, params, "ArrowTable")
         return result
 
-    def insert(self, table: str, data: pa.Table) -> None:
+    def insert(self, table: str, data: pa.Table, *, token: str | None = None) -> None:
         names = ", ".join(_name(c) for c in data.column_names)
+        settings = f" SETTINGS insert_deduplication_token = '{_token(token)}'" if token else ""
         # chdb reads the local variable named in Python(...)
         batch = data  # noqa: F841 - read by chdb's Python() table function
-        self._run(f"INSERT INTO {_name(table)} ({names}) SELECT * FROM Python(batch)",  # noqa: S608
-                  None, "CSV")
+        self._run(f"INSERT INTO {_name(table)} ({names}){settings} "  # noqa: S608
+                  "SELECT * FROM Python(batch)", None, "CSV")
 
     def close(self) -> None:
         with self._lock:
@@ -183,11 +186,19 @@ class HttpEngine:
                                       parameters=params or None)
         return result
 
-    def insert(self, table: str, data: pa.Table) -> None:
-        self._call("insert", self._client.insert_arrow, table, data)
+    def insert(self, table: str, data: pa.Table, *, token: str | None = None) -> None:
+        settings = {"insert_deduplication_token": _token(token)} if token else None
+        self._call("insert", self._client.insert_arrow, table, data, settings=settings)
 
     def close(self) -> None:
         self._client.close()
+
+
+def _token(token: str | None) -> str:
+    if token is None or not re.fullmatch(r"[A-Za-z0-9:._-]{1,200}", token):
+        msg = f"not a deduplication token: {token!r}"
+        raise ClickHouseError(msg)
+    return token
 
 
 def _one_line(exc: Exception) -> str:

@@ -66,6 +66,12 @@ ALTER TABLE otel_metrics_sum
         Attributes['strata.device'],
     ADD COLUMN IF NOT EXISTS TimeNs Int64 MATERIALIZED toUnixTimestamp64Nano(TimeUnix);
 
+-- A forwarder's retry of an insert ClickHouse already stored (the acknowledgement was lost)
+-- carries the same insert_deduplication_token: keep a window of recent tokens so it is
+-- dropped. (Replicated tables deduplicate by their own window.)
+ALTER TABLE otel_traces MODIFY SETTING non_replicated_deduplication_window = 1000;
+ALTER TABLE otel_metrics_gauge MODIFY SETTING non_replicated_deduplication_window = 1000;
+
 -- Every sample point the detectors read: gauges and sums (histograms are read apart).
 -- Attributes still hold Strata's own keys: readers drop them after aggregating.
 CREATE VIEW IF NOT EXISTS strata_samples AS
