@@ -180,6 +180,11 @@ class Settings:
     forward_max_queue_bytes: int = 512 * 1024**2
     forward_initial_backoff_s: float = 1.0
     forward_max_backoff_s: float = 30.0
+    forward_clickhouse_url: str | None = None  # [forward.clickhouse]: chdb:DIR or http(s)://
+    forward_clickhouse_database: str = "otel"
+    forward_clickhouse_queue_dir: str | None = None
+    forward_clickhouse_max_queue_bytes: int = 512 * 1024**2
+    forward_clickhouse_batch_rows: int = 10_000
     carbon_pue: float = 1.2
     carbon_grid_gco2e_per_kwh: float = 400.0
     pricing_file: str | None = None
@@ -220,6 +225,12 @@ _SCALARS: dict[tuple[str, str], tuple[str, Callable[[object, str], Any]]] = {
     ("forward", "max_queue_bytes"): ("forward_max_queue_bytes", parse_size_bytes),
     ("forward", "initial_backoff"): ("forward_initial_backoff_s", parse_duration_s),
     ("forward", "max_backoff"): ("forward_max_backoff_s", parse_duration_s),
+    ("forward.clickhouse", "url"): ("forward_clickhouse_url", _text),
+    ("forward.clickhouse", "database"): ("forward_clickhouse_database", _text),
+    ("forward.clickhouse", "queue_dir"): ("forward_clickhouse_queue_dir", _text),
+    ("forward.clickhouse", "max_queue_bytes"): ("forward_clickhouse_max_queue_bytes",
+                                                parse_size_bytes),
+    ("forward.clickhouse", "batch_rows"): ("forward_clickhouse_batch_rows", _positive_int),
     ("carbon", "pue"): ("carbon_pue", _positive_float),
     ("carbon", "grid_gco2e_per_kwh"): ("carbon_grid_gco2e_per_kwh", _positive_float),
     ("pricing", "file"): ("pricing_file", _text),
@@ -230,7 +241,7 @@ _SCALARS: dict[tuple[str, str], tuple[str, Callable[[object, str], Any]]] = {
 def env_var(table: str, key: str) -> str:
     """The environment variable for a file key: ``[agent] db`` -> ``STRATA_DB``."""
     suffix = key if table == "agent" else f"{table}_{key}"
-    return ENV_PREFIX + suffix.upper()
+    return ENV_PREFIX + suffix.replace(".", "_").upper()
 
 
 def documented_keys() -> list[tuple[str, str, str, object]]:
@@ -249,7 +260,7 @@ def load(
     Raises:
         ConfigError: unreadable file, unknown profile, or an invalid value (named).
     """
-    doc = _read_file(Path(path)) if path else {}
+    doc = _subtables_apart(_read_file(Path(path)) if path else {})
     _check_known(doc, str(path))
     values: dict[str, Any] = {}
     for (table, key), (name, parse) in _SCALARS.items():
@@ -315,6 +326,18 @@ def parse_gpu_map_env(value: str) -> tuple[GPUMapEntry, ...]:
             f"{GPU_MAP_ENV} item {i + 1}",
         ))
     return tuple(entries)
+
+
+def _subtables_apart(doc: dict[str, Any]) -> dict[str, Any]:
+    """``[forward.clickhouse]`` (TOML: a table inside ``[forward]``) as its own table."""
+    out: dict[str, Any] = {}
+    for table, body in doc.items():
+        if table in _ARRAY_TABLES or not isinstance(body, dict):
+            out[table] = body
+            continue
+        out[table] = {k: v for k, v in body.items() if not isinstance(v, dict)}
+        out.update({f"{table}.{k}": v for k, v in body.items() if isinstance(v, dict)})
+    return out
 
 
 def _check_known(doc: Mapping[str, Any], path: str) -> None:

@@ -23,10 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
-from strata.agent.api.app import create_app
+from strata.agent.api.app import create_app, create_hub_app
 from strata.agent.config import Settings
 from strata.agent.errors import ConfigError, StoreError
 from strata.agent.http_protocol import header_timeout_protocol
+from strata.agent.hub import Hub
 from strata.agent.ingest.grpc_receiver import GrpcReceiver
 from strata.agent.ingest.writer import is_fatal_store_error
 from strata.agent.preflight import check_exposure, is_loopback, preflight
@@ -37,7 +38,7 @@ from strata.agent.store.recovery import open_with_recovery, recovery_incident
 logger = logging.getLogger(__name__)
 
 __all__ = ["RunningServer", "StoreWatchdog", "bind", "check_exposure", "is_loopback",
-           "open_agent", "serve", "start_in_thread"]
+           "open_agent", "serve", "serve_hub", "start_in_thread"]
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -240,3 +241,25 @@ def start_in_thread(settings: Settings, *, ready_timeout_s: float = 30.0) -> Run
             raise StoreError(msg)
         time.sleep(0.01)
     return RunningServer(agent, server, thread, settings.host)
+
+
+def serve_hub(settings: Settings, clickhouse: str, database: str) -> None:
+    """Run ``strata hub`` (``strata.agent.hub``) until SIGTERM/SIGINT on the agent's ports."""
+    check_exposure(settings)
+    os.umask(0o077)
+    otlp_sock = bind(settings.host, settings.otlp_port)
+    api_sock = bind(settings.host, settings.api_port)
+    hub = Hub(settings, clickhouse, database)
+    hub.otlp_ports.add(otlp_sock.getsockname()[1])
+    hub.api_ports.add(api_sock.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(
+        create_hub_app(hub), log_level="warning", access_log=False, timeout_keep_alive=30,
+        timeout_graceful_shutdown=10, lifespan="on", server_header=False,
+        http=header_timeout_protocol(settings.read_header_timeout_s)))
+    logger.warning("strata hub ready: OTLP http://%s:%d  API http://%s:%d  ClickHouse %s/%s",
+                   settings.host, *hub.otlp_ports, settings.host, *hub.api_ports,
+                   clickhouse.split("@")[-1], database)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    server.run(sockets=[otlp_sock, api_sock])
+    logger.warning("strata hub stopped")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from strata.agent.config import Settings
 from strata.agent.model import Incident, SpanRecord
 from strata.exporters.base import Exporter, Records
+from strata.exporters.clickhouse_forward import ClickHouseForwarder
 from strata.exporters.otlp_forward import OTLPForwarder
 from strata.exporters.webhook import WebhookExporter
 
@@ -31,11 +32,12 @@ class Exporters:
 
     forwarder: OTLPForwarder | None = None
     webhooks: tuple[WebhookExporter, ...] = ()
+    clickhouse: ClickHouseForwarder | None = None
 
     @property
     def records(self) -> tuple[Exporter[Records], ...]:
         """Exporters of committed spans and samples."""
-        return () if self.forwarder is None else (self.forwarder,)
+        return tuple(e for e in (self.forwarder, self.clickhouse) if e is not None)
 
     @property
     def incidents(self) -> tuple[Exporter[Incident], ...]:
@@ -65,6 +67,17 @@ def build_exporters(
             initial_backoff_s=settings.forward_initial_backoff_s,
             max_backoff_s=settings.forward_max_backoff_s, start=False,
         )
+    clickhouse = None
+    if settings.forward_clickhouse_url:
+        queue_dir = settings.forward_clickhouse_queue_dir or str(
+            Path(settings.db).parent / "forward-clickhouse-queue")
+        clickhouse = ClickHouseForwarder(
+            settings.forward_clickhouse_url, queue_dir,
+            database=settings.forward_clickhouse_database,
+            batch_rows=settings.forward_clickhouse_batch_rows,
+            max_queue_bytes=settings.forward_clickhouse_max_queue_bytes, price=price,
+            initial_backoff_s=settings.forward_initial_backoff_s,
+            max_backoff_s=settings.forward_max_backoff_s, start=False)
     webhooks = tuple(WebhookExporter(w.url, format=w.format, start=False)
                      for w in settings.webhooks)
-    return Exporters(forwarder, webhooks)
+    return Exporters(forwarder, webhooks, clickhouse)

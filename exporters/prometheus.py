@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     import duckdb
     from strata.agent.ingest.stats import ReceiverStats, WriterStats
     from strata.agent.store.db import DuckDBStore
+    from strata.exporters.clickhouse_forward import ClickHouseForwarder
     from strata.exporters.otlp_forward import OTLPForwarder
     from strata.exporters.webhook import WebhookExporter
 
@@ -113,6 +114,7 @@ class StrataCollector:
         writer: the writer's counters, or None.
         writer_queue: current write-queue depth (items), or None.
         forwarder: the OTLP forwarder, or None when forwarding is off.
+        clickhouse: the ClickHouse forwarder (``[forward.clickhouse]``), or None.
         webhooks: the incident webhooks.
         log_dropped: log records dropped because the log stream failed, or None.
         clock: ns since the epoch (windows are on received time, which is wall time).
@@ -129,6 +131,7 @@ class StrataCollector:
         writer: WriterStats | None = None,
         writer_queue: Callable[[], int] | None = None,
         forwarder: OTLPForwarder | None = None,
+        clickhouse: ClickHouseForwarder | None = None,
         webhooks: Sequence[WebhookExporter] = (),
         log_dropped: Callable[[], int] | None = None,
         clock: Callable[[], int] = time.time_ns,
@@ -141,6 +144,7 @@ class StrataCollector:
         self._writer = writer
         self._writer_queue = writer_queue
         self._forwarder = forwarder
+        self._clickhouse = clickhouse
         self._webhooks = tuple(webhooks)
         self._log_dropped = log_dropped
         self._clock = clock
@@ -395,8 +399,29 @@ class StrataCollector:
             yield CounterMetricFamily("strata_exporter_rejected_upstream_items",
                                       "Items the upstream accepted as partial success rejects.",
                                       value=s.rejected_upstream)
+        if self._clickhouse is not None:
+            yield from _clickhouse_families(self._clickhouse)
         if self._webhooks:
             yield from _webhook_families(self._webhooks)
+
+
+def _clickhouse_families(forwarder: ClickHouseForwarder) -> Iterator[Metric]:
+    s = forwarder.stats
+    yield GaugeMetricFamily("strata_clickhouse_forward_queue_bytes",
+                            "Bytes waiting in the ClickHouse forwarder's disk queues.",
+                            value=forwarder.queue_bytes)
+    rows = CounterMetricFamily("strata_clickhouse_forward_rows",
+                               "Rows queued, inserted, refused by the full queue, and dropped "
+                               "as bad data by ClickHouse.", labels=["state"])
+    for state, value in (("enqueued", s.enqueued_rows), ("inserted", s.sent_rows),
+                         ("enqueue_failed", s.enqueue_failed_rows),
+                         ("dropped", s.dropped_rows)):
+        rows.add_metric([state], value)
+    yield rows
+    yield CounterMetricFamily("strata_clickhouse_forward_inserts",
+                              "Inserts ClickHouse acknowledged.", value=s.sent_inserts)
+    yield CounterMetricFamily("strata_clickhouse_forward_retries",
+                              "Failed inserts that will be retried.", value=s.retries)
 
 
 def _webhook_families(webhooks: Iterable[WebhookExporter]) -> Iterator[Metric]:

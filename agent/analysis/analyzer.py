@@ -18,10 +18,11 @@ from dataclasses import dataclass, replace
 
 import duckdb
 from strata.agent.analysis.series_scoring import Anomaly, SeriesScoring, anomaly_row
+from strata.agent.errors import ConfigError
 from strata.agent.model import Finding, Incident, IncidentEvent
 from strata.agent.store import anomalies as anomaly_store
-from strata.agent.store import incidents as db
 from strata.agent.store.db import DuckDBStore
+from strata.agent.store.seam import DuckDBIncidents, IncidentBook, Store, incident_book
 from strata.agent.store.window import BUCKET_NS, PriceFn, Window, event_time_bounds
 from strata.agent.units import HOUR_NS
 from strata.analytics.base import Detector
@@ -52,21 +53,22 @@ class Analyzer:
     """Runs detection and keeps the incidents table in step with the data.
 
     Args:
-        store: the agent's store (reads through ``Window``; writes in one transaction).
+        store: the agent's DuckDB store or another engine's (``seam.AnalysisStore``): reads
+            through ``Window``, incident state through ``seam.IncidentBook``.
         bucket_ns: detection resolution.
         lookback_ns: how much event time before *now* one analysis reads (None: all).
         price: prices spans that have no stored cost (``(provider, model) -> rates``).
         detectors: the detectors to run (``DEFAULT_DETECTORS``).
         tolerance_buckets: starts this many buckets apart count as simultaneous for root cause.
         group_gap_ns: findings starting further apart are never grouped.
-        scoring: streaming anomaly scores of every series (None: not scored).
+        scoring: streaming anomaly scores of every series (None: not scored; DuckDB only).
 
     Thread-safe: analyses are serialised.
     """
 
     def __init__(
         self,
-        store: DuckDBStore,
+        store: Store,
         *,
         bucket_ns: int = BUCKET_NS,
         lookback_ns: int | None = 36 * HOUR_NS,
@@ -76,6 +78,9 @@ class Analyzer:
         group_gap_ns: int = GROUP_GAP_NS,
         scoring: SeriesScoring | None = None,
     ) -> None:
+        if scoring is not None and not isinstance(store, DuckDBStore):
+            msg = "series scoring runs on the DuckDB store only"
+            raise ConfigError(msg)
         self._store = store
         self.bucket_ns = bucket_ns
         self.lookback_ns = lookback_ns
@@ -132,11 +137,13 @@ class Analyzer:
             if window is None or window.n_buckets == 0:
                 return AnalysisReport(None, None, 0)
             found, drafts = self.drafts(window)
-            anomalies = [] if self.scoring is None else self.scoring.advance(
+            anomalies = [] if self.scoring is None or not isinstance(
+                self._store, DuckDBStore) else self.scoring.advance(
                 self._store, window.start_ns, window.end_ns)
-            with self._store.transaction() as cur:
-                new, updated, resolved = self._reconcile(cur, drafts, window)
-                self._store_anomalies(cur, anomalies)
+            with incident_book(self._store) as book:
+                new, updated, resolved = self._reconcile(book, drafts, window)
+                if isinstance(book, DuckDBIncidents):
+                    self._store_anomalies(book.cursor, anomalies)
         report = AnalysisReport(window.start_ns, window.end_ns, len(found), tuple(new),
                                 tuple(updated), tuple(resolved), time.perf_counter() - started,
                                 len(anomalies))
@@ -154,7 +161,7 @@ class Analyzer:
         anomaly_store.advance_watermark(cur, self.scoring.watermark_ns)
 
     def _reconcile(
-        self, cur: duckdb.DuckDBPyConnection, drafts: list[IncidentDraft], window: Window
+        self, book: IncidentBook, drafts: list[IncidentDraft], window: Window
     ) -> tuple[list[Incident], list[Incident], list[Incident]]:
         new: list[Incident] = []
         updated: list[Incident] = []
@@ -163,26 +170,26 @@ class Analyzer:
         for draft in drafts:
             inc = draft.incident
             seen.add(inc.id)
-            old = db.get_incident(cur, inc.id, with_events=False)
+            old = book.get_incident(inc.id, with_events=False)
             if old is None:
-                db.insert_incident(cur, inc, window.end_ns)
-                db.add_events(cur, inc.id, inc.events)
+                book.insert_incident(inc, window.end_ns)
+                book.add_events(inc.id, inc.events)
                 new.append(inc)
                 continue
-            merged, events = _merge(cur, old, inc)
+            merged, events = _merge(book, old, inc)
             if merged != replace(old, events=merged.events):
-                db.update_incident(cur, merged, window.end_ns)
+                book.update_incident(merged, window.end_ns)
                 (resolved if merged.status == "resolved" != old.status else updated).append(
                     merged)
-            db.add_events(cur, inc.id, events)
+            book.add_events(inc.id, events)
         # Open incidents no longer produced (merged into another, or data superseded),
         # judged only where the window had a baseline to see them.
-        for old in db.open_incidents_between(cur, window.start_ns + _WARMUP_NS, window.end_ns):
+        for old in book.open_incidents_between(window.start_ns + _WARMUP_NS, window.end_ns):
             if old.id in seen:
                 continue
             gone = replace(old, status="resolved", resolved_at_ns=window.end_ns)
-            db.update_incident(cur, gone, window.end_ns)
-            db.add_events(cur, old.id, [IncidentEvent(
+            book.update_incident(gone, window.end_ns)
+            book.add_events(old.id, [IncidentEvent(
                 window.end_ns, "resolved",
                 "superseded: merged into another incident or no longer in the data")])
             resolved.append(gone)
@@ -190,7 +197,7 @@ class Analyzer:
 
 
 def _merge(
-    cur: duckdb.DuckDBPyConnection, old: Incident, draft: Incident
+    book: IncidentBook, old: Incident, draft: Incident
 ) -> tuple[Incident, list[IncidentEvent]]:
     """The stored incident updated from *draft*, keeping operator state; events to add."""
     events = [e for e in draft.events if e.event != "resolved"]
@@ -198,10 +205,10 @@ def _merge(
     if draft.status == "resolved":
         if old.status != "resolved":
             status, resolved_at = "resolved", draft.resolved_at_ns
-        if not (old.status == "resolved" and db.manually_resolved(cur, old.id)):
+        if not (old.status == "resolved" and book.manually_resolved(old.id)):
             events = list(draft.events)
             resolved_at = resolved_at if old.status == "resolved" else draft.resolved_at_ns
-    elif old.status == "resolved" and not db.manually_resolved(cur, old.id):
+    elif old.status == "resolved" and not book.manually_resolved(old.id):
         status, resolved_at = "open", None
         events.append(IncidentEvent(draft.events[-1].time_unix_nano, "reopened",
                                     "anomalies active again"))

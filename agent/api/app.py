@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from fastapi import FastAPI
 from strata.agent import __version__
@@ -21,9 +21,11 @@ from strata.agent.api import (
     traces,
     ui,
 )
+from strata.agent.api import hub as hub_routes
 from strata.agent.api.guard import GuardMiddleware
 
 if TYPE_CHECKING:
+    from strata.agent.hub import Hub
     from strata.agent.runner import Agent
 
 
@@ -60,4 +62,27 @@ def create_app(
         otlp_ports=agent.otlp_ports,
         api_ports=agent.api_ports,
     )
+    return app
+
+
+def create_hub_app(hub: Hub) -> FastAPI:
+    """``strata hub``'s app: the agent's OTLP receiver over the hub's writer, and the hub's
+    API (``hub``), behind the same guard."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        hub.start()
+        try:
+            yield
+        finally:
+            hub.close()
+
+    app = FastAPI(title="Strata hub", version=__version__, lifespan=lifespan)
+    # the receiver reads settings, policy, writer, receiver_stats and after_commit: the hub
+    # has each of them
+    app.include_router(otlp.build_router(cast("Agent", hub)))
+    app.include_router(hub_routes.build_router(hub))
+    app.add_middleware(GuardMiddleware, token=hub.settings.api_token,
+                       read_token=hub.settings.api_read_token, otlp_ports=hub.otlp_ports,
+                       api_ports=hub.api_ports)
     return app

@@ -29,6 +29,7 @@ def build_registry(agent: Agent) -> CollectorRegistry:
         writer=agent.writer.stats,
         writer_queue=lambda: agent.writer.queued_items,
         forwarder=agent.exporters.forwarder,
+        clickhouse=agent.exporters.clickhouse,
         webhooks=agent.exporters.webhooks,
         log_dropped=dropped_records,
         clock=agent.clock,

@@ -55,6 +55,28 @@ def agent(
 
 
 @app.command()
+def hub(
+    clickhouse: Annotated[str, typer.Option(
+        "--clickhouse", help="chdb:DIR (embedded) or http(s)://[user:pass@]host:port.")],
+    database: Annotated[str, typer.Option("--database", help="ClickHouse database.")] = "otel",
+    config: Annotated[Path | None, typer.Option("--config", help="strata.toml path.")] = None,
+    otlp_port: Annotated[int | None, typer.Option("--otlp-port", help="OTLP/HTTP port.")] = None,
+    api_port: Annotated[int | None, typer.Option("--api-port", help="API port.")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Bind address.")] = None,
+    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+) -> None:
+    """Run the fleet hub: OTLP receiver, analysis and API over a ClickHouse database."""
+    logs.configure(log_level)
+    try:
+        settings = load(config, os.environ, otlp_port=otlp_port, api_port=api_port, host=host)
+        from strata.agent.server import serve_hub  # ClickHouse drivers: only for this command
+
+        serve_hub(settings, clickhouse, database)
+    except StrataError as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command()
 def demo(
     days: Annotated[float, typer.Option("--days", min=1, max=14, help="Simulated days.")] = 3.0,
     seed: Annotated[int, typer.Option("--seed", help="Simulator seed.")] = 7,

@@ -21,7 +21,7 @@ from strata.agent.model import (
     SuspectedCause,
 )
 
-_COLUMNS = ("id, kind, layer, service, host, status, severity, started_ns, detected_ns, "
+INCIDENT_COLUMNS = ("id, kind, layer, service, host, status, severity, started_ns, detected_ns, "
             "resolved_ns, summary, evidence, suspected_cause, suggestion")
 MANUAL_RESOLVE = "resolved by operator"
 
@@ -32,7 +32,7 @@ def _dump(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-def _row(incident: Incident) -> list[Any]:
+def incident_row(incident: Incident) -> list[Any]:
     return [
         incident.id, incident.kind, incident.layer, incident.service, incident.host,
         incident.status, incident.severity, incident.started_at_ns, incident.detected_at_ns,
@@ -43,7 +43,7 @@ def _row(incident: Incident) -> list[Any]:
     ]
 
 
-def _incident(row: tuple[Any, ...], events: tuple[IncidentEvent, ...] = ()) -> Incident:
+def incident_from_row(row: tuple[Any, ...], events: tuple[IncidentEvent, ...] = ()) -> Incident:
     cause = json.loads(row[12]) if row[12] else None
     suggestion = json.loads(row[13]) if row[13] else None
     if suggestion is not None:
@@ -75,11 +75,11 @@ def get_incident(
 ) -> Incident | None:
     """One incident (with its timeline), or None."""
     row = cur.execute(
-        f"SELECT {_COLUMNS} FROM incidents WHERE id = ?", [incident_id]  # noqa: S608 - fixed
+        f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?", [incident_id]  # noqa: S608 - fixed
     ).fetchone()
     if row is None:
         return None
-    return _incident(row, events_of(cur, incident_id) if with_events else ())
+    return incident_from_row(row, events_of(cur, incident_id) if with_events else ())
 
 
 def list_incidents(
@@ -95,7 +95,7 @@ def list_incidents(
     """Incidents matching every filter, newest start first (timelines not loaded)."""
     rows = cur.execute(
         f"""
-        SELECT {_COLUMNS} FROM incidents
+        SELECT {INCIDENT_COLUMNS} FROM incidents
         WHERE (CAST(? AS VARCHAR) IS NULL OR status = ?)
           AND (CAST(? AS VARCHAR) IS NULL OR service = ?)
           AND (CAST(? AS VARCHAR) IS NULL OR kind = ?)
@@ -107,7 +107,7 @@ def list_incidents(
         [status, status, service, service, kind, kind, since_ns, since_ns, until_ns, until_ns,
          limit],
     ).fetchall()
-    return [_incident(r) for r in rows]
+    return [incident_from_row(r) for r in rows]
 
 
 def open_incidents_between(
@@ -115,23 +115,23 @@ def open_incidents_between(
 ) -> list[Incident]:
     """Open or acknowledged incidents that started in [since_ns, until_ns)."""
     rows = cur.execute(
-        f"SELECT {_COLUMNS} FROM incidents WHERE status IN ('open', 'acknowledged') "  # noqa: S608
+        f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE status IN ('open', 'acknowledged') "  # noqa: S608
         "AND started_ns >= ? AND started_ns < ? ORDER BY started_ns, id",
         [since_ns, until_ns],
     ).fetchall()
-    return [_incident(r) for r in rows]
+    return [incident_from_row(r) for r in rows]
 
 
 def insert_incident(cur: duckdb.DuckDBPyConnection, incident: Incident, updated_ns: int) -> None:
     cur.execute(
-        f"INSERT INTO incidents ({_COLUMNS}, updated_ns) "  # noqa: S608 - fixed column list
+        f"INSERT INTO incidents ({INCIDENT_COLUMNS}, updated_ns) "  # noqa: S608 - fixed column list
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [*_row(incident), updated_ns],
+        [*incident_row(incident), updated_ns],
     )
 
 
 def update_incident(cur: duckdb.DuckDBPyConnection, incident: Incident, updated_ns: int) -> None:
-    row = _row(incident)
+    row = incident_row(incident)
     cur.execute(
         "UPDATE incidents SET kind = ?, layer = ?, service = ?, host = ?, status = ?, "
         "severity = ?, started_ns = ?, detected_ns = ?, resolved_ns = ?, summary = ?, "

@@ -1,10 +1,10 @@
 """Window: a read-only, event-time view over the store for detectors.
 
-Every read aggregates in DuckDB (``strata.agent.store``: spans, samples, deployments,
-requests) and returns series aligned to the window's buckets (``bucket_ns`` wide, aligned to
-the epoch so that any two windows agree on bucket boundaries). Buckets with no data are NaN
-(counts are 0): missing is absent, never zero. Results are cached, so detectors can share one
-window.
+Every read aggregates in the store's engine (``strata.agent.store.seam.WindowReads``:
+DuckDB or ClickHouse) and returns series aligned to the window's buckets (``bucket_ns`` wide,
+aligned to the epoch so that any two windows agree on bucket boundaries). Buckets with no
+data are NaN (counts are 0): missing is absent, never zero. Results are cached, so detectors
+can share one window.
 """
 
 from __future__ import annotations
@@ -16,11 +16,7 @@ from typing import Any
 
 import numpy as np
 from strata.agent.model import Deployment
-from strata.agent.store import samples as sample_store
-from strata.agent.store import spans as span_store
-from strata.agent.store.db import DuckDBStore
-from strata.agent.store.deployments import deployments_between
-from strata.agent.store.requests import requests_around, thin_requests
+from strata.agent.store.seam import Store, WindowReads, window_reads
 from strata.agent.units import MINUTE_NS
 
 BUCKET_NS = MINUTE_NS
@@ -98,7 +94,7 @@ class Window:
     """The stored telemetry between ``start_ns`` (inclusive) and ``end_ns`` (exclusive).
 
     Args:
-        store: the store to read (reads only; one cursor of the calling thread).
+        store: the store to read (DuckDB or another ``seam.AnalysisStore``; reads only).
         start_ns: window start, rounded down to a bucket boundary.
         end_ns: window end, rounded down to a bucket boundary (a partial bucket is left out).
         bucket_ns: bucket width.
@@ -107,7 +103,7 @@ class Window:
 
     def __init__(
         self,
-        store: DuckDBStore,
+        store: Store,
         *,
         start_ns: int,
         end_ns: int,
@@ -119,12 +115,9 @@ class Window:
         self.end_ns = max(self.start_ns, end_ns // bucket_ns * bucket_ns)
         self.n_buckets = (self.end_ns - self.start_ns) // bucket_ns
         self.times = self.start_ns + np.arange(self.n_buckets, dtype=np.int64) * bucket_ns
-        self._store = store
+        self._reads: WindowReads = window_reads(store)
         self._price = price
         self._cache = _Cache()
-
-    def _cursor(self) -> Any:
-        return self._store.cursor()
 
     def _index(self, buckets: np.ndarray) -> np.ndarray:
         return ((buckets - self.start_ns) // self.bucket_ns).astype(np.int64)
@@ -140,11 +133,11 @@ class Window:
     def _read_spans(self) -> list[SpanSeries]:
         if self.n_buckets == 0:
             return []
-        cols = span_store.span_bucket_stats(self._cursor(), start_ns=self.start_ns,
+        cols = self._reads.span_bucket_stats(start_ns=self.start_ns,
                                             end_ns=self.end_ns, bucket_ns=self.bucket_ns, sep=_SEP)
         if len(cols["bucket"]) == 0:
             return []
-        models = span_store.model_bucket_usage(self._cursor(), start_ns=self.start_ns,
+        models = self._reads.model_bucket_usage(start_ns=self.start_ns,
                                                end_ns=self.end_ns, bucket_ns=self.bucket_ns,
                                                sep=_SEP)
         keys, gid = np.unique(np.asarray(cols["gkey"], dtype=object).astype(str),
@@ -223,8 +216,8 @@ class Window:
         """Series of *canonicals*, or of every non-histogram metric when None."""
         if self.n_buckets == 0 or canonicals == ():
             return []
-        cols = sample_store.sample_bucket_stats(
-            self._cursor(), start_ns=self.start_ns, end_ns=self.end_ns, bucket_ns=self.bucket_ns,
+        cols = self._reads.sample_bucket_stats(
+            start_ns=self.start_ns, end_ns=self.end_ns, bucket_ns=self.bucket_ns,
             sep=_SEP, canonicals=canonicals)
         if len(cols["bucket"]) == 0:
             return []
@@ -256,8 +249,8 @@ class Window:
         cached = self._cache.samples.get(key)
         if cached is not None:
             return cached
-        cols = sample_store.clock_reason_fractions(
-            self._cursor(), start_ns=self.start_ns, end_ns=self.end_ns, bucket_ns=self.bucket_ns,
+        cols = self._reads.clock_reason_fractions(
+            start_ns=self.start_ns, end_ns=self.end_ns, bucket_ns=self.bucket_ns,
             sep=_SEP, mask=mask)
         series: list[SampleSeries] = []
         if len(cols["bucket"]) and self.n_buckets:
@@ -279,8 +272,8 @@ class Window:
     def deployments(self, lookback_ns: int = 6 * 3600 * 1_000_000_000) -> list[Deployment]:
         """Deployments from ``lookback_ns`` before the window start to its end, in time order."""
         if self._cache.deployments is None:
-            self._cache.deployments = deployments_between(
-                self._cursor(), self.start_ns - lookback_ns, self.end_ns)
+            self._cache.deployments = self._reads.deployments_between(
+                self.start_ns - lookback_ns, self.end_ns)
         return self._cache.deployments
 
     def requests_around(
@@ -289,8 +282,8 @@ class Window:
     ) -> dict[str, np.ndarray]:
         """Spans of *service* before and after a change, per entity, bounded by *limit* a
         side (``strata.agent.store.requests``)."""
-        return self._priced_requests(requests_around(
-            self._cursor(), service, change_ns=change_ns, until_ns=min(until_ns, self.end_ns),
+        return self._priced_requests(self._reads.requests_around(
+            service, change_ns=change_ns, until_ns=min(until_ns, self.end_ns),
             lookback_ns=lookback_ns, old_version=old_version, new_version=new_version,
             limit=limit))
 
@@ -298,8 +291,8 @@ class Window:
         """Every span of the entities used at most *max_per_minute* on average over the
         window, to be judged request by request (``strata.agent.store.requests``)."""
         minutes = (self.end_ns - self.start_ns) / 60e9
-        return self._priced_requests(thin_requests(
-            self._cursor(), start_ns=self.start_ns, end_ns=self.end_ns,
+        return self._priced_requests(self._reads.thin_requests(
+            start_ns=self.start_ns, end_ns=self.end_ns,
             max_requests=int(max_per_minute * minutes)))
 
     def _rates(self, provider: Any, model: Any) -> tuple[float, float] | None:
@@ -328,7 +321,7 @@ class Window:
     def dependencies(self) -> dict[str, frozenset[str]]:
         """Service -> hosts it depends on: GPU hosts of its model spans, servers it calls."""
         if self._cache.dependencies is None:
-            rows = span_store.service_dependencies(self._cursor(), start_ns=self.start_ns,
+            rows = self._reads.service_dependencies(start_ns=self.start_ns,
                                                    end_ns=self.end_ns)
             deps: dict[str, set[str]] = {}
             for service, dep in rows:
@@ -337,6 +330,6 @@ class Window:
         return self._cache.dependencies
 
 
-def event_time_bounds(store: DuckDBStore) -> tuple[int, int] | None:
+def event_time_bounds(store: Store) -> tuple[int, int] | None:
     """(earliest, latest) event time stored in spans and samples, or None when empty."""
-    return span_store.event_time_range(store.cursor())
+    return window_reads(store).event_time_range()

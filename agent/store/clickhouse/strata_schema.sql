@@ -1,0 +1,163 @@
+-- Strata's migration on top of the Collector's tables (otel_schema.sql), version 1.
+-- Hot attributes become MATERIALIZED columns: computed at insert (and on read for parts
+-- written before the migration), so the analysis scans narrow columns, not the maps.
+-- Strata's writer (rows.py) puts its enrichment in these attribute keys; spans a Collector
+-- wrote without it fall back to the GenAI semantic conventions.
+ALTER TABLE otel_traces
+    ADD COLUMN IF NOT EXISTS StrataLayer LowCardinality(String) MATERIALIZED
+        multiIf(SpanAttributes['strata.layer'] != '', SpanAttributes['strata.layer'],
+                mapContains(SpanAttributes, 'gen_ai.operation.name'), 'model',
+                mapContains(SpanAttributes, 'db.system.name')
+                    OR mapContains(SpanAttributes, 'db.system'), 'data',
+                'orchestration'),
+    ADD COLUMN IF NOT EXISTS GenAiOperation LowCardinality(String) MATERIALIZED
+        SpanAttributes['gen_ai.operation.name'],
+    ADD COLUMN IF NOT EXISTS GenAiProvider LowCardinality(String) MATERIALIZED
+        if(SpanAttributes['gen_ai.provider.name'] != '', SpanAttributes['gen_ai.provider.name'],
+           SpanAttributes['gen_ai.system']),
+    ADD COLUMN IF NOT EXISTS GenAiRequestModel LowCardinality(String) MATERIALIZED
+        SpanAttributes['gen_ai.request.model'],
+    ADD COLUMN IF NOT EXISTS GenAiResponseModel LowCardinality(String) MATERIALIZED
+        SpanAttributes['gen_ai.response.model'],
+    ADD COLUMN IF NOT EXISTS InputTokens Nullable(Int64) MATERIALIZED
+        toInt64OrNull(SpanAttributes['gen_ai.usage.input_tokens']),
+    ADD COLUMN IF NOT EXISTS OutputTokens Nullable(Int64) MATERIALIZED
+        toInt64OrNull(SpanAttributes['gen_ai.usage.output_tokens']),
+    ADD COLUMN IF NOT EXISTS CostUsd Nullable(Float64) MATERIALIZED
+        toFloat64OrNull(SpanAttributes['gen_ai.usage.cost.usd']),
+    ADD COLUMN IF NOT EXISTS EnergyWh Nullable(Float64) MATERIALIZED
+        toFloat64OrNull(SpanAttributes['strata.energy.wh']),
+    ADD COLUMN IF NOT EXISTS Co2eG Nullable(Float64) MATERIALIZED
+        toFloat64OrNull(SpanAttributes['strata.co2e.g']),
+    ADD COLUMN IF NOT EXISTS ServiceVersion LowCardinality(String) MATERIALIZED
+        ResourceAttributes['service.version'],
+    ADD COLUMN IF NOT EXISTS Team LowCardinality(String) MATERIALIZED
+        SpanAttributes['strata.team'],
+    ADD COLUMN IF NOT EXISTS Host LowCardinality(String) MATERIALIZED
+        if(SpanAttributes['strata.host'] != '', SpanAttributes['strata.host'],
+           ResourceAttributes['host.name']),
+    ADD COLUMN IF NOT EXISTS ErrorType LowCardinality(String) MATERIALIZED
+        SpanAttributes['error.type'],
+    ADD COLUMN IF NOT EXISTS ServerAddress LowCardinality(String) MATERIALIZED
+        SpanAttributes['server.address'],
+    ADD COLUMN IF NOT EXISTS StartNs Int64 MATERIALIZED toUnixTimestamp64Nano(Timestamp);
+
+ALTER TABLE otel_metrics_gauge
+    ADD COLUMN IF NOT EXISTS Canonical LowCardinality(String) MATERIALIZED
+        if(Attributes['strata.canonical'] != '', Attributes['strata.canonical'], MetricName),
+    ADD COLUMN IF NOT EXISTS StrataLayer LowCardinality(String) MATERIALIZED
+        if(Attributes['strata.layer'] != '', Attributes['strata.layer'], 'infrastructure'),
+    ADD COLUMN IF NOT EXISTS Host LowCardinality(String) MATERIALIZED
+        if(Attributes['strata.host'] != '', Attributes['strata.host'],
+           ResourceAttributes['host.name']),
+    ADD COLUMN IF NOT EXISTS Device LowCardinality(String) MATERIALIZED
+        Attributes['strata.device'],
+    ADD COLUMN IF NOT EXISTS TimeNs Int64 MATERIALIZED toUnixTimestamp64Nano(TimeUnix);
+
+ALTER TABLE otel_metrics_sum
+    ADD COLUMN IF NOT EXISTS Canonical LowCardinality(String) MATERIALIZED
+        if(Attributes['strata.canonical'] != '', Attributes['strata.canonical'], MetricName),
+    ADD COLUMN IF NOT EXISTS StrataLayer LowCardinality(String) MATERIALIZED
+        if(Attributes['strata.layer'] != '', Attributes['strata.layer'], 'infrastructure'),
+    ADD COLUMN IF NOT EXISTS Host LowCardinality(String) MATERIALIZED
+        if(Attributes['strata.host'] != '', Attributes['strata.host'],
+           ResourceAttributes['host.name']),
+    ADD COLUMN IF NOT EXISTS Device LowCardinality(String) MATERIALIZED
+        Attributes['strata.device'],
+    ADD COLUMN IF NOT EXISTS TimeNs Int64 MATERIALIZED toUnixTimestamp64Nano(TimeUnix);
+
+-- A forwarder's retry of an insert ClickHouse already stored (the acknowledgement was lost)
+-- carries the same insert_deduplication_token: keep a window of recent tokens so it is
+-- dropped. (Replicated tables deduplicate by their own window.)
+ALTER TABLE otel_traces MODIFY SETTING non_replicated_deduplication_window = 1000;
+ALTER TABLE otel_metrics_gauge MODIFY SETTING non_replicated_deduplication_window = 1000;
+
+-- Every sample point the detectors read: gauges and sums (histograms are read apart).
+-- Attributes still hold Strata's own keys: readers drop them after aggregating.
+CREATE VIEW IF NOT EXISTS strata_samples AS
+    SELECT TimeUnix, TimeNs, MetricName, Canonical, StrataLayer, MetricUnit, Value, Host,
+           Device, ServiceName, Attributes
+    FROM otel_metrics_gauge
+    UNION ALL
+    SELECT TimeUnix, TimeNs, MetricName, Canonical, StrataLayer, MetricUnit, Value, Host,
+           Device, ServiceName, Attributes
+    FROM otel_metrics_sum;
+
+-- Changes of what a service runs (the sidecar's deployments table). Replacing: two hub
+-- replicas that detect the same change store it once.
+CREATE TABLE IF NOT EXISTS strata_deployments (
+    service String,
+    time_ns Int64,
+    version Nullable(String),
+    previous_version Nullable(String),
+    model Nullable(String),
+    previous_model Nullable(String),
+    source LowCardinality(String),
+    description Nullable(String),
+    received_ns Int64
+) ENGINE = ReplacingMergeTree(received_ns)
+ORDER BY (service, time_ns, source);
+
+-- Incident state, keyed by the deterministic incident id: the latest updated_ns wins, so
+-- two analysers writing the same incident store it once (reads use FINAL).
+CREATE TABLE IF NOT EXISTS strata_incidents (
+    id String,
+    kind LowCardinality(String),
+    layer LowCardinality(String),
+    service Nullable(String),
+    host Nullable(String),
+    status LowCardinality(String),
+    severity LowCardinality(String),
+    started_ns Int64,
+    detected_ns Int64,
+    resolved_ns Nullable(Int64),
+    summary String,
+    evidence String,
+    suspected_cause Nullable(String),
+    suggestion Nullable(String),
+    updated_ns Int64
+) ENGINE = ReplacingMergeTree(updated_ns)
+ORDER BY id;
+
+-- Timelines: an event is its (incident, time, event, detail); a repeat collapses into one.
+CREATE TABLE IF NOT EXISTS strata_incident_events (
+    incident_id String,
+    time_ns Int64,
+    event LowCardinality(String),
+    detail String,
+    added_ns Int64
+) ENGINE = ReplacingMergeTree(added_ns)
+ORDER BY (incident_id, time_ns, event, detail);
+
+CREATE TABLE IF NOT EXISTS strata_meta (key String, value String, set_ns Int64)
+ENGINE = ReplacingMergeTree(set_ns) ORDER BY key;
+
+-- Hourly cost rollup (cost by team over days reads hours, not spans), filled by the view
+-- below at insert. Spans stored before the view existed (a Collector's older data) are not
+-- in it: backfill with the view's SELECT as an INSERT (docs/deploy.md).
+CREATE TABLE IF NOT EXISTS strata_cost_hourly (
+    Hour DateTime,
+    Team LowCardinality(String),
+    ServiceName LowCardinality(String),
+    Model LowCardinality(String),
+    Provider LowCardinality(String),
+    Requests UInt64,
+    Priced UInt64,
+    Usd Float64,
+    InputTokens Int64,
+    OutputTokens Int64,
+    EnergyWh Float64,
+    Co2eG Float64
+) ENGINE = SummingMergeTree
+PARTITION BY toYYYYMM(Hour)
+ORDER BY (Hour, Team, ServiceName, Model, Provider);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS strata_cost_hourly_mv TO strata_cost_hourly AS
+    SELECT toStartOfHour(Timestamp) AS Hour, Team, ServiceName,
+           if(GenAiResponseModel != '', GenAiResponseModel, GenAiRequestModel) AS Model,
+           GenAiProvider AS Provider, count() AS Requests, count(CostUsd) AS Priced,
+           sum(coalesce(CostUsd, 0)) AS Usd, sum(coalesce(InputTokens, 0)) AS InputTokens,
+           sum(coalesce(OutputTokens, 0)) AS OutputTokens,
+           sum(coalesce(EnergyWh, 0)) AS EnergyWh, sum(coalesce(Co2eG, 0)) AS Co2eG
+    FROM otel_traces
+    GROUP BY Hour, Team, ServiceName, Model, Provider;

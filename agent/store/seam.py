@@ -1,0 +1,162 @@
+"""The store seam: what the analysis reads and writes, whatever engine holds the data.
+
+``WindowReads`` are the aggregated reads behind ``window.Window`` (per bucket, per group:
+the engine aggregates, Python only shapes the grids); ``IncidentBook`` is incident state.
+DuckDB (the sidecar's file, ``DuckDBStore``) implements both here by delegating to this
+package's cursor functions; ClickHouse (``strata hub``) in ``store/clickhouse``. The
+detectors see a ``Window`` and never know which engine is under it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Protocol, runtime_checkable
+
+import duckdb
+import numpy as np
+from strata.agent.model import Deployment, Incident, IncidentEvent
+from strata.agent.store import incidents as incident_store
+from strata.agent.store import requests as request_store
+from strata.agent.store import samples as sample_store
+from strata.agent.store import spans as span_store
+from strata.agent.store.db import DuckDBStore
+from strata.agent.store.deployments import deployments_between
+
+Columns = dict[str, np.ndarray]
+
+
+class WindowReads(Protocol):
+    """Aggregated reads of one engine; columns and rows as ``strata.agent.store.spans``,
+    ``samples``, ``requests`` and ``deployments`` document them."""
+
+    def span_bucket_stats(self, *, start_ns: int, end_ns: int, bucket_ns: int,
+                          sep: str) -> Columns: ...
+    def model_bucket_usage(self, *, start_ns: int, end_ns: int, bucket_ns: int,
+                           sep: str) -> list[tuple[Any, ...]]: ...
+    def sample_bucket_stats(self, *, start_ns: int, end_ns: int, bucket_ns: int, sep: str,
+                            canonicals: Sequence[str] | None) -> Columns: ...
+    def clock_reason_fractions(self, *, start_ns: int, end_ns: int, bucket_ns: int, sep: str,
+                               mask: int) -> Columns: ...
+    def deployments_between(self, since_ns: int, until_ns: int) -> list[Deployment]: ...
+    def requests_around(self, service: str, *, change_ns: int, until_ns: int,
+                        lookback_ns: int, old_version: str | None, new_version: str | None,
+                        limit: int) -> dict[str, Any]: ...
+    def thin_requests(self, *, start_ns: int, end_ns: int,
+                      max_requests: int) -> dict[str, Any]: ...
+    def service_dependencies(self, *, start_ns: int, end_ns: int) -> list[tuple[str, str]]: ...
+    def event_time_range(self) -> tuple[int, int] | None: ...
+
+
+class IncidentBook(Protocol):
+    """Incident state inside one unit of work (a DuckDB transaction; ClickHouse inserts)."""
+
+    def get_incident(self, incident_id: str, *, with_events: bool = True) -> Incident | None: ...
+    def insert_incident(self, incident: Incident, updated_ns: int) -> None: ...
+    def update_incident(self, incident: Incident, updated_ns: int) -> None: ...
+    def add_events(self, incident_id: str, events: Iterable[IncidentEvent]) -> int: ...
+    def manually_resolved(self, incident_id: str) -> bool: ...
+    def open_incidents_between(self, since_ns: int, until_ns: int) -> list[Incident]: ...
+
+
+@runtime_checkable
+class AnalysisStore(Protocol):
+    """A store other than DuckDB that the analyzer can run on."""
+
+    def window_reads(self) -> WindowReads: ...
+    def incident_book(self) -> AbstractContextManager[IncidentBook]: ...
+
+
+Store = DuckDBStore | AnalysisStore
+
+
+class DuckDBReads:
+    """``WindowReads`` on a DuckDB store (this thread's cursor)."""
+
+    def __init__(self, store: DuckDBStore) -> None:
+        self._store = store
+
+    def span_bucket_stats(self, *, start_ns: int, end_ns: int, bucket_ns: int,
+                          sep: str) -> Columns:
+        return span_store.span_bucket_stats(self._store.cursor(), start_ns=start_ns,
+                                            end_ns=end_ns, bucket_ns=bucket_ns, sep=sep)
+
+    def model_bucket_usage(self, *, start_ns: int, end_ns: int, bucket_ns: int,
+                           sep: str) -> list[tuple[Any, ...]]:
+        return span_store.model_bucket_usage(self._store.cursor(), start_ns=start_ns,
+                                             end_ns=end_ns, bucket_ns=bucket_ns, sep=sep)
+
+    def sample_bucket_stats(self, *, start_ns: int, end_ns: int, bucket_ns: int, sep: str,
+                            canonicals: Sequence[str] | None) -> Columns:
+        return sample_store.sample_bucket_stats(
+            self._store.cursor(), start_ns=start_ns, end_ns=end_ns, bucket_ns=bucket_ns,
+            sep=sep, canonicals=canonicals)
+
+    def clock_reason_fractions(self, *, start_ns: int, end_ns: int, bucket_ns: int, sep: str,
+                               mask: int) -> Columns:
+        return sample_store.clock_reason_fractions(
+            self._store.cursor(), start_ns=start_ns, end_ns=end_ns, bucket_ns=bucket_ns,
+            sep=sep, mask=mask)
+
+    def deployments_between(self, since_ns: int, until_ns: int) -> list[Deployment]:
+        return deployments_between(self._store.cursor(), since_ns, until_ns)
+
+    def requests_around(self, service: str, *, change_ns: int, until_ns: int,
+                        lookback_ns: int, old_version: str | None, new_version: str | None,
+                        limit: int) -> dict[str, Any]:
+        return request_store.requests_around(
+            self._store.cursor(), service, change_ns=change_ns, until_ns=until_ns,
+            lookback_ns=lookback_ns, old_version=old_version, new_version=new_version,
+            limit=limit)
+
+    def thin_requests(self, *, start_ns: int, end_ns: int, max_requests: int) -> dict[str, Any]:
+        return request_store.thin_requests(self._store.cursor(), start_ns=start_ns,
+                                           end_ns=end_ns, max_requests=max_requests)
+
+    def service_dependencies(self, *, start_ns: int, end_ns: int) -> list[tuple[str, str]]:
+        return span_store.service_dependencies(self._store.cursor(), start_ns=start_ns,
+                                               end_ns=end_ns)
+
+    def event_time_range(self) -> tuple[int, int] | None:
+        return span_store.event_time_range(self._store.cursor())
+
+
+class DuckDBIncidents:
+    """``IncidentBook`` on one DuckDB transaction's cursor (``cursor`` for other writes)."""
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        self.cursor = cursor
+
+    def get_incident(self, incident_id: str, *, with_events: bool = True) -> Incident | None:
+        return incident_store.get_incident(self.cursor, incident_id, with_events=with_events)
+
+    def insert_incident(self, incident: Incident, updated_ns: int) -> None:
+        incident_store.insert_incident(self.cursor, incident, updated_ns)
+
+    def update_incident(self, incident: Incident, updated_ns: int) -> None:
+        incident_store.update_incident(self.cursor, incident, updated_ns)
+
+    def add_events(self, incident_id: str, events: Iterable[IncidentEvent]) -> int:
+        return incident_store.add_events(self.cursor, incident_id, events)
+
+    def manually_resolved(self, incident_id: str) -> bool:
+        return incident_store.manually_resolved(self.cursor, incident_id)
+
+    def open_incidents_between(self, since_ns: int, until_ns: int) -> list[Incident]:
+        return incident_store.open_incidents_between(self.cursor, since_ns, until_ns)
+
+
+def window_reads(store: Store) -> WindowReads:
+    """The aggregated reads of *store*, whichever engine it is."""
+    return DuckDBReads(store) if isinstance(store, DuckDBStore) else store.window_reads()
+
+
+@contextmanager
+def incident_book(store: Store) -> Iterator[IncidentBook]:
+    """Incident state of *store* in one unit of work (a transaction on DuckDB)."""
+    if isinstance(store, DuckDBStore):
+        with store.transaction() as cur:
+            yield DuckDBIncidents(cur)
+    else:
+        with store.incident_book() as book:
+            yield book
