@@ -14,10 +14,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import pyarrow as pa
-from strata.agent.model import Sample, SpanRecord
+from strata.agent.model import LogRecord, Sample, SpanRecord
 
 SPAN_TABLE: Final = "otel_traces"
 SAMPLE_TABLE: Final = "otel_metrics_gauge"
+LOG_TABLE: Final = "otel_logs"
 _STATUS: Final = {"ok": "Ok", "error": "Error"}  # else "Unset", as the Collector writes it
 _KIND: Final = {"internal": "Internal", "server": "Server", "client": "Client",
                 "producer": "Producer", "consumer": "Consumer"}
@@ -33,6 +34,12 @@ SAMPLE_SCHEMA: Final = pa.schema([
     ("ResourceAttributes", _MAP), ("ServiceName", pa.string()), ("MetricName", pa.string()),
     ("MetricUnit", pa.string()), ("Attributes", _MAP), ("TimeUnix", _TIME),
     ("Value", pa.float64()),
+])
+LOG_SCHEMA: Final = pa.schema([
+    ("Timestamp", _TIME), ("TraceId", pa.string()), ("SpanId", pa.string()),
+    ("SeverityText", pa.string()), ("SeverityNumber", pa.uint8()), ("ServiceName", pa.string()),
+    ("Body", pa.string()), ("ResourceAttributes", _MAP), ("LogAttributes", _MAP),
+    ("EventName", pa.string()),
 ])
 CostColumns = tuple[float | None, str | None, float | None, str | None, float | None]
 _COST_KEYS: Final = ("gen_ai.usage.cost.usd", "strata.cost.source", "strata.energy.wh",
@@ -130,3 +137,28 @@ def samples_table(samples: Sequence[Sample]) -> pa.Table:
         "TimeUnix": [s.time_unix_nano for s in samples],
         "Value": [s.value for s in samples],
     }, schema=SAMPLE_SCHEMA)
+
+
+def logs_table(logs: Sequence[LogRecord]) -> pa.Table:
+    """``otel_logs`` rows of *logs* (already redacted at ingest); a span event is marked with
+    ``strata.span_event`` and an exception's type kept as ``exception.type``."""
+    def attributes(r: LogRecord) -> list[tuple[str, str]]:
+        values: dict[str, Any] = dict(r.attributes)
+        if r.error_type is not None:
+            values["exception.type"] = r.error_type
+        if r.span_event:
+            values["strata.span_event"] = True
+        return _sorted_map(values)
+
+    return pa.Table.from_pydict({
+        "Timestamp": [r.time_unix_nano for r in logs],
+        "TraceId": [r.trace_id or "" for r in logs],
+        "SpanId": [r.span_id or "" for r in logs],
+        "SeverityText": [r.severity_text or "" for r in logs],
+        "SeverityNumber": [max(0, min(255, r.severity_number)) for r in logs],
+        "ServiceName": [r.service for r in logs],
+        "Body": ["" if r.body is None else _text(r.body) for r in logs],
+        "ResourceAttributes": [_sorted_map(r.resource) for r in logs],
+        "LogAttributes": [attributes(r) for r in logs],
+        "EventName": [r.event_name or "" for r in logs],
+    }, schema=LOG_SCHEMA)

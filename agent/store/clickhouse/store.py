@@ -15,14 +15,16 @@ from importlib import resources
 from typing import Final
 
 import pyarrow as pa
-from strata.agent.model import Deployment, Sample, SpanRecord
+from strata.agent.model import Deployment, LogRecord, Sample, SpanRecord
 from strata.agent.store.clickhouse.engine import ClickHouseError, Engine, rows
 from strata.agent.store.clickhouse.incidents import ClickHouseIncidents
 from strata.agent.store.clickhouse.reads import ClickHouseReads
 from strata.agent.store.clickhouse.rows import (
+    LOG_TABLE,
     SAMPLE_TABLE,
     SPAN_TABLE,
     CostColumns,
+    logs_table,
     samples_table,
     spans_table,
 )
@@ -87,6 +89,7 @@ class ClickHouseStore:
         *,
         received_ns: int | None = None,
         costs: Sequence[CostColumns] | None = None,
+        logs: Sequence[LogRecord] = (),
     ) -> None:
         """Insert everything; returns after ClickHouse acknowledged each insert."""
         received_ns = received_ns if received_ns is not None else time.time_ns()
@@ -94,6 +97,8 @@ class ClickHouseStore:
             self.engine.insert(SPAN_TABLE, spans_table(spans, costs))
         if samples:
             self.engine.insert(SAMPLE_TABLE, samples_table(samples))
+        if logs:
+            self.engine.insert(LOG_TABLE, logs_table(logs))
         if deployments:
             self.engine.insert("strata_deployments", pa.Table.from_pylist([{
                 "service": d.service, "time_ns": d.time_unix_nano, "version": d.version,

@@ -11,7 +11,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from strata.agent.model import Deployment, Incident, IncidentEvent, Layer, SuspectedCause
+from strata.agent.model import (
+    Deployment,
+    Incident,
+    IncidentEvent,
+    Layer,
+    LogRecord,
+    SuspectedCause,
+)
 from strata.agent.store.clickhouse.engine import ChdbEngine, ClickHouseError, HttpEngine, rows
 from strata.agent.store.clickhouse.store import ClickHouseStore
 from strata.agent.store.db import DuckDBStore
@@ -211,3 +218,19 @@ def test_cost_by_team_adds_partial_hours_to_the_hourly_rollup(chdb: ClickHouseSt
     assert chdb.cost_by_team(T0 - 20 * MIN, T0 + HOUR) == [("a", 1, 10.0)]
     assert chdb.cost_by_team(T0 + 5 * MIN, T0 + 15 * MIN) == [("a", 1, 10.0)]
     assert chdb.cost_by_team(T0 + 70 * MIN, T0 + 80 * MIN) == []
+
+
+def test_log_records_land_in_otel_logs(chdb: ClickHouseStore) -> None:
+    logs = [LogRecord(T0, "rag-api", 17, "ERROR", None, "a" * 32, "b" * 16, "boom",
+                      "TimeoutError", {"exception.message": "[redacted]"}, {"host.name": "n1"}),
+            LogRecord(T0 + MIN, "rag-api", 9, "INFO", "gen_ai.choice", span_event=True)]
+    chdb.write_batch(logs=logs)
+    got = rows(chdb.engine.query(
+        "SELECT toUnixTimestamp64Nano(Timestamp), TraceId, SpanId, SeverityText, SeverityNumber,"
+        " ServiceName, Body, EventName, LogAttributes['exception.type'],"
+        " LogAttributes['strata.span_event'], ResourceAttributes['host.name']"
+        " FROM otel_logs ORDER BY Timestamp"))
+    assert [tuple(r) for r in got] == [
+        (T0, "a" * 32, "b" * 16, "ERROR", 17, "rag-api", "boom", "", "TimeoutError", "", "n1"),
+        (T0 + MIN, "", "", "INFO", 9, "rag-api", "", "gen_ai.choice", "", "true", ""),
+    ]
