@@ -30,6 +30,9 @@ class ChangeTracker:
         self._settle_ns = settle_ns
         self._versions: dict[str, _Current] = {}
         self._models: dict[tuple[str, str], _Current] = {}
+        # What the last ``observe`` replaced, to put back when its commit fails: the
+        # deployments it found were not stored, so the same spans must find them again.
+        self._undo: list[tuple[dict[Any, _Current], Hashable, _Current | None]] = []
 
     def resume(self, versions: dict[str, tuple[str | None, int]]) -> None:
         """Start from what the store already knows (after a restart)."""
@@ -37,7 +40,17 @@ class ChangeTracker:
             if version is not None:
                 self._versions[service] = _Current(version, since_ns, {version})
 
+    def undo(self) -> None:
+        """Forget what the last ``observe`` learned (its batch was not committed)."""
+        for table, key, before in reversed(self._undo):
+            if before is None:
+                table.pop(key, None)
+            else:
+                table[key] = before
+        self._undo.clear()
+
     def observe(self, spans: Iterable[SpanRecord]) -> list[Deployment]:
+        self._undo.clear()
         changes: list[Deployment] = []
         for span in sorted(spans, key=lambda s: s.start_unix_nano):
             if span.service_version is not None:
@@ -67,12 +80,15 @@ class ChangeTracker:
         """Record *value* for *key*; return the previous value ("" for the first) on a change."""
         current = table.get(key)
         if current is None:
+            self._undo.append((table, key, None))
             table[key] = _Current(value, t_ns, {value})
             return ""
         if value == current.value or t_ns < current.since_ns:
             return None
         if value in current.seen and t_ns - current.since_ns < self._settle_ns:
             return None
+        self._undo.append((table, key, _Current(current.value, current.since_ns,
+                                                set(current.seen))))
         previous = current.value
         current.value, current.since_ns = value, t_ns
         current.seen.add(value)

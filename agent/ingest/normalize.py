@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from strata.agent import semconv
 from strata.agent.ingest.metric_names import classify_metric
@@ -24,6 +24,8 @@ from strata.agent.semconv import CONTENT_HEURISTIC_MIN_BYTES
 MAX_ATTRIBUTES = 128
 MAX_VALUE_CHARS = 64 * 1024
 CAPTURED_CONTENT_CHARS = 16 * 1024
+INT64_MIN: Final = -(1 << 63)
+INT64_MAX: Final = (1 << 63) - 1  # the store's BIGINT; OTLP times are uint64
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,15 +135,16 @@ def clean_attributes(
 
 
 def _int(value: AttributeValue) -> int | None:
-    if isinstance(value, bool):
+    """An integer column's value, or None when absent or out of the BIGINT range (a count
+    the column cannot hold must not fail the group commit it would be written in)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) < 20):
+        return None
+    number = int(value)
+    return number if INT64_MIN <= number <= INT64_MAX else None
 
 
 def _str(value: AttributeValue) -> str | None:

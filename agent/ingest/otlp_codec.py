@@ -31,7 +31,13 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from strata.agent import semconv
 from strata.agent.errors import DecodeError
-from strata.agent.ingest.normalize import IngestPolicy, clean_attributes, metric_sample, promote
+from strata.agent.ingest.normalize import (
+    INT64_MAX,
+    IngestPolicy,
+    clean_attributes,
+    metric_sample,
+    promote,
+)
 from strata.agent.model import AttributeValue, Sample, SpanRecord
 from strata.agent.protowire import SPAN_KINDS, STATUS_NAMES
 
@@ -277,8 +283,8 @@ def _span_record(
         msg = "invalid span_id (must be 8 non-zero bytes)"
         raise DecodeError(msg)
     start, end = span.start_time_unix_nano, span.end_time_unix_nano
-    if start == 0 or end < start:
-        msg = "invalid times (start must be set and end >= start)"
+    if start == 0 or end < start or end > INT64_MAX:
+        msg = "invalid times (start must be set, end >= start, both below 2^63 ns)"
         raise DecodeError(msg)
     kind = SPAN_KINDS[span.kind] if 0 <= span.kind < len(SPAN_KINDS) else "unspecified"
     cleaned = clean_attributes(attributes_of(span.attributes), policy)
@@ -350,26 +356,40 @@ def decode_metrics_request(body: bytes, *, is_json: bool) -> DecodeResult:
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 try:
-                    result.samples.extend(_metric_samples(metric, resource))
+                    result.samples.extend(_metric_samples(metric, resource, result))
                 except (DecodeError, ValueError) as exc:
                     result.reject(f"{metric.name}: {exc}")
     return result
+
+
+def _in_range(point: Any, metric: Metric, result: DecodeResult) -> bool:
+    """False (and the point rejected) when its time does not fit the store's BIGINT."""
+    if point.time_unix_nano <= INT64_MAX:
+        return True
+    result.reject(f"{metric.name}: time_unix_nano {point.time_unix_nano} is past 2^63 ns")
+    return False
 
 
 def _labels(kvs: Any) -> dict[str, str]:
     return {kv.key: str(any_value(kv.value))[:2048] for kv in kvs}
 
 
-def _metric_samples(metric: Metric, resource: Mapping[str, Any]) -> Iterator[Sample]:
+def _metric_samples(
+    metric: Metric, resource: Mapping[str, Any], result: DecodeResult
+) -> Iterator[Sample]:
     which = metric.WhichOneof("data")
     name, unit = metric.name, metric.unit
     if which in ("gauge", "sum"):
         for p in getattr(metric, which).data_points:
+            if not _in_range(p, metric, result):
+                continue
             value = p.as_double if p.WhichOneof("value") == "as_double" else float(p.as_int)
             yield metric_sample(name, value, unit, p.time_unix_nano, _labels(p.attributes),
                                 resource)
     elif which == "histogram":
         for hp in metric.histogram.data_points:
+            if not _in_range(hp, metric, result):
+                continue
             labels = _labels(hp.attributes)
             t = hp.time_unix_nano
             yield metric_sample(f"{name}.count", float(hp.count), "1", t, labels, resource)
@@ -382,6 +402,8 @@ def _metric_samples(metric: Metric, resource: Mapping[str, Any]) -> Iterator[Sam
                                         resource)
     elif which == "summary":
         for sp in metric.summary.data_points:
+            if not _in_range(sp, metric, result):
+                continue
             labels = _labels(sp.attributes)
             for qv in sp.quantile_values:
                 yield metric_sample(name, qv.value, unit, sp.time_unix_nano,

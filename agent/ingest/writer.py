@@ -25,12 +25,14 @@ import duckdb
 from strata.agent.errors import BackpressureError, StoreFailedError
 from strata.agent.ingest.changes import ChangeTracker
 from strata.agent.ingest.stats import WriterStats
+from strata.agent.logs import RateLimitedLog
 from strata.agent.model import Deployment, Sample, SpanRecord
 from strata.agent.store.db import CostColumns, DuckDBStore
 
 logger = logging.getLogger(__name__)
 
 _FATAL_TYPES = (duckdb.FatalException, duckdb.InternalException)
+COMMIT_ERROR_LOG_INTERVAL_S = 10.0
 
 
 def is_fatal_store_error(exc: BaseException) -> bool:
@@ -95,6 +97,7 @@ class BatchWriter:
         self.changes = ChangeTracker()
         self.changes.resume(store.known_versions())
         self.stats = WriterStats()
+        self._commit_errors = RateLimitedLog(logger, COMMIT_ERROR_LOG_INTERVAL_S)
 
     @property
     def queued_items(self) -> int:
@@ -172,11 +175,19 @@ class BatchWriter:
             costs = self._price(spans) if self._price is not None and spans else None
             self._store.write_batch(spans, samples, [*deployments, *detected],
                                     received_ns=self._clock(), costs=costs)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - logged (rate-limited) and returned to each request
+            self.changes.undo()
             self.stats.failed_commits += 1
-            logger.exception("commit of %d records failed", len(spans) + len(samples))
-            if is_fatal_store_error(exc):
+            fatal = is_fatal_store_error(exc)
+            if fatal:
                 self.mark_fatal(str(exc).splitlines()[0][:300])
+            elif len(batch) > 1:
+                # One request's records may be what the store refused: commit each request
+                # alone, so only that one fails and its group-mates get their 200.
+                for pending in batch:
+                    self._commit([pending])
+                return
+            self._commit_errors.error("commit of %d records failed", len(spans) + len(samples))
             for pending in batch:
                 pending.future.set_exception(exc)
             return

@@ -276,10 +276,10 @@ class DuckDBStore:
                     cur.unregister("_sample_batch")
                 for d in deployments:
                     deployment_store.insert_deployment(cur, d, received_ns)
-                cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
+            cur.execute("COMMIT")  # a failed COMMIT has ended the transaction: no ROLLBACK
 
     def add_deployment(self, deployment: Deployment) -> None:
         self.write_batch(deployments=[deployment])
@@ -292,10 +292,10 @@ class DuckDBStore:
             cur.execute("BEGIN")
             try:
                 yield cur
-                cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
+            cur.execute("COMMIT")  # a failed COMMIT has ended the transaction: no ROLLBACK
 
     def purge_older_than(self, received_before_ns: int) -> dict[str, int]:
         """Retention by age of receipt (a replay of old data is kept the full period)."""
