@@ -42,6 +42,8 @@ from strata.agent.model import AttributeValue, Sample, SpanRecord
 from strata.agent.protowire import SPAN_KINDS, STATUS_NAMES
 
 MAX_ANY_VALUE_DEPTH = 32
+_ZERO_TRACE_ID = bytes(16)
+_ZERO_SPAN_ID = bytes(8)
 _INFLATE_STEP = 1024 * 1024
 
 
@@ -119,7 +121,13 @@ _SCALAR_FIELDS = frozenset({"int_value", "double_value", "bool_value"})
 
 
 def attributes_of(kvs: Any) -> dict[str, AttributeValue]:
-    return {kv.key: any_value(kv.value) for kv in kvs}
+    out: dict[str, AttributeValue] = {}
+    for kv in kvs:
+        value = kv.value
+        # Most values are non-empty strings: one accessor instead of WhichOneof + getattr.
+        text = value.string_value
+        out[kv.key] = text if text else any_value(value)
+    return out
 
 
 @dataclass(slots=True)
@@ -276,10 +284,11 @@ def _resource_context(resource: Resource) -> _ResourceContext:
 def _span_record(
     span: Span, resource: _ResourceContext, policy: IngestPolicy, result: DecodeResult
 ) -> SpanRecord:
-    if len(span.trace_id) != 16 or not any(span.trace_id):
+    trace_id, span_id, parent_span_id = span.trace_id, span.span_id, span.parent_span_id
+    if len(trace_id) != 16 or trace_id == _ZERO_TRACE_ID:
         msg = "invalid trace_id (must be 16 non-zero bytes)"
         raise DecodeError(msg)
-    if len(span.span_id) != 8 or not any(span.span_id):
+    if len(span_id) != 8 or span_id == _ZERO_SPAN_ID:
         msg = "invalid span_id (must be 8 non-zero bytes)"
         raise DecodeError(msg)
     start, end = span.start_time_unix_nano, span.end_time_unix_nano
@@ -298,9 +307,9 @@ def _span_record(
         error_type = _exception_type(span) or "error"
     host = attributes.get(semconv.HOST_NAME)
     return SpanRecord(
-        trace_id=span.trace_id.hex(),
-        span_id=span.span_id.hex(),
-        parent_span_id=span.parent_span_id.hex() if span.parent_span_id else None,
+        trace_id=trace_id.hex(),
+        span_id=span_id.hex(),
+        parent_span_id=parent_span_id.hex() if parent_span_id else None,
         name=span.name[:1024],
         kind=kind,
         start_unix_nano=start,
