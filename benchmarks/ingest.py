@@ -116,12 +116,25 @@ def load_process(url: str, bodies: list[bytes], seconds: float, connections: int
 
 
 def rss_mib(pid: int) -> tuple[float, float]:
-    """(current, peak) resident set of *pid* in MiB."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+    """(current, peak) resident set of *pid* and its child processes (decode workers) in
+    MiB; the peak is the sum of each process's own peak (an upper bound)."""
+    current = peak = 0.0
+    for proc in (pid, *children(pid)):
+        fields = {}
+        for line in Path(f"/proc/{proc}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+        current += int(fields["VmRSS"].split()[0]) / 1024
+        peak += int(fields["VmHWM"].split()[0]) / 1024
+    return current, peak
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += [int(child), *children(int(child))]
+    return found
 
 
 def run_load(url: str, bodies: list[bytes], seconds: float, connections: int) -> dict:
@@ -148,11 +161,12 @@ def run_load(url: str, bodies: list[bytes], seconds: float, connections: int) ->
 
 
 def bench_strata(bodies: list[bytes], seconds: float, connections: int, workdir: Path,
-                 memory_limit: str | None = None) -> dict:
+                 memory_limit: str | None = None, decode_workers: int = 0) -> dict:
     otlp, api = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
     if memory_limit:
         env["STRATA_MEMORY_LIMIT"] = memory_limit
+    env["STRATA_DECODE_WORKERS"] = str(decode_workers)
     agent = subprocess.Popen(
         [sys.executable, "-m", "strata.agent.cli", "agent", "--db", str(workdir / "bench.duckdb"),
          "--otlp-port", str(otlp), "--api-port", str(api), "--log-level", "warning"],
@@ -160,11 +174,16 @@ def bench_strata(bodies: list[bytes], seconds: float, connections: int, workdir:
     )
     try:
         wait_ready(f"http://127.0.0.1:{api}/api/v1/health")
+        warm = httpx.post(f"http://127.0.0.1:{otlp}/v1/traces", content=bodies[-1], timeout=60,
+                          headers={"Content-Type": "application/x-protobuf",
+                                   "Content-Encoding": "gzip"})  # starts the decode workers
+        assert warm.status_code == 200, warm.status_code
         result = run_load(f"http://127.0.0.1:{otlp}/v1/traces", bodies, seconds, connections)
         result["rss_mib"], result["peak_rss_mib"] = rss_mib(agent.pid)
         stored = httpx.get(f"http://127.0.0.1:{api}/api/v1/health").json()["counts"]["spans"]
         result["queryable_spans"] = stored
-        result["all_acked_queryable"] = stored >= result["acked_spans"]
+        result["all_acked_queryable"] = stored >= result["acked_spans"] + SPANS_PER_BATCH
+        result["decode_workers"] = decode_workers
         return result
     finally:
         agent.terminate()
@@ -226,6 +245,8 @@ def main() -> None:
                         help="payloads generated per second of load (the most it can send)")
     parser.add_argument("--phoenix", help="path to the `phoenix` executable to run the peer")
     parser.add_argument("--memory-limit", help="the agent's [agent] memory_limit (default: auto)")
+    parser.add_argument("--decode-workers", type=int, nargs="+", default=[0],
+                        help="[agent] decode_workers; several values run one after another")
     args = parser.parse_args()
     rng = random.Random(0)
     start_ns = time.time_ns() - 3600 * 10**9
@@ -235,9 +256,12 @@ def main() -> None:
     print(f"payload: {SPANS_PER_BATCH} spans, {sum(map(len, bodies)) / len(bodies) / 1024:.0f} "
           "KiB gzip per request", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        report = {"strata": bench_strata(bodies, args.seconds, args.connections, Path(tmp),
-                                         args.memory_limit)}
-        print(json.dumps(report["strata"], indent=2), flush=True)
+        report = {}
+        for workers in args.decode_workers:
+            name = f"strata decode_workers={workers}"
+            report[name] = bench_strata(bodies, args.seconds, args.connections,
+                                        Path(tmp) / name, args.memory_limit, workers)
+            print(name, json.dumps(report[name], indent=2), flush=True)
         if args.phoenix:
             report["phoenix"] = bench_phoenix(bodies, args.seconds, args.connections, Path(tmp),
                                               args.phoenix)

@@ -15,16 +15,8 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request, Response
 from google.rpc import status_pb2
-from starlette.concurrency import run_in_threadpool
 from strata.agent.errors import BackpressureError, DecodeError
-from strata.agent.ingest.otlp_codec import (
-    BodyTooLarge,
-    DecodeResult,
-    decode_metrics_request,
-    decode_trace_request,
-    decompress,
-    encode_partial_success,
-)
+from strata.agent.ingest.otlp_codec import BodyTooLarge, encode_partial_success
 
 if TYPE_CHECKING:
     from strata.agent.runner import Agent
@@ -86,15 +78,20 @@ def build_router(agent: Agent) -> APIRouter:
     async def _handle(request: Request, encoding: str, *, as_json: bool, metrics: bool) -> Response:
         try:
             raw = await _read_body(request, limit)
-            result = await run_in_threadpool(_decode, raw, encoding, as_json, metrics)
+            decoded = await agent.decoder.decode(raw, encoding, as_json=as_json, metrics=metrics)
         except BodyTooLarge:
             stats.too_large += 1
             return _status(413, f"body over the {limit} byte limit", as_json=as_json)
         except DecodeError as exc:
             stats.bad_requests += 1
             return _status(400, str(exc)[:500], as_json=as_json)
+        except BackpressureError as exc:  # a decode worker died
+            stats.throttled += 1
+            return _status(503, str(exc), as_json=as_json, retry_after=exc.retry_after_s)
+        result = decoded.result
         try:
-            future = agent.writer.submit(result.spans, result.samples)
+            future = agent.writer.submit(result.spans, result.samples,
+                                         span_table=decoded.span_table)
             costs = await asyncio.wrap_future(future)
         except BackpressureError as exc:
             stats.throttled += 1
@@ -107,17 +104,11 @@ def build_router(agent: Agent) -> APIRouter:
         if metrics:
             stats.accepted_points += len(result.samples)
         else:
-            stats.accepted_spans += len(result.spans)
+            stats.accepted_spans += decoded.span_count
         agent.after_commit(result, costs)
         body = encode_partial_success(result.rejected, result.error_message, metrics=metrics,
                                       as_json=as_json)
         return Response(body, media_type=JSON if as_json else PROTOBUF)
-
-    def _decode(raw: bytes, encoding: str, as_json: bool, metrics: bool) -> DecodeResult:
-        body = decompress(raw, encoding, limit)
-        if metrics:
-            return decode_metrics_request(body, is_json=as_json)
-        return decode_trace_request(body, is_json=as_json, policy=agent.policy)
 
     @router.post("/v1/traces", summary="OTLP/HTTP traces")
     async def traces(request: Request) -> Response:

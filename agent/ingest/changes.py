@@ -8,14 +8,45 @@ rolling deploy do not read as hundreds of deploys. Driven by the writer thread o
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
-from strata.agent.model import Deployment, SpanRecord
+import pyarrow as pa
+from strata.agent.model import Deployment
 from strata.agent.units import MINUTE_NS
 
 SETTLE_NS = 10 * MINUTE_NS
+
+
+class SeenSpan(Protocol):
+    """What change detection reads of a span (a SpanRecord has it)."""
+
+    @property
+    def service(self) -> str: ...
+    @property
+    def service_version(self) -> str | None: ...
+    @property
+    def operation(self) -> str | None: ...
+    @property
+    def request_model(self) -> str | None: ...
+    @property
+    def start_unix_nano(self) -> int: ...
+
+
+class _Columns(NamedTuple):
+    service: str
+    service_version: str | None
+    operation: str | None
+    request_model: str | None
+    start_unix_nano: int
+
+
+def spans_seen(table: pa.Table) -> Iterator[SeenSpan]:
+    """The spans of a table in the store's columns, as change detection reads them."""
+    columns = [table[name].to_pylist() for name in
+               ("service", "service_version", "operation", "request_model", "start_ns")]
+    return map(_Columns._make, zip(*columns, strict=True))
 
 
 @dataclass(slots=True)
@@ -49,7 +80,7 @@ class ChangeTracker:
                 table[key] = before
         self._undo.clear()
 
-    def observe(self, spans: Iterable[SpanRecord]) -> list[Deployment]:
+    def observe(self, spans: Iterable[SeenSpan]) -> list[Deployment]:
         self._undo.clear()
         changes: list[Deployment] = []
         for span in sorted(spans, key=lambda s: s.start_unix_nano):

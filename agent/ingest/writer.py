@@ -22,8 +22,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import duckdb
+import pyarrow as pa
 from strata.agent.errors import BackpressureError, StoreFailedError
-from strata.agent.ingest.changes import ChangeTracker
+from strata.agent.ingest.changes import ChangeTracker, spans_seen
 from strata.agent.ingest.stats import WriterStats
 from strata.agent.logs import RateLimitedLog
 from strata.agent.model import Deployment, Sample, SpanRecord
@@ -52,11 +53,13 @@ class _Pending:
     spans: Sequence[SpanRecord]
     samples: Sequence[Sample]
     deployments: Sequence[Deployment]
+    span_table: pa.Table | None = None  # spans decoded by a worker, priced, as columns
     future: Future[Sequence[CostColumns] | None] = field(default_factory=Future)
 
     @property
     def size(self) -> int:
-        return len(self.spans) + len(self.samples) + len(self.deployments)
+        table_rows = self.span_table.num_rows if self.span_table is not None else 0
+        return len(self.spans) + table_rows + len(self.samples) + len(self.deployments)
 
 
 class BatchWriter:
@@ -113,16 +116,19 @@ class BatchWriter:
         spans: Sequence[SpanRecord] = (),
         samples: Sequence[Sample] = (),
         deployments: Sequence[Deployment] = (),
+        span_table: pa.Table | None = None,
     ) -> Future[Sequence[CostColumns] | None]:
         """Queue records; the future resolves after their COMMIT (or fails with the error).
 
-        Its result is the spans' cost columns as stored (None when nothing priced them).
+        Its result is the spans' cost columns as stored (None when nothing priced them, and
+        for a *span_table*: spans already priced, in the store's columns, from
+        ``strata.agent.ingest.decoding``).
 
         Raises:
             BackpressureError: the queue is full or the writer is closing.
             StoreFailedError: the store was invalidated by a fatal error.
         """
-        pending = _Pending(spans, samples, deployments)
+        pending = _Pending(spans, samples, deployments, span_table)
         with self._cond:
             if self.fatal_error is not None:
                 raise StoreFailedError(self.fatal_error)
@@ -169,12 +175,14 @@ class BatchWriter:
         spans = [s for p in batch for s in p.spans]
         samples = [s for p in batch for s in p.samples]
         deployments = [d for p in batch for d in p.deployments]
+        tables = [p.span_table for p in batch if p.span_table is not None]
         started = time.perf_counter()
         try:
-            detected = self.changes.observe(spans)
+            detected = self.changes.observe([*spans, *(seen for t in tables
+                                                        for seen in spans_seen(t))])
             costs = self._price(spans) if self._price is not None and spans else None
             self._store.write_batch(spans, samples, [*deployments, *detected],
-                                    received_ns=self._clock(), costs=costs)
+                                    received_ns=self._clock(), costs=costs, span_tables=tables)
         except Exception as exc:  # noqa: BLE001 - logged (rate-limited) and returned to each request
             self.changes.undo()
             self.stats.failed_commits += 1
@@ -192,7 +200,7 @@ class BatchWriter:
                 pending.future.set_exception(exc)
             return
         self.stats.commits += 1
-        self.stats.committed_spans += len(spans)
+        self.stats.committed_spans += len(spans) + sum(t.num_rows for t in tables)
         self.stats.committed_samples += len(samples)
         self.stats.last_commit_s = time.perf_counter() - started
         offset = 0

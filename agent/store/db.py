@@ -114,6 +114,12 @@ def _dump_shared(maps: list[Any], dumps: Any) -> list[str]:
     return out
 
 
+def _received_at(table: pa.Table, received_ns: int) -> pa.Table:
+    index = table.schema.get_field_index("received_ns")
+    column = pa.array([received_ns] * table.num_rows, pa.int64())
+    return table.set_column(index, _SPAN_SCHEMA.field(index), column)
+
+
 def samples_to_arrow(samples: Sequence[Sample], received_ns: int) -> pa.Table:
     return pa.Table.from_pydict(
         {
@@ -256,10 +262,17 @@ class DuckDBStore:
         *,
         received_ns: int | None = None,
         costs: Sequence[CostColumns] | None = None,
+        span_tables: Sequence[pa.Table] = (),
     ) -> None:
-        """Insert everything in one transaction; returns after COMMIT (durable in the WAL)."""
+        """Insert everything in one transaction; returns after COMMIT (durable in the WAL).
+
+        *span_tables* are more spans already in the columns of ``spans_to_arrow`` (built by
+        decode workers); their ``received_ns`` is set here.
+        """
         received_ns = received_ns if received_ns is not None else time.time_ns()
-        span_table = spans_to_arrow(spans, received_ns, costs) if spans else None
+        tables = [spans_to_arrow(spans, received_ns, costs)] if spans else []
+        tables += [_received_at(t, received_ns) for t in span_tables]
+        span_table = pa.concat_tables(tables) if len(tables) > 1 else next(iter(tables), None)
         sample_table = samples_to_arrow(samples, received_ns) if samples else None
         with self._write_lock:
             cur = self.cursor()
