@@ -39,6 +39,7 @@ from strata.exporters.build import build_exporters
 
 logger = logging.getLogger(__name__)
 
+
 class Agent:
     """One sidecar: store + writer + collectors + analysis, started and closed together.
 
