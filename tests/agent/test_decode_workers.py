@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from strata.agent.config import Settings
+from strata.agent.runner import Agent
 
 from tests.conftest import LiveAgent, launch_agent
 from tests.otlp_factory import gauge_request, genai_attributes, make_span, trace_request
@@ -99,3 +101,22 @@ def test_a_killed_worker_costs_a_503_at_most_and_the_pool_comes_back(
     assert send() == 200
     assert set(statuses) <= {200, 503}, statuses
     assert agent.get("/api/v1/health").json()["counts"]["spans"] == len(acked)
+
+
+def test_forwarding_keeps_decoding_in_the_agent(tmp_path: Path) -> None:
+    """The forwarder exports SpanRecords, which workers do not hand back: with a forward
+    endpoint configured, decode_workers is overridden to 0 (no processes are started)."""
+    settings = Settings(db=str(tmp_path / "a.duckdb"), gpu_enabled=False, host_enabled=False,
+                        decode_workers=2, forward_endpoint="http://127.0.0.1:9/v1/traces")
+    agent = Agent(settings)
+    try:
+        assert agent.exporters.records
+        assert agent.decoder.workers == 0
+    finally:
+        agent.close()
+    plain = Agent(Settings(db=str(tmp_path / "b.duckdb"), gpu_enabled=False,
+                           host_enabled=False, decode_workers=2))
+    try:
+        assert plain.decoder.workers == 2
+    finally:
+        plain.close()
