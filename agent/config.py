@@ -96,6 +96,17 @@ def _positive_int(value: object, name: str) -> int:
     return number
 
 
+def _worker_count(value: object, name: str) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 64:
+        msg = f"{name} must be an integer in 0..64, got {value!r}"
+        raise ConfigError(msg)
+    return number
+
+
 def _fraction(value: object, name: str) -> float:
     number = _positive_float(value, name)
     if number >= 1:
@@ -164,6 +175,7 @@ class Settings:
     capture_content: bool = False
     max_body_bytes: int = 20 * 1024**2
     max_queue_spans: int = 200_000
+    decode_workers: int = 0  # processes decoding trace bodies; 0: a thread of the agent
     read_header_timeout_s: float = 10.0
     memory_limit_bytes: int | None = None  # DuckDB's; None: from the container (agent/memory.py)
     retention_days: float = 30.0
@@ -209,6 +221,7 @@ _SCALARS: dict[tuple[str, str], tuple[str, Callable[[object, str], Any]]] = {
     ("agent", "capture_content"): ("capture_content", _bool),
     ("agent", "max_body"): ("max_body_bytes", parse_size_bytes),
     ("agent", "max_queue_spans"): ("max_queue_spans", _positive_int),
+    ("agent", "decode_workers"): ("decode_workers", _worker_count),
     ("agent", "read_header_timeout"): ("read_header_timeout_s", parse_duration_s),
     ("agent", "memory_limit"): ("memory_limit_bytes", _size_or_auto),
     ("agent", "retention_days"): ("retention_days", _positive_float),

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, cast
 from strata.agent.analysis.analyzer import AnalysisReport, Analyzer
 from strata.agent.config import Settings
 from strata.agent.errors import StoreError
+from strata.agent.ingest.decoding import Decoder
 from strata.agent.ingest.normalize import IngestPolicy
 from strata.agent.ingest.otlp_codec import DecodeResult
 from strata.agent.ingest.stats import ReceiverStats
@@ -47,6 +48,7 @@ class Hub:
         self.prices = PriceTable.load(settings.pricing_file)
         self.store = ClickHouseStore(open_engine(clickhouse, database))
         self.policy = IngestPolicy(salt=self.store.salt, capture_content=settings.capture_content)
+        self.decoder = Decoder(self.policy, settings.max_body_bytes)  # in a thread: no pricing
         # BatchWriter needs write_batch and known_versions, which ClickHouseStore has
         self.writer = BatchWriter(cast("DuckDBStore", self.store),
                                   max_queue_items=settings.max_queue_spans)
@@ -92,4 +94,5 @@ class Hub:
         if self._thread is not None:
             self._thread.join(30)
         self.writer.close()
+        self.decoder.close()
         self.store.close()

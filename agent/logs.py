@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -37,3 +39,32 @@ def dropped_records() -> int:
     """Records dropped so far by the root logger's counting handlers."""
     return sum(h.dropped for h in logging.getLogger().handlers
                if isinstance(h, CountingStreamHandler))
+
+
+class RateLimitedLog:
+    """One log line per *interval_s* for a recurring error, with the count of those it held
+    back: a full disk fails every commit, and the log may sit on that same full volume
+    (RELIABILITY F4). The first line of each interval carries the traceback."""
+
+    def __init__(self, logger: logging.Logger, interval_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._logger = logger
+        self._interval_s = interval_s
+        self._clock = clock
+        self._last: float | None = None
+        self._held_back = 0
+        self._lock = threading.Lock()
+
+    def error(self, message: str, *args: object, exc_info: bool = True) -> bool:
+        """Log *message* (``%`` args) unless one was logged within the interval; True if
+        logged."""
+        now = self._clock()
+        with self._lock:
+            if self._last is not None and now - self._last < self._interval_s:
+                self._held_back += 1
+                return False
+            held_back, self._held_back, self._last = self._held_back, 0, now
+        if held_back:
+            message += f" (and {held_back} more since the last such line)"
+        self._logger.error(message, *args, exc_info=exc_info)
+        return True

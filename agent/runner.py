@@ -20,6 +20,7 @@ from strata.agent.config import Settings
 from strata.agent.finops.budgets import budget_alerts, check_budgets
 from strata.agent.finops.gpu import apply_gpu_attribution, pending_gpu_window
 from strata.agent.finops.report import ROLLUP_SLACK_NS, refresh_cost_rollup
+from strata.agent.ingest.decoding import Decoder
 from strata.agent.ingest.normalize import IngestPolicy
 from strata.agent.ingest.otlp_codec import DecodeResult
 from strata.agent.ingest.stats import ReceiverStats
@@ -29,7 +30,7 @@ from strata.agent.store.db import CostColumns, DuckDBStore
 from strata.agent.store.incidents import get_incident, insert_incident
 from strata.agent.store.memory import container_limit_bytes, duckdb_limit_bytes
 from strata.agent.units import DAY_NS
-from strata.analytics.attribution import gpu_keys_of, span_cost
+from strata.analytics.attribution import IngestPricer
 from strata.analytics.pricing import PriceTable
 from strata.collectors.build import build_collectors
 from strata.collectors.scheduler import CollectorScheduler, PollReport
@@ -37,8 +38,6 @@ from strata.exporters.base import Records
 from strata.exporters.build import build_exporters
 
 logger = logging.getLogger(__name__)
-
-_UNPRICED: CostColumns = (None, None, None, None, None)
 
 
 class Agent:
@@ -57,9 +56,15 @@ class Agent:
         self.store = DuckDBStore(settings.db, memory_limit_bytes=duckdb_limit_bytes(
             settings.memory_limit_bytes, container_limit_bytes()))
         self.policy = IngestPolicy(salt=self.store.salt, capture_content=settings.capture_content)
+        self._pricer = IngestPricer(self.prices, settings.carbon_pue,
+                                    settings.carbon_grid_gco2e_per_kwh)
         self.writer = BatchWriter(self.store, max_queue_items=settings.max_queue_spans,
                                   price=self.price_at_ingest, clock=clock)
         self.exporters = build_exporters(settings, price=self.price_at_ingest)
+        # Worker processes hand over Arrow columns, not SpanRecords: a records exporter
+        # (forwarding) needs the records, so with one configured bodies decode here.
+        self.decoder = Decoder(self.policy, settings.max_body_bytes, price=self._pricer,
+                               workers=0 if self.exporters.records else settings.decode_workers)
         self.analyzer = Analyzer(self.store, price=self._token_rates, scoring=SeriesScoring(
             threshold=settings.anomaly_threshold, max_series=settings.anomaly_max_series))
         self._finops_received_ns = 0
@@ -77,22 +82,8 @@ class Agent:
         logger.info("prompt capture: %s", "ON" if settings.capture_content else "OFF")
 
     def price_at_ingest(self, spans: Sequence[SpanRecord]) -> list[CostColumns]:
-        """Token cost and estimated energy of hosted-API spans, known as soon as they arrive.
-
-        Spans that ran on a local GPU are left unpriced here: their GPU-time cost and measured
-        energy need the GPU's samples and are filled in by analysis.
-        """
-        columns: list[CostColumns] = []
-        settings = self.settings
-        for span in spans:
-            if span.model is None or gpu_keys_of(span):
-                columns.append(_UNPRICED)
-                continue
-            cost = span_cost(span, prices=self.prices, pue=settings.carbon_pue,
-                             grid_gco2e_per_kwh=settings.carbon_grid_gco2e_per_kwh)
-            columns.append((cost.usd, cost.usd_source, cost.energy_wh, cost.energy_source,
-                            cost.co2e_g))
-        return columns
+        """Token cost and estimated energy of hosted-API spans (``IngestPricer``)."""
+        return self._pricer(spans)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -116,6 +107,7 @@ class Agent:
         for thread in reversed(self._threads):
             thread.join(timeout=10)
         self.writer.close()
+        self.decoder.close()
         for exporter in self.exporters.all:
             exporter.shutdown()
         self.store.close()

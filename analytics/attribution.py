@@ -32,6 +32,7 @@ from typing import Literal, TypeAlias
 
 import numpy as np
 from strata.agent.model import Sample, SpanId, SpanRecord, TraceId
+from strata.agent.store.db import CostColumns
 from strata.agent.units import NS_PER_S
 from strata.analytics.pricing import (
     ModelPrice,
@@ -50,6 +51,7 @@ __all__ = [
     "GPUEnergy",
     "GPUKey",
     "GPUSweep",
+    "IngestPricer",
     "RequestMetrics",
     "SpanCost",
     "SpanEnergy",
@@ -551,3 +553,29 @@ def _running(values_sorted: np.ndarray, keys_sorted: np.ndarray, at: np.ndarray)
     running = np.concatenate([[0.0], np.cumsum(values_sorted)])
     out: np.ndarray = running[np.searchsorted(keys_sorted, at, "right")]
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class IngestPricer:
+    """Token cost and estimated energy of hosted-API spans, known as soon as they arrive.
+
+    Spans that ran on a local GPU are left unpriced here: their GPU-time cost and measured
+    energy need the GPU's samples and are filled in by analysis. Picklable: the decode
+    workers (``strata.agent.ingest.decoding``) price the spans they decode.
+    """
+
+    prices: PriceTable
+    pue: float
+    grid_gco2e_per_kwh: float
+
+    def __call__(self, spans: Sequence[SpanRecord]) -> list[CostColumns]:
+        columns: list[CostColumns] = []
+        for span in spans:
+            if span.model is None or gpu_keys_of(span):
+                columns.append((None, None, None, None, None))
+                continue
+            cost = span_cost(span, prices=self.prices, pue=self.pue,
+                             grid_gco2e_per_kwh=self.grid_gco2e_per_kwh)
+            columns.append((cost.usd, cost.usd_source, cost.energy_wh, cost.energy_source,
+                            cost.co2e_g))
+        return columns

@@ -35,7 +35,11 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.otlp_factory import make_span, trace_request  # noqa: E402
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (  # noqa: E402
+    ExportMetricsServiceRequest,
+)
+
+from tests.otlp_factory import key_values, make_span, trace_request  # noqa: E402
 
 SPANS_PER_BATCH = 512
 MODELS = ("gpt-4o", "gpt-4o-mini", "claude-sonnet-4-5", "llama-3.1-70b")
@@ -86,6 +90,31 @@ def realistic_batch(rng: random.Random, start_ns: int) -> bytes:
     return gzip.compress(trace_request(spans[:SPANS_PER_BATCH], resource).SerializeToString(), 5)
 
 
+DCGM_GAUGES = ("DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE",
+               "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_SM_CLOCK", "DCGM_FI_DEV_MEM_COPY_UTIL",
+               "vllm:num_requests_running", "vllm:gpu_cache_usage_perc")
+
+
+def metrics_batch(rng: random.Random, time_ns: int) -> bytes:
+    """512 gauge points (8 hosts x 8 GPUs x 8 DCGM/vLLM metrics) with their usual labels, as
+    a DCGM exporter scraped by a Collector pushes them."""
+    request = ExportMetricsServiceRequest()
+    for host in range(8):
+        rm = request.resource_metrics.add()
+        rm.resource.attributes.extend(key_values({"service.name": "dcgm-exporter",
+                                                  "host.name": f"node-{host}"}))
+        scope = rm.scope_metrics.add()
+        for name in DCGM_GAUGES:
+            metric = scope.metrics.add(name=name)
+            for gpu in range(8):
+                metric.gauge.data_points.add(
+                    time_unix_nano=time_ns, as_double=rng.uniform(0, 100),
+                    attributes=key_values({"gpu": str(gpu), "UUID": f"GPU-{host}-{gpu}",
+                                           "Hostname": f"node-{host}",
+                                           "modelName": "NVIDIA H100 80GB HBM3"}))
+    return gzip.compress(request.SerializeToString(), 5)
+
+
 def load_process(url: str, bodies: list[bytes], seconds: float, connections: int,
                  out: mp.Queue) -> None:  # type: ignore[type-arg]
     """Post each body once, in order, over *connections* keep-alive clients until the deadline
@@ -116,12 +145,25 @@ def load_process(url: str, bodies: list[bytes], seconds: float, connections: int
 
 
 def rss_mib(pid: int) -> tuple[float, float]:
-    """(current, peak) resident set of *pid* in MiB."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+    """(current, peak) resident set of *pid* and its child processes (decode workers) in
+    MiB; the peak is the sum of each process's own peak (an upper bound)."""
+    current = peak = 0.0
+    for proc in (pid, *children(pid)):
+        fields = {}
+        for line in Path(f"/proc/{proc}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+        current += int(fields["VmRSS"].split()[0]) / 1024
+        peak += int(fields["VmHWM"].split()[0]) / 1024
+    return current, peak
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += [int(child), *children(int(child))]
+    return found
 
 
 def run_load(url: str, bodies: list[bytes], seconds: float, connections: int) -> dict:
@@ -135,11 +177,13 @@ def run_load(url: str, bodies: list[bytes], seconds: float, connections: int) ->
 
 
 def bench_strata(bodies: list[bytes], seconds: float, connections: int, workdir: Path,
-                 memory_limit: str | None = None) -> dict:
+                 memory_limit: str | None = None, decode_workers: int = 0,
+                 signal: str = "traces") -> dict:
     otlp, api = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
     if memory_limit:
         env["STRATA_MEMORY_LIMIT"] = memory_limit
+    env["STRATA_DECODE_WORKERS"] = str(decode_workers)
     agent = subprocess.Popen(
         [sys.executable, "-m", "strata.agent.cli", "agent", "--db", str(workdir / "bench.duckdb"),
          "--otlp-port", str(otlp), "--api-port", str(api), "--otlp-grpc-port", "0",
@@ -148,11 +192,17 @@ def bench_strata(bodies: list[bytes], seconds: float, connections: int, workdir:
     )
     try:
         wait_ready(f"http://127.0.0.1:{api}/api/v1/health")
-        result = run_load(f"http://127.0.0.1:{otlp}/v1/traces", bodies, seconds, connections)
+        warm = httpx.post(f"http://127.0.0.1:{otlp}/v1/{signal}", content=bodies[-1], timeout=60,
+                          headers={"Content-Type": "application/x-protobuf",
+                                   "Content-Encoding": "gzip"})  # starts the decode workers
+        assert warm.status_code == 200, warm.status_code
+        result = run_load(f"http://127.0.0.1:{otlp}/v1/{signal}", bodies, seconds, connections)
         result["rss_mib"], result["peak_rss_mib"] = rss_mib(agent.pid)
-        stored = httpx.get(f"http://127.0.0.1:{api}/api/v1/health").json()["counts"]["spans"]
+        counts = httpx.get(f"http://127.0.0.1:{api}/api/v1/health").json()["counts"]
+        stored = counts["spans" if signal == "traces" else "samples"]
         result["queryable_spans"] = stored
-        result["all_acked_queryable"] = stored >= result["acked_spans"]
+        result["all_acked_queryable"] = stored >= result["acked_spans"] + SPANS_PER_BATCH
+        result["decode_workers"] = decode_workers
         return result
     finally:
         agent.terminate()
@@ -302,22 +352,33 @@ def main() -> None:
     parser.add_argument("--memory-limit", help="the agent's [agent] memory_limit (default: auto)")
     parser.add_argument("--grpc", action="store_true",
                         help="also send the same payloads over OTLP/gRPC to a fresh agent")
+    parser.add_argument("--metrics", action="store_true",
+                        help="post 512-point metrics batches to /v1/metrics instead of spans "
+                             "(the figures named spans are then points)")
+    parser.add_argument("--decode-workers", type=int, nargs="+", default=[0],
+                        help="[agent] decode_workers; several values run one after another")
     args = parser.parse_args()
     rng = random.Random(0)
     start_ns = time.time_ns() - 3600 * 10**9
     count = int(args.seconds * args.rate)
     print(f"generating {count} payloads ...", flush=True)
-    bodies = [realistic_batch(rng, start_ns + k * 10**9 // int(args.rate)) for k in range(count)]
+    batch = metrics_batch if args.metrics else realistic_batch
+    bodies = [batch(rng, start_ns + k * 10**9 // int(args.rate)) for k in range(count)]
     print(f"payload: {SPANS_PER_BATCH} spans, {sum(map(len, bodies)) / len(bodies) / 1024:.0f} "
           "KiB gzip per request", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        report = {"strata": bench_strata(bodies, args.seconds, args.connections, Path(tmp),
-                                         args.memory_limit)}
-        print(json.dumps(report["strata"], indent=2), flush=True)
+        report = {}
+        for workers in args.decode_workers:
+            name = f"strata decode_workers={workers}"
+            report[name] = bench_strata(bodies, args.seconds, args.connections,
+                                        Path(tmp) / name, args.memory_limit, workers,
+                                        "metrics" if args.metrics else "traces")
+            print(name, json.dumps(report[name], indent=2), flush=True)
         if args.grpc:
-            report["strata_grpc"] = bench_grpc(bodies, args.seconds, args.connections, Path(tmp))
-            print(json.dumps(report["strata_grpc"], indent=2), flush=True)
-            http, grpc_ = report["strata"], report["strata_grpc"]
+            http = report[f"strata decode_workers={args.decode_workers[0]}"]
+            report["strata_grpc"] = grpc_ = bench_grpc(bodies, args.seconds, args.connections,
+                                                       Path(tmp))
+            print(json.dumps(grpc_, indent=2), flush=True)
             print(f"gRPC/HTTP spans/s {grpc_['spans_per_s'] / http['spans_per_s']:.2f}, "
                   f"p99 {grpc_['p99_ms'] / http['p99_ms']:.2f}", flush=True)
         if args.phoenix:

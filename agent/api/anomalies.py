@@ -13,7 +13,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query
-from strata.agent.api.render import parse_time, rfc3339
+from strata.agent.api.render import count_query, number_query, parse_time, rfc3339
 from strata.agent.store.anomalies import list_anomalies
 
 if TYPE_CHECKING:
@@ -31,10 +31,10 @@ def build_router(agent: Agent) -> APIRouter:
         host: str | None = None,
         layer: str | None = Query(None, pattern=_LAYERS),
         signal: str | None = None,
-        min_score: float = Query(0.0, ge=0.0, le=1.0),
+        min_score: float = number_query(0.0, ge=0.0, le=1.0),
         since: str | None = None,
         until: str | None = None,
-        limit: int = Query(200, ge=1, le=5000),
+        limit: int = count_query(200, le=5000),
     ) -> dict[str, Any]:
         """Scored anomalies (bucket, series, value, score), filtered; newest first."""
         rows = list_anomalies(

@@ -10,10 +10,14 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Final
 
-from fastapi import APIRouter, HTTPException, Query, Request
-from strata.agent.api.render import rfc3339, time_range
-from strata.agent.config import parse_duration_s
-from strata.agent.errors import ConfigError
+from fastapi import APIRouter, HTTPException, Request
+from strata.agent.api.render import (
+    count_query,
+    number_query,
+    parse_duration_ns,
+    rfc3339,
+    time_range,
+)
 from strata.agent.finops.budgets import check_budgets
 from strata.agent.finops.coverage import coverage, unattributed
 from strata.agent.finops.reads import gpu_hours, model_profiles
@@ -26,6 +30,8 @@ if TYPE_CHECKING:
     from strata.agent.runner import Agent
 
 MAX_BUCKETS: Final = 10_000
+MAX_HOURS: Final = 1_000_000  # over a century of GPU hours
+MAX_TOKENS: Final = 1_000_000_000
 FILTER_PARAMS: Final = ("service", "team", "model", "provider", "host", "operation", "user")
 _HIDDEN: Final = frozenset({"token_energy_wh", "token_energy_tokens"})
 
@@ -62,10 +68,7 @@ def build_router(agent: Agent) -> APIRouter:
         since_ns, until_ns = time_range(agent, since, until)
         bucket_ns = None
         if bucket:
-            try:
-                bucket_ns = int(parse_duration_s(bucket, "bucket") * NS_PER_S)
-            except ConfigError as exc:
-                raise HTTPException(400, str(exc)) from None
+            bucket_ns = parse_duration_ns(bucket, "bucket")
             if (until_ns - since_ns) // bucket_ns > MAX_BUCKETS:
                 raise HTTPException(400, f"more than {MAX_BUCKETS} buckets; use a larger bucket")
         try:
@@ -100,11 +103,11 @@ def build_router(agent: Agent) -> APIRouter:
     def rightsizing(
         since: str | None = None,
         until: str | None = None,
-        idle_below_pct: float = Query(5.0, ge=0, le=100),
-        underused_below_pct: float = Query(30.0, ge=0, le=100),
-        min_hours: int = Query(2, ge=1),
-        max_input_tokens: int = Query(2000, ge=1),
-        max_output_tokens: int = Query(256, ge=1),
+        idle_below_pct: float = number_query(5.0, ge=0, le=100),
+        underused_below_pct: float = number_query(30.0, ge=0, le=100),
+        min_hours: int = count_query(2, le=MAX_HOURS),
+        max_input_tokens: int = count_query(2000, le=MAX_TOKENS),
+        max_output_tokens: int = count_query(256, le=MAX_TOKENS),
     ) -> dict[str, Any]:
         """Rightsizing findings: idle or under-used GPUs (USD and Wh wasted) and requests a
         cheaper model of the same family could serve, with the estimated saving."""

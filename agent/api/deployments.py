@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
-from strata.agent.api.render import parse_time, rfc3339
+from strata.agent.api.render import count_query, parse_time, rfc3339
 from strata.agent.model import Deployment
 from strata.agent.store.deployments import list_deployments
 
@@ -39,7 +39,7 @@ def build_router(agent: Agent) -> APIRouter:
         service: str | None = None,
         since: str | None = None,
         until: str | None = None,
-        limit: int = Query(500, ge=1, le=5000),
+        limit: int = count_query(500, le=5000),
     ) -> dict[str, Any]:
         """Deployments: explicit markers and changes of service.version or model detected in
         the data."""

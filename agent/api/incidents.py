@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query
 from pydantic import BaseModel, Field
-from strata.agent.api.render import parse_time, rfc3339
+from strata.agent.api.render import count_query, parse_time, rfc3339
 from strata.agent.model import incident_json
 from strata.agent.store import incidents as db
 
@@ -41,7 +41,7 @@ def build_router(agent: Agent) -> APIRouter:
         kind: str | None = None,
         since: str | None = None,
         until: str | None = None,
-        limit: int = Query(500, ge=1, le=5000),
+        limit: int = count_query(500, le=5000),
     ) -> dict[str, Any]:
         """Incidents, filtered by status, service, kind and time."""
         rows = db.list_incidents(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from strata.agent.api.render import rfc3339, time_range
+from strata.agent.api.render import count_query, rfc3339, time_range
 from strata.agent.model import Layer
 from strata.agent.store.samples import metric_series
 from strata.agent.units import HOUR_NS
@@ -34,12 +34,12 @@ def build_router(agent: Agent) -> APIRouter:
         name: str | None = None,
         since: str | None = None,
         until: str | None = None,
-        limit: int = Query(1000, ge=1, le=10_000),
+        limit: int = count_query(1000, le=10_000),
     ) -> dict[str, Any]:
         """Stored metric series by layer, name (as received or canonical), time and labels."""
         if since is None:
             _, until_ns = time_range(agent, None, until)
-            since_ns = until_ns - DEFAULT_RANGE_NS
+            since_ns = max(0, until_ns - DEFAULT_RANGE_NS)
         else:
             since_ns, until_ns = time_range(agent, since, until)
         labels = {k: v for k, v in request.query_params.items() if k not in RESERVED}

@@ -13,9 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, HTTPException, Query
-from strata.agent.api.render import rfc3339, time_range
-from strata.agent.config import parse_duration_s
-from strata.agent.errors import ConfigError
+from strata.agent.api.render import count_query, parse_duration_ns, rfc3339, time_range
 from strata.agent.store.samples import bucketed_samples
 from strata.agent.store.spans import service_span_series, service_targets
 from strata.agent.units import HOUR_NS, NS_PER_S
@@ -57,18 +55,15 @@ def build_router(agent: Agent) -> APIRouter:
         since: str | None = None,
         until: str | None = None,
         step: str = Query("5m"),
-        top: int = Query(10, ge=1, le=100),
+        top: int = count_query(10, le=100),
     ) -> dict[str, Any]:
         """The five layers' key signals for one service on one time axis (what else moved?)."""
         if since is None:
             _, until_ns = time_range(agent, None, until)
-            since_ns = until_ns - DEFAULT_RANGE_NS
+            since_ns = max(0, until_ns - DEFAULT_RANGE_NS)
         else:
             since_ns, until_ns = time_range(agent, since, until)
-        try:
-            step_ns = int(parse_duration_s(step, "step") * NS_PER_S)
-        except ConfigError as exc:
-            raise HTTPException(400, str(exc)) from None
+        step_ns = parse_duration_ns(step, "step")
         first = since_ns - since_ns % step_ns
         times = list(range(first, until_ns, step_ns))
         if len(times) > MAX_STEPS:

@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, HTTPException, Query
-from strata.agent.api.render import parse_time, rfc3339
+from strata.agent.api.render import MAX_NS, count_query, number_query, parse_time, rfc3339
 from strata.agent.finops.coverage import energy_label
 from strata.agent.store.logs import trace_logs
 from strata.agent.store.spans import list_traces, trace_spans
@@ -52,10 +52,10 @@ def build_router(agent: Agent) -> APIRouter:
         service: str | None = None,
         model: str | None = None,
         status: str | None = Query(None, pattern="^(ok|error|unset)$"),
-        min_duration_ms: float | None = Query(None, ge=0),
+        min_duration_ms: float | None = number_query(None, ge=0, le=MAX_NS / NS_PER_MS),
         since: str | None = None,
         until: str | None = None,
-        limit: int = Query(100, ge=1, le=1000),
+        limit: int = count_query(100, le=1000),
     ) -> dict[str, Any]:
         """Trace summaries, newest first, filtered by service, model, status, minimum duration
         and time."""

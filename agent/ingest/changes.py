@@ -8,14 +8,45 @@ rolling deploy do not read as hundreds of deploys. Driven by the writer thread o
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
-from strata.agent.model import Deployment, SpanRecord
+import pyarrow as pa
+from strata.agent.model import Deployment
 from strata.agent.units import MINUTE_NS
 
 SETTLE_NS = 10 * MINUTE_NS
+
+
+class SeenSpan(Protocol):
+    """What change detection reads of a span (a SpanRecord has it)."""
+
+    @property
+    def service(self) -> str: ...
+    @property
+    def service_version(self) -> str | None: ...
+    @property
+    def operation(self) -> str | None: ...
+    @property
+    def request_model(self) -> str | None: ...
+    @property
+    def start_unix_nano(self) -> int: ...
+
+
+class _Columns(NamedTuple):
+    service: str
+    service_version: str | None
+    operation: str | None
+    request_model: str | None
+    start_unix_nano: int
+
+
+def spans_seen(table: pa.Table) -> Iterator[SeenSpan]:
+    """The spans of a table in the store's columns, as change detection reads them."""
+    columns = [table[name].to_pylist() for name in
+               ("service", "service_version", "operation", "request_model", "start_ns")]
+    return map(_Columns._make, zip(*columns, strict=True))
 
 
 @dataclass(slots=True)
@@ -30,6 +61,9 @@ class ChangeTracker:
         self._settle_ns = settle_ns
         self._versions: dict[str, _Current] = {}
         self._models: dict[tuple[str, str], _Current] = {}
+        # What the last ``observe`` replaced, to put back when its commit fails: the
+        # deployments it found were not stored, so the same spans must find them again.
+        self._undo: list[tuple[dict[Any, _Current], Hashable, _Current | None]] = []
 
     def resume(self, versions: dict[str, tuple[str | None, int]]) -> None:
         """Start from what the store already knows (after a restart)."""
@@ -37,7 +71,17 @@ class ChangeTracker:
             if version is not None:
                 self._versions[service] = _Current(version, since_ns, {version})
 
-    def observe(self, spans: Iterable[SpanRecord]) -> list[Deployment]:
+    def undo(self) -> None:
+        """Forget what the last ``observe`` learned (its batch was not committed)."""
+        for table, key, before in reversed(self._undo):
+            if before is None:
+                table.pop(key, None)
+            else:
+                table[key] = before
+        self._undo.clear()
+
+    def observe(self, spans: Iterable[SeenSpan]) -> list[Deployment]:
+        self._undo.clear()
         changes: list[Deployment] = []
         for span in sorted(spans, key=lambda s: s.start_unix_nano):
             if span.service_version is not None:
@@ -67,12 +111,15 @@ class ChangeTracker:
         """Record *value* for *key*; return the previous value ("" for the first) on a change."""
         current = table.get(key)
         if current is None:
+            self._undo.append((table, key, None))
             table[key] = _Current(value, t_ns, {value})
             return ""
         if value == current.value or t_ns < current.since_ns:
             return None
         if value in current.seen and t_ns - current.since_ns < self._settle_ns:
             return None
+        self._undo.append((table, key, _Current(current.value, current.since_ns,
+                                                set(current.seen))))
         previous = current.value
         current.value, current.since_ns = value, t_ns
         current.seen.add(value)

@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from strata.agent import semconv
 from strata.agent.ingest.metric_names import classify_metric
@@ -24,6 +24,8 @@ from strata.agent.semconv import CONTENT_HEURISTIC_MIN_BYTES
 MAX_ATTRIBUTES = 128
 MAX_VALUE_CHARS = 64 * 1024
 CAPTURED_CONTENT_CHARS = 16 * 1024
+INT64_MIN: Final = -(1 << 63)
+INT64_MAX: Final = (1 << 63) - 1  # the store's BIGINT; OTLP times are uint64
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +38,7 @@ class IngestPolicy:
     max_value_chars: int = MAX_VALUE_CHARS
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built for every span, and frozen __init__ costs 2x
 class PromotedFields:
     operation: str | None
     provider: str | None
@@ -106,15 +108,19 @@ def clean_attributes(
     out: dict[str, AttributeValue] = {}
     dropped = failures = 0
     max_chars = policy.max_value_chars
+    max_attributes = policy.max_attributes
+    cached = _key_cache.get
     for original, value in attributes.items():
-        key, is_content = _classify_key(original)
+        key, is_content = cached(original) or _classify_key(original)
         if key != original and key in attributes:
             continue  # the canonical key is present too; it wins
-        if isinstance(value, str) and len(value) > CONTENT_HEURISTIC_MIN_BYTES:
-            is_content = is_content or semconv.is_content_key(key, value)
-            if len(value) > max_chars and not is_content:
-                value = value[:max_chars]
-        elif not is_content and isinstance(value, list | dict):
+        value_type = type(value)
+        if value_type is str:
+            if len(value) > CONTENT_HEURISTIC_MIN_BYTES:  # type: ignore[arg-type]
+                is_content = is_content or semconv.is_content_key(key, value)
+                if len(value) > max_chars and not is_content:  # type: ignore[arg-type]
+                    value = value[:max_chars]  # type: ignore[index]
+        elif not is_content and (value_type is list or value_type is dict):
             is_content = _structured_content(value)
         if is_content:
             if not policy.capture_content:
@@ -125,7 +131,7 @@ def clean_attributes(
                     continue
             elif isinstance(value, str) and len(value) > CAPTURED_CONTENT_CHARS:
                 value = value[:CAPTURED_CONTENT_CHARS]
-        if len(out) >= policy.max_attributes and key not in out:
+        if len(out) >= max_attributes and key not in out:
             dropped += 1
             continue
         out[key] = value
@@ -133,18 +139,21 @@ def clean_attributes(
 
 
 def _int(value: AttributeValue) -> int | None:
-    if isinstance(value, bool):
+    """An integer column's value, or None when absent or out of the BIGINT range (a count
+    the column cannot hold must not fail the group commit it would be written in)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) < 20):
+        return None
+    number = int(value)
+    return number if INT64_MIN <= number <= INT64_MAX else None
 
 
 def _str(value: AttributeValue) -> str | None:
+    if type(value) is str:
+        return value
     if value is None or isinstance(value, list | dict):
         return None
     return str(value)

@@ -31,11 +31,19 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from strata.agent import semconv
 from strata.agent.errors import DecodeError
-from strata.agent.ingest.normalize import IngestPolicy, clean_attributes, metric_sample, promote
+from strata.agent.ingest.normalize import (
+    INT64_MAX,
+    IngestPolicy,
+    clean_attributes,
+    metric_sample,
+    promote,
+)
 from strata.agent.model import AttributeValue, LogRecord, Sample, SpanRecord
 from strata.agent.protowire import SPAN_KINDS, STATUS_NAMES
 
 MAX_ANY_VALUE_DEPTH = 32
+_ZERO_TRACE_ID = bytes(16)
+_ZERO_SPAN_ID = bytes(8)
 _INFLATE_STEP = 1024 * 1024
 
 
@@ -113,7 +121,13 @@ _SCALAR_FIELDS = frozenset({"int_value", "double_value", "bool_value"})
 
 
 def attributes_of(kvs: Any) -> dict[str, AttributeValue]:
-    return {kv.key: any_value(kv.value) for kv in kvs}
+    out: dict[str, AttributeValue] = {}
+    for kv in kvs:
+        value = kv.value
+        # Most values are non-empty strings: one accessor instead of WhichOneof + getattr.
+        text = value.string_value
+        out[kv.key] = text if text else any_value(value)
+    return out
 
 
 @dataclass(slots=True)
@@ -275,15 +289,16 @@ def _resource_context(resource: Resource) -> _ResourceContext:
 def _span_record(
     span: Span, resource: _ResourceContext, policy: IngestPolicy, result: DecodeResult
 ) -> SpanRecord:
-    if len(span.trace_id) != 16 or not any(span.trace_id):
+    trace_id, span_id, parent_span_id = span.trace_id, span.span_id, span.parent_span_id
+    if len(trace_id) != 16 or trace_id == _ZERO_TRACE_ID:
         msg = "invalid trace_id (must be 16 non-zero bytes)"
         raise DecodeError(msg)
-    if len(span.span_id) != 8 or not any(span.span_id):
+    if len(span_id) != 8 or span_id == _ZERO_SPAN_ID:
         msg = "invalid span_id (must be 8 non-zero bytes)"
         raise DecodeError(msg)
     start, end = span.start_time_unix_nano, span.end_time_unix_nano
-    if start == 0 or end < start:
-        msg = "invalid times (start must be set and end >= start)"
+    if start == 0 or end < start or end > INT64_MAX:
+        msg = "invalid times (start must be set, end >= start, both below 2^63 ns)"
         raise DecodeError(msg)
     kind = SPAN_KINDS[span.kind] if 0 <= span.kind < len(SPAN_KINDS) else "unspecified"
     cleaned = clean_attributes(attributes_of(span.attributes), policy)
@@ -297,9 +312,9 @@ def _span_record(
         error_type = _exception_type(span) or "error"
     host = attributes.get(semconv.HOST_NAME)
     return SpanRecord(
-        trace_id=span.trace_id.hex(),
-        span_id=span.span_id.hex(),
-        parent_span_id=span.parent_span_id.hex() if span.parent_span_id else None,
+        trace_id=trace_id.hex(),
+        span_id=span_id.hex(),
+        parent_span_id=parent_span_id.hex() if parent_span_id else None,
         name=span.name[:1024],
         kind=kind,
         start_unix_nano=start,
@@ -376,26 +391,40 @@ def decode_metrics_request(body: bytes, *, is_json: bool) -> DecodeResult:
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 try:
-                    result.samples.extend(_metric_samples(metric, resource))
+                    result.samples.extend(_metric_samples(metric, resource, result))
                 except (DecodeError, ValueError) as exc:
                     result.reject(f"{metric.name}: {exc}")
     return result
+
+
+def _in_range(point: Any, metric: Metric, result: DecodeResult) -> bool:
+    """False (and the point rejected) when its time does not fit the store's BIGINT."""
+    if point.time_unix_nano <= INT64_MAX:
+        return True
+    result.reject(f"{metric.name}: time_unix_nano {point.time_unix_nano} is past 2^63 ns")
+    return False
 
 
 def _labels(kvs: Any) -> dict[str, str]:
     return {kv.key: str(any_value(kv.value))[:2048] for kv in kvs}
 
 
-def _metric_samples(metric: Metric, resource: Mapping[str, Any]) -> Iterator[Sample]:
+def _metric_samples(
+    metric: Metric, resource: Mapping[str, Any], result: DecodeResult
+) -> Iterator[Sample]:
     which = metric.WhichOneof("data")
     name, unit = metric.name, metric.unit
     if which in ("gauge", "sum"):
         for p in getattr(metric, which).data_points:
+            if not _in_range(p, metric, result):
+                continue
             value = p.as_double if p.WhichOneof("value") == "as_double" else float(p.as_int)
             yield metric_sample(name, value, unit, p.time_unix_nano, _labels(p.attributes),
                                 resource)
     elif which == "histogram":
         for hp in metric.histogram.data_points:
+            if not _in_range(hp, metric, result):
+                continue
             labels = _labels(hp.attributes)
             t = hp.time_unix_nano
             yield metric_sample(f"{name}.count", float(hp.count), "1", t, labels, resource)
@@ -408,6 +437,8 @@ def _metric_samples(metric: Metric, resource: Mapping[str, Any]) -> Iterator[Sam
                                         resource)
     elif which == "summary":
         for sp in metric.summary.data_points:
+            if not _in_range(sp, metric, result):
+                continue
             labels = _labels(sp.attributes)
             for qv in sp.quantile_values:
                 yield metric_sample(name, qv.value, unit, sp.time_unix_nano,

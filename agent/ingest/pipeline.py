@@ -2,7 +2,8 @@
 ``agent/ingest/grpc_receiver.py``).
 
 One request: admission (at most ``MAX_IN_FLIGHT`` at once, both transports together) ->
-read the body -> decompress and decode in a worker thread -> ``writer.submit`` -> wait for
+read the body -> decompress and decode (``agent.decoder``: a thread, or a worker process
+that hands over Arrow columns) -> ``writer.submit`` -> wait for
 the COMMIT -> counters -> the Export*ServiceResponse bytes (with ``partial_success`` when
 items were rejected). Each transport maps the ``Outcome`` to its own status codes.
 """
@@ -12,33 +13,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import TYPE_CHECKING
 
-from starlette.concurrency import run_in_threadpool
 from strata.agent.errors import BackpressureError, DecodeError, StoreFailedError
-from strata.agent.ingest.otlp_codec import (
-    BodyTooLarge,
-    DecodeResult,
-    decode_metrics_request,
-    decode_trace_request,
-    decompress,
-    encode_partial_success,
-)
-from strata.agent.ingest.otlp_logs import decode_logs_request, encode_logs_partial_success
+from strata.agent.ingest.decoding import Signal
+from strata.agent.ingest.otlp_codec import BodyTooLarge, encode_partial_success
+from strata.agent.ingest.otlp_logs import encode_logs_partial_success
 
 if TYPE_CHECKING:
     from strata.agent.runner import Agent
 
 MAX_IN_FLIGHT = 64
-
-
-class Signal(StrEnum):
-    """What an OTLP export carries."""
-
-    TRACES = "traces"
-    METRICS = "metrics"
-    LOGS = "logs"
 
 
 class Outcome(Enum):
@@ -89,15 +75,20 @@ class OtlpPipeline:
         stats, agent = self.stats, self._agent
         try:
             raw = await read_body()
-            result = await run_in_threadpool(self._decode, raw, encoding, as_json, signal)
+            decoded = await agent.decoder.decode(raw, encoding, as_json=as_json, signal=signal)
         except BodyTooLarge:
             stats.too_large += 1
             return Reply(Outcome.TOO_LARGE, message=f"body over the {self.limit} byte limit")
         except DecodeError as exc:
             stats.bad_requests += 1
             return Reply(Outcome.UNDECODABLE, message=str(exc)[:500])
+        except BackpressureError as exc:  # a decode worker died
+            stats.throttled += 1
+            return Reply(Outcome.BUSY, message=str(exc), retry_after_s=exc.retry_after_s)
+        result = decoded.result
         try:
-            future = agent.writer.submit(result.spans, result.samples, logs=result.logs)
+            future = agent.writer.submit(result.spans, result.samples, logs=result.logs,
+                                         span_table=decoded.span_table)
             costs = await asyncio.wrap_future(future)
         except BackpressureError as exc:
             stats.throttled += 1
@@ -110,7 +101,7 @@ class OtlpPipeline:
         stats.rejected_items += result.rejected
         stats.redaction_failures += result.redaction_failures
         stats.accepted_points += len(result.samples)
-        stats.accepted_spans += len(result.spans)
+        stats.accepted_spans += decoded.span_count
         if signal is Signal.LOGS:  # (a trace's logs are its spans' events: not counted)
             stats.accepted_logs += len(result.logs)
             stats.rejected_logs += result.rejected
@@ -121,14 +112,6 @@ class OtlpPipeline:
         body = encode_partial_success(result.rejected, result.error_message,
                                       metrics=signal is Signal.METRICS, as_json=as_json)
         return Reply(Outcome.OK, body=body)
-
-    def _decode(self, raw: bytes, encoding: str, as_json: bool, signal: Signal) -> DecodeResult:
-        body = decompress(raw, encoding, self.limit)
-        if signal is Signal.METRICS:
-            return decode_metrics_request(body, is_json=as_json)
-        if signal is Signal.LOGS:
-            return decode_logs_request(body, is_json=as_json, policy=self._agent.policy)
-        return decode_trace_request(body, is_json=as_json, policy=self._agent.policy)
 
 
 __all__ = ["MAX_IN_FLIGHT", "OtlpPipeline", "Outcome", "Reply", "Signal"]

@@ -22,15 +22,18 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import duckdb
+import pyarrow as pa
 from strata.agent.errors import BackpressureError, StoreFailedError
-from strata.agent.ingest.changes import ChangeTracker
+from strata.agent.ingest.changes import ChangeTracker, spans_seen
 from strata.agent.ingest.stats import WriterStats
+from strata.agent.logs import RateLimitedLog
 from strata.agent.model import Deployment, LogRecord, Sample, SpanRecord
 from strata.agent.store.db import CostColumns, DuckDBStore
 
 logger = logging.getLogger(__name__)
 
 _FATAL_TYPES = (duckdb.FatalException, duckdb.InternalException)
+COMMIT_ERROR_LOG_INTERVAL_S = 10.0
 
 
 def is_fatal_store_error(exc: BaseException) -> bool:
@@ -51,11 +54,14 @@ class _Pending:
     samples: Sequence[Sample]
     deployments: Sequence[Deployment]
     logs: Sequence[LogRecord] = ()
+    span_table: pa.Table | None = None  # spans decoded by a worker, priced, as columns
     future: Future[Sequence[CostColumns] | None] = field(default_factory=Future)
 
     @property
     def size(self) -> int:
-        return len(self.spans) + len(self.samples) + len(self.deployments) + len(self.logs)
+        table_rows = self.span_table.num_rows if self.span_table is not None else 0
+        return (len(self.spans) + table_rows + len(self.samples) + len(self.deployments)
+                + len(self.logs))
 
 
 class BatchWriter:
@@ -96,6 +102,7 @@ class BatchWriter:
         self.changes = ChangeTracker()
         self.changes.resume(store.known_versions())
         self.stats = WriterStats()
+        self._commit_errors = RateLimitedLog(logger, COMMIT_ERROR_LOG_INTERVAL_S)
 
     @property
     def queued_items(self) -> int:
@@ -112,16 +119,19 @@ class BatchWriter:
         samples: Sequence[Sample] = (),
         deployments: Sequence[Deployment] = (),
         logs: Sequence[LogRecord] = (),
+        span_table: pa.Table | None = None,
     ) -> Future[Sequence[CostColumns] | None]:
         """Queue records; the future resolves after their COMMIT (or fails with the error).
 
-        Its result is the spans' cost columns as stored (None when nothing priced them).
+        Its result is the spans' cost columns as stored (None when nothing priced them, and
+        for a *span_table*: spans already priced, in the store's columns, from
+        ``strata.agent.ingest.decoding``).
 
         Raises:
             BackpressureError: the queue is full or the writer is closing.
             StoreFailedError: the store was invalidated by a fatal error.
         """
-        pending = _Pending(spans, samples, deployments, logs)
+        pending = _Pending(spans, samples, deployments, logs, span_table)
         with self._cond:
             if self.fatal_error is not None:
                 raise StoreFailedError(self.fatal_error)
@@ -169,23 +179,34 @@ class BatchWriter:
         samples = [s for p in batch for s in p.samples]
         deployments = [d for p in batch for d in p.deployments]
         logs = [r for p in batch for r in p.logs]
+        tables = [p.span_table for p in batch if p.span_table is not None]
         started = time.perf_counter()
         try:
-            detected = self.changes.observe(spans)
+            detected = self.changes.observe([*spans, *(seen for t in tables
+                                                        for seen in spans_seen(t))])
             costs = self._price(spans) if self._price is not None and spans else None
             self._store.write_batch(spans, samples, [*deployments, *detected],
-                                    received_ns=self._clock(), costs=costs, logs=logs)
-        except Exception as exc:
+                                    received_ns=self._clock(), costs=costs, span_tables=tables,
+                                    logs=logs)
+        except Exception as exc:  # noqa: BLE001 - logged (rate-limited) and returned to each request
+            self.changes.undo()
             self.stats.failed_commits += 1
-            logger.exception("commit of %d records failed",
-                             len(spans) + len(samples) + len(logs))
-            if is_fatal_store_error(exc):
+            fatal = is_fatal_store_error(exc)
+            if fatal:
                 self.mark_fatal(str(exc).splitlines()[0][:300])
+            elif len(batch) > 1:
+                # One request's records may be what the store refused: commit each request
+                # alone, so only that one fails and its group-mates get their 200.
+                for pending in batch:
+                    self._commit([pending])
+                return
+            self._commit_errors.error("commit of %d records failed",
+                                      len(spans) + len(samples) + len(logs))
             for pending in batch:
                 pending.future.set_exception(exc)
             return
         self.stats.commits += 1
-        self.stats.committed_spans += len(spans)
+        self.stats.committed_spans += len(spans) + sum(t.num_rows for t in tables)
         self.stats.committed_samples += len(samples)
         self.stats.committed_logs += len(logs)
         self.stats.last_commit_s = time.perf_counter() - started

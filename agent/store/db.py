@@ -115,6 +115,12 @@ def _dump_shared(maps: list[Any], dumps: Any) -> list[str]:
     return out
 
 
+def _received_at(table: pa.Table, received_ns: int) -> pa.Table:
+    index = table.schema.get_field_index("received_ns")
+    column = pa.array([received_ns] * table.num_rows, pa.int64())
+    return table.set_column(index, _SPAN_SCHEMA.field(index), column)
+
+
 def samples_to_arrow(samples: Sequence[Sample], received_ns: int) -> pa.Table:
     return pa.Table.from_pydict(
         {
@@ -257,11 +263,18 @@ class DuckDBStore:
         *,
         received_ns: int | None = None,
         costs: Sequence[CostColumns] | None = None,
+        span_tables: Sequence[pa.Table] = (),
         logs: Sequence[LogRecord] = (),
     ) -> None:
-        """Insert everything in one transaction; returns after COMMIT (durable in the WAL)."""
+        """Insert everything in one transaction; returns after COMMIT (durable in the WAL).
+
+        *span_tables* are more spans already in the columns of ``spans_to_arrow`` (built by
+        decode workers); their ``received_ns`` is set here.
+        """
         received_ns = received_ns if received_ns is not None else time.time_ns()
-        span_table = spans_to_arrow(spans, received_ns, costs) if spans else None
+        tables = [spans_to_arrow(spans, received_ns, costs)] if spans else []
+        tables += [_received_at(t, received_ns) for t in span_tables]
+        span_table = pa.concat_tables(tables) if len(tables) > 1 else next(iter(tables), None)
         sample_table = samples_to_arrow(samples, received_ns) if samples else None
         with self._write_lock:
             cur = self.cursor()
@@ -279,10 +292,10 @@ class DuckDBStore:
                 for d in deployments:
                     deployment_store.insert_deployment(cur, d, received_ns)
                 insert_logs(cur, logs, received_ns)
-                cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
+            cur.execute("COMMIT")  # a failed COMMIT has ended the transaction: no ROLLBACK
 
     def add_deployment(self, deployment: Deployment) -> None:
         self.write_batch(deployments=[deployment])
@@ -295,10 +308,10 @@ class DuckDBStore:
             cur.execute("BEGIN")
             try:
                 yield cur
-                cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
+            cur.execute("COMMIT")  # a failed COMMIT has ended the transaction: no ROLLBACK
 
     def purge_older_than(self, received_before_ns: int) -> dict[str, int]:
         """Retention by age of receipt (a replay of old data is kept the full period)."""

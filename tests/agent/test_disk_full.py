@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 import httpx
 import pytest
+from strata.agent.ingest.writer import COMMIT_ERROR_LOG_INTERVAL_S
 
 from tests.conftest import LiveAgent, free_port, start_process, wait_ready
 from tests.otlp_factory import genai_attributes, make_span, trace_request
@@ -147,7 +148,13 @@ def test_disk_full_never_acks_then_restart_recovers(volume: TmpfsVolume, tmp_pat
     assert code is not None, f"no fatal error, no exit: {agent.log.read_text()[-800:]}"
     assert code != 0
     assert exited_at - first_refusal <= loose(10) + 30  # + 30 s of non-fatal refusals at most
-    assert "store failed" in agent.log.read_text()
+    log = agent.log.read_text()
+    assert "store failed" in log
+    # F4 / issue 18: no second traceback from a ROLLBACK after the failed COMMIT, and the
+    # commit error is one line per interval (with a count), not one per refused request.
+    assert "cannot rollback" not in log
+    commit_error_lines = log.count("records failed")
+    assert 1 <= commit_error_lines <= 2 + (exited_at - first_refusal) / COMMIT_ERROR_LOG_INTERVAL_S
 
     # The operator (or the volume's own retention) frees space; the supervisor restarts.
     (volume.outside / "ballast").unlink()

@@ -98,3 +98,14 @@ def test_a_server_span_reporting_a_model_and_tokens_is_serving() -> None:
                                   policy=policy)
     assert [s.layer.value for s in result.spans] == ["serving", "orchestration",
                                                      "orchestration"]
+
+
+@pytest.mark.parametrize("tokens", ["99999999999999999999", "-1e400", 1e300, "²", 2.0**63])
+def test_a_token_count_the_column_cannot_hold_is_left_out(tokens: object) -> None:
+    """Promoted integer columns are BIGINT: a count outside it is not promoted (the attribute
+    is kept), so it cannot fail the group commit it would be written in."""
+    attrs = {**genai_attributes(), "gen_ai.usage.input_tokens": tokens}
+    body = trace_request([make_span(attributes=attrs)]).SerializeToString()
+    (record,) = decode_trace_request(body, is_json=False, policy=POLICY).spans
+    assert record.input_tokens is None
+    assert record.output_tokens == 40

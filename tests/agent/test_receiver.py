@@ -7,10 +7,15 @@ import json
 import os
 import signal
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from google.protobuf import json_format
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -250,3 +255,64 @@ def test_non_loopback_bind_without_token_refuses_to_start(tmp_path) -> None:
     )
     assert result.returncode != 0
     assert "without an API token" in result.stderr
+
+
+PAST_2262_NS = 1 << 63  # OTLP times are uint64; the store's columns are BIGINT
+
+
+def test_a_time_past_2262_is_rejected_alone_and_fails_no_other_request(
+        live_agent: LiveAgent) -> None:
+    """A span or point at >= 2^63 ns is one rejected item (protobuf and JSON); its
+    batch-mates are stored, and two healthy senders sharing the group commits with a poisoning
+    one get only 200s."""
+    def healthy(n: int) -> list[int]:
+        with httpx.Client(timeout=30) as client:
+            return [client.post(live_agent.otlp_endpoint + "/v1/traces", headers=PB, content=
+                                trace_request([make_span() for _ in range(50)])
+                                .SerializeToString()).status_code for _ in range(n)]
+
+    def poisoning(n: int) -> list[tuple[int, int]]:
+        out = []
+        with httpx.Client(timeout=30) as client:
+            for _ in range(n):
+                spans = [make_span() for _ in range(199)]
+                spans.append(make_span(start_ns=PAST_2262_NS - 10, duration_ns=20))
+                reply = client.post(live_agent.otlp_endpoint + "/v1/traces", headers=PB,
+                                    content=trace_request(spans).SerializeToString())
+                rejected = (ExportTraceServiceResponse.FromString(reply.content)
+                            .partial_success.rejected_spans if reply.status_code == 200 else -1)
+                out.append((reply.status_code, rejected))
+        return out
+
+    with ThreadPoolExecutor(3) as pool:
+        senders = [pool.submit(healthy, 20), pool.submit(healthy, 20), pool.submit(poisoning, 20)]
+        statuses = [sender.result() for sender in senders]
+    assert statuses[0] == statuses[1] == [200] * 20
+    assert statuses[2] == [(200, 1)] * 20
+    assert span_count(live_agent) == 2 * 20 * 50 + 20 * 199
+
+    doc = {"resourceSpans": [{"scopeSpans": [{"spans": [
+        {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": f"eee19b7ec3c1b17{i}",
+         "name": "chat", "startTimeUnixNano": str(start), "endTimeUnixNano": str(end)}
+        for i, (start, end) in enumerate([(1, 2), (1, PAST_2262_NS), (1, (1 << 64) - 1)])]}]}]}
+    reply = post_traces(live_agent, json.dumps(doc).encode(), {"Content-Type": "application/json"})
+    assert reply.status_code == 200
+    assert reply.json()["partialSuccess"]["rejectedSpans"] == "2"
+    assert "2^63" in reply.json()["partialSuccess"]["errorMessage"]
+    assert span_count(live_agent) == 2 * 20 * 50 + 20 * 199 + 1
+
+    request = gauge_request("queue_depth", 1.0, 1_700_000_000_000_000_000)
+    points = request.resource_metrics[0].scope_metrics[0].metrics[0].gauge.data_points
+    points.add(time_unix_nano=PAST_2262_NS, as_double=2.0)
+    points.add(time_unix_nano=1_700_000_001_000_000_000, as_double=3.0)
+    reply = httpx.post(live_agent.otlp_endpoint + "/v1/metrics", headers=PB,
+                       content=request.SerializeToString())
+    assert reply.status_code == 200
+    response = ExportMetricsServiceResponse.FromString(reply.content)
+    assert response.partial_success.rejected_data_points == 1
+    doc_metrics = json_format.MessageToDict(request)
+    reply = httpx.post(live_agent.otlp_endpoint + "/v1/metrics", content=json.dumps(doc_metrics),
+                       headers={"Content-Type": "application/json"})
+    assert reply.status_code == 200
+    assert reply.json()["partialSuccess"]["rejectedDataPoints"] == "1"
+    assert live_agent.get("/api/v1/health").json()["counts"]["samples"] == 4

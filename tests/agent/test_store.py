@@ -135,3 +135,22 @@ def test_a_v1_store_is_migrated_on_open(tmp_path: Path) -> None:
     assert cur.execute(
         "SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
     reopened.close()
+
+
+def test_a_failed_commit_is_not_rolled_back_twice(store: DuckDBStore) -> None:
+    """A COMMIT that DuckDB refuses (here a real conflict: another transaction committed the
+    same primary key first) raises that error itself, not "cannot rollback - no transaction
+    is active" over it, and the store commits again afterwards."""
+    other = store.cursor().cursor()
+
+    def conflicting_commit() -> None:
+        with store.transaction() as cur:
+            cur.execute("INSERT INTO meta VALUES ('conflict', 'ours')")
+            other.execute("INSERT INTO meta VALUES ('conflict', 'theirs')")  # auto-commits
+
+    with pytest.raises(duckdb.TransactionException, match="Failed to commit") as refused:
+        conflicting_commit()
+    assert "cannot rollback" not in str(refused.value)
+    assert refused.value.__context__ is None
+    store.write_batch([span(1)])
+    assert store.counts()["spans"] == 1
