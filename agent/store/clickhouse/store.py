@@ -89,9 +89,16 @@ class ClickHouseStore:
         *,
         received_ns: int | None = None,
         costs: Sequence[CostColumns] | None = None,
+        span_tables: Sequence[pa.Table] = (),
         logs: Sequence[LogRecord] = (),
     ) -> None:
-        """Insert everything; returns after ClickHouse acknowledged each insert."""
+        """Insert everything; returns after ClickHouse acknowledged each insert.
+
+        *span_tables* (DuckDB's span columns from decode worker processes) are not taken:
+        the hub decodes in its own process."""
+        if span_tables:
+            msg = "the ClickHouse store takes span records, not DuckDB span tables"
+            raise ValueError(msg)
         received_ns = received_ns if received_ns is not None else time.time_ns()
         if spans:
             self.engine.insert(SPAN_TABLE, spans_table(spans, costs))
