@@ -7,7 +7,8 @@ which would leak into the pytest process).
 SDK: ``openllmetry`` (opentelemetry-instrumentation-openai, events on, gRPC exporters),
 ``openinference`` (openinference-instrumentation-openai, OTLP/HTTP exporter), ``otel-grpc``
 (the plain OTel SDK: a GenAI span, an inference-details event and an exception log, gRPC),
-``vllm`` (the span vLLM's ``--otlp-traces-endpoint grpc://...`` emits per request, gRPC).
+``vllm`` (the span vLLM's ``--otlp-traces-endpoint grpc://...`` emits per request, gRPC),
+``openlit`` (openlit.init reusing these providers, offline: see ``openlit_client``).
 Prints nothing; exits non-zero if an export failed.
 """
 
@@ -17,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber, set_logger_provider
@@ -29,6 +31,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 PROMPT = "Draft the layoff announcement for the Lisbon office, strictly confidential"
 VLLM_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+OPENLIT_PRICING = Path(__file__).with_name("openlit_pricing.json")
 
 
 class Failures:
@@ -106,6 +109,42 @@ def openinference(args: argparse.Namespace) -> tuple[TracerProvider, LoggerProvi
     return tracer_provider, logger_provider
 
 
+def refuse_remote_connections(event: str, args: tuple[object, ...]) -> None:
+    """Audit hook: fail any connection or name lookup off 127.0.0.1, so a test that says
+    "offline" is offline (a fetch that would time out in CI fails here at once)."""
+    if event == "socket.connect" and isinstance(args[1], tuple):
+        host = args[1][0]
+    elif event == "socket.getaddrinfo":
+        host = args[0]
+    else:
+        return
+    if host not in ("127.0.0.1", "localhost", b"127.0.0.1", b"localhost"):
+        Failures.count += 1  # counted too: SDKs catch and log the refusal
+        raise ConnectionRefusedError(f"interop client is offline: refused {host!r}")
+
+
+def openlit_client(args: argparse.Namespace) -> tuple[TracerProvider, LoggerProvider]:
+    """OpenLIT 1.45 as its users run it: ``openlit.init`` over providers already set (it
+    reuses them), content capture on (its default), events on.
+
+    Offline: its pricing table comes from ``OPENLIT_PRICING`` (without one it fetches
+    pricing.json from GitHub at init); its token counts for OpenAI come from the response's
+    usage, so no tokenizer is loaded. Metrics are off (the agent's receiver is checked for
+    spans and events here); its HTTP-client instrumentors are off so the chat's own HTTP
+    request adds no span beside the GenAI one.
+    """
+    sys.addaudithook(refuse_remote_connections)
+    import openlit
+
+    tracer_provider, logger_provider = providers("openlit", "grpc", args)
+    openlit.init(service_name="interop-openlit", pricing_json=str(OPENLIT_PRICING),
+                 disable_metrics=True, disable_batch=True,
+                 disabled_instrumentors=["requests", "urllib", "urllib3", "httpx",
+                                         "aiohttp-client"])
+    chat(args.llm)
+    return tracer_provider, logger_provider
+
+
 def otel_grpc(args: argparse.Namespace) -> tuple[TracerProvider, LoggerProvider]:
     tracer_provider, logger_provider = providers("otel-grpc", "grpc", args)
     tracer = tracer_provider.get_tracer("app")
@@ -152,13 +191,14 @@ def vllm(args: argparse.Namespace) -> tuple[TracerProvider, LoggerProvider]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("sdk", choices=("openllmetry", "openinference", "otel-grpc", "vllm"))
+    parser.add_argument("sdk", choices=("openllmetry", "openinference", "otel-grpc", "vllm",
+                                           "openlit"))
     parser.add_argument("--llm", required=True)
     parser.add_argument("--grpc", required=True)
     parser.add_argument("--http", required=True)
     args = parser.parse_args()
     run = {"openllmetry": openllmetry, "openinference": openinference, "otel-grpc": otel_grpc,
-           "vllm": vllm}[args.sdk]
+           "vllm": vllm, "openlit": openlit_client}[args.sdk]
     tracer_provider, logger_provider = run(args)
     tracer_provider.shutdown()
     logger_provider.shutdown()

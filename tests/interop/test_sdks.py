@@ -10,7 +10,6 @@ DuckDB file or its WAL.
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -125,10 +124,20 @@ def test_vllm_shaped_grpc_span_stream(agent: LiveAgent, llm: LLMServer) -> None:
     assert span["energy_status"] != "measured"
 
 
-def test_openlit() -> None:
-    if importlib.util.find_spec("openlit") is None:
-        pytest.skip("openlit is not installed: every openlit release (1.45.0 the newest "
-                    "checked) requires openai<3, and the test extra's openai is 3.x")
-    pytest.fail("openlit is installed: write its interop test (offline pricing file, "
-                "tokenizer shipped) instead of this placeholder")
-
+def test_openlit_offline_spans_and_events(agent: LiveAgent, llm: LLMServer) -> None:
+    run_client("openlit", agent, llm)  # fails on any connection off 127.0.0.1
+    span = model_span(only_trace(agent, "interop-openlit"))
+    assert (span["layer"], span["operation"], span["provider"], span["request_model"]) == (
+        "model", "chat", "openai", "gpt-4o-mini")
+    assert (span["input_tokens"], span["output_tokens"]) == (USAGE_INPUT, USAGE_OUTPUT)
+    assert span["cost_usd"] > 0
+    assert span["cost_source"] == "token_price"
+    # OpenLIT priced it from the local file (11 x 0.00015/1k + 7 x 0.0006/1k), not a fetch.
+    assert span["attributes"]["gen_ai.usage.cost"] == pytest.approx(5.85e-06)
+    assert span["attributes"]["gen_ai.input.messages"].startswith("[redacted len=")
+    (details,) = span["logs"]
+    assert (details["event_name"], details["span_event"]) == (
+        "gen_ai.client.inference.operation.details", False)
+    assert details["attributes"]["gen_ai.input.messages"].startswith("[redacted len=")
+    assert details["attributes"]["gen_ai.output.messages"].startswith("[redacted len=")
+    assert_no_content(agent)
