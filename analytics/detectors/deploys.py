@@ -16,11 +16,14 @@ Tests, one-sided, at a per-look significance of ``ALPHA``:
 
 The new version is looked at after 8, 12, 18, ... of its requests (x1.5, up to ``LIMIT``), so
 detection is causal: the look that first passes dates the finding, whenever it is analysed.
-The first third of the requests that passed must already show half the effect: a change that
-appears only later (a no-op deploy shortly before an infrastructure incident) is not blamed
-on the deploy. What this cannot see: a regression smaller than the floors above, one that
-grows slowly after the deploy, and, below ~1 request/minute, anything before 8 requests of
-the new version have arrived (see docs/concepts.md for the smallest effects per traffic).
+The first third of the requests that passed must already show half the effect (for errors:
+the first half must be consistent with the look's error rate, since a few calls at a 10-20%
+failure rate are often all clean): a change that appears only later (a no-op deploy shortly
+before an infrastructure incident) is not blamed on the deploy. What this cannot see: a
+regression smaller than the floors above, one that grows slowly after the deploy, errors that
+start a few calls after it (they are blamed on it), and, below ~1 request/minute, anything
+before 8 requests of the new version have arrived (see docs/concepts.md for the smallest
+effects per traffic).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ LIMIT = 1500
 LOOKBACK_NS = DAY_NS
 HORIZON_NS = 2 * HOUR_NS  # a deploy's own effect shows within its first hours
 MIN_BASELINE = 20
+ONSET_P = 0.01  # errors this unlikely in a look's first half, at the look's rate: a later onset
 FAMILY_KIND = {"latency": "latency_regression", "cost": "cost_regression",
                "errors": "error_spike"}
 
@@ -147,8 +151,8 @@ def error_verdict(
             continue
         p = min(binom.sf(errors - 1, n, p_old), binom.sf(novel - 1, n, p_unseen) if novel
                 else 1.0)
-        early = new_failed[: max(FIRST_LOOK, n // 3)]
-        if p < ALPHA and early.mean() >= old_rate + MIN_ERROR_DELTA / 2:
+        half = n // 2
+        if p < ALPHA and binom.cdf(int(new_failed[:half].sum()), half, rate) >= ONSET_P:
             return Verdict("errors", signal, "1", old_rate, rate, int(ends[n - 1]))
     return None
 

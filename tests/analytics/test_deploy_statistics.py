@@ -1,12 +1,12 @@
-"""The deploy detector's statistics: the fast Mann-Whitney U matches scipy's, and the error
-rate bound is conservative."""
+"""The deploy detector's statistics: the fast Mann-Whitney U matches scipy's, the error
+rate bound is conservative, and the onset check of error verdicts."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu
-from strata.analytics.detectors.deploys import greater_p, looks, rate_bound
+from strata.analytics.detectors.deploys import error_verdict, greater_p, looks, rate_bound
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -31,3 +31,26 @@ def test_rate_bound_is_the_upper_bound_not_the_observed_rate() -> None:
 def test_looks_grow_by_half_and_end_with_everything() -> None:
     assert list(looks(30)) == [8, 12, 18, 27, 30]
     assert list(looks(7)) == []
+
+
+def _tool_calls(failing: list[int], n: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    failed = np.zeros(n, dtype=bool)
+    failed[failing] = True
+    return failed, np.where(failed, "ToolBroken", "").astype(object)
+
+
+def test_errors_from_the_deploy_on_are_found_though_its_first_calls_were_clean() -> None:
+    """A tool failing on ~13% of its calls with a new type, its first 12 calls clean (as
+    likely as not at that rate): blamed on the deploy at the look of 27 calls."""
+    old, old_types = _tool_calls([], 200)
+    new, new_types = _tool_calls([12, 17, 22, 27])
+    verdict = error_verdict("errors", old, old_types, new, new_types, np.arange(30))
+    assert verdict is not None
+    assert (verdict.look_end_ns, verdict.current) == (26, pytest.approx(3 / 27))
+
+
+def test_errors_that_start_well_after_the_deploy_are_not_blamed_on_it() -> None:
+    """No error in the first half of every look, then 40% failing: a later onset."""
+    old, old_types = _tool_calls([], 200)
+    new, new_types = _tool_calls(list(range(18, 30)))
+    assert error_verdict("errors", old, old_types, new, new_types, np.arange(30)) is None
