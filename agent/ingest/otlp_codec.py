@@ -352,7 +352,9 @@ def _event_logs(
         result.redaction_failures += cleaned.redaction_failures
         error_type = cleaned.attributes.get("exception.type")
         yield LogRecord(
-            time_unix_nano=event.time_unix_nano or record.start_unix_nano,
+            # an unset time, or one past 2262 (the store's BIGINT), is dated by its span
+            time_unix_nano=(event.time_unix_nano if 0 < event.time_unix_nano <= INT64_MAX
+                            else record.start_unix_nano),
             service=record.service, event_name=event.name[:256] or None,
             trace_id=record.trace_id, span_id=record.span_id,
             error_type=str(error_type)[:256] if error_type is not None else None,

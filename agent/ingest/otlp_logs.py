@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord as LogRecordPb
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from strata.agent.errors import DecodeError
-from strata.agent.ingest.normalize import IngestPolicy, clean_attributes
+from strata.agent.ingest.normalize import INT64_MAX, IngestPolicy, clean_attributes
 from strata.agent.ingest.otlp_codec import (
     DecodeResult,
     _hex_to_b64,
@@ -99,6 +99,9 @@ def _log_record(
     time_ns = record.time_unix_nano or record.observed_time_unix_nano
     if time_ns == 0:
         msg = "invalid log record: neither time_unix_nano nor observed_time_unix_nano set"
+        raise DecodeError(msg)
+    if time_ns > INT64_MAX:  # past 2262: the store's BIGINT cannot hold it
+        msg = f"invalid log record: time {time_ns} is past the year 2262"
         raise DecodeError(msg)
     trace_id = _id(record.trace_id, 16, "trace_id")
     span_id = _id(record.span_id, 8, "span_id")

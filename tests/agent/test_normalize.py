@@ -109,3 +109,15 @@ def test_a_token_count_the_column_cannot_hold_is_left_out(tokens: object) -> Non
     (record,) = decode_trace_request(body, is_json=False, policy=POLICY).spans
     assert record.input_tokens is None
     assert record.output_tokens == 40
+
+
+def test_a_span_event_past_2262_is_dated_by_its_span_not_rejected() -> None:
+    span = make_span(start_ns=1_700_000_000_000_000_000)
+    span.events.add(time_unix_nano=1 << 63, name="gen_ai.choice")
+    span.events.add(time_unix_nano=1_700_000_000_500_000_000, name="exception")
+    result = decode_trace_request(trace_request([span]).SerializeToString(), is_json=False,
+                                  policy=POLICY)
+    assert result.rejected == 0
+    assert [(r.event_name, r.time_unix_nano) for r in result.logs] == [
+        ("gen_ai.choice", 1_700_000_000_000_000_000),
+        ("exception", 1_700_000_000_500_000_000)]

@@ -63,10 +63,11 @@ def test_a_plain_log_body_is_kept_but_long_role_content_text_is_not() -> None:
 
 def test_bad_records_are_rejected_alone() -> None:
     records = [LogRecord(), LogRecord(time_unix_nano=T, span_id=b"\x01" * 3),
+               LogRecord(time_unix_nano=1 << 63),
                LogRecord(time_unix_nano=T, severity_number=17,
                          attributes=key_values({"exception.type": "KeyError"}))]
     result = decode_logs_request(body(records), is_json=False, policy=OFF)
-    assert result.rejected == 2
+    assert result.rejected == 3
     assert "neither time_unix_nano" in result.error_message
     assert [(r.error_type, r.severity_number) for r in result.logs] == [("KeyError", 17)]
 
