@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -85,8 +87,21 @@ def decode_body(raw: bytes, encoding: str, *, as_json: bool, signal: Signal,
 _worker: dict[str, Any] = {}
 
 
+PARENT_CHECK_S = 1.0
+
+
 def _init_worker(policy: IngestPolicy, limit: int, price: Pricer | None) -> None:
     _worker.update(policy=policy, limit=limit, price=price)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True,
+                     name="strata-decode-parent-watch").start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """An agent killed with SIGKILL (or by the OOM killer) cannot stop its workers, and an
+    idle worker would wait on its queue forever: exit once re-parented."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
 
 
 def _decode_traces_in_worker(

@@ -120,3 +120,15 @@ def test_forwarding_keeps_decoding_in_the_agent(tmp_path: Path) -> None:
         assert plain.decoder.workers == 2
     finally:
         plain.close()
+
+
+def test_workers_exit_when_the_agent_is_killed(agent: LiveAgent) -> None:
+    """SIGKILL leaves the agent no chance to stop its pool: the workers notice alone."""
+    body = trace_request([make_span(attributes=genai_attributes())]).SerializeToString()
+    assert post(agent, "/v1/traces", body).status_code == 200
+    workers = decode_workers(agent)  # started on demand: one for one request
+    assert workers
+    agent.process.kill()
+    agent.process.wait(10)
+    wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 30,
+               "the decode workers to exit")
