@@ -101,14 +101,17 @@ class ConsoleAgent:
 
 @pytest.fixture(scope="session", name="console_agent")
 def console_agent_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleAgent]:
-    live = launch_agent(tmp_path_factory.mktemp("console"))
+    # One analysis, after all the data: a background analysis in the middle of the upload
+    # (slow on a loaded machine) would judge the deploy on part of its requests.
+    live = launch_agent(tmp_path_factory.mktemp("console"), env={"STRATA_ANALYZE_INTERVAL": "1h"})
     try:
         scenario = send_scenario(live.otlp_endpoint, end_ns=time.time_ns())
         live.post("/api/v1/analyze").raise_for_status()
         payload = live.get("/api/v1/incidents", service=scenario.service,
                            kind="cost_regression").json()
         incidents = payload["incidents"] if isinstance(payload, dict) else payload
-        assert incidents, f"the injected cost regression was not detected: {payload}"
+        found = live.get("/api/v1/incidents", service=scenario.service).json()
+        assert incidents, f"the injected cost regression was not detected: {found}"
         yield ConsoleAgent(live, scenario, incidents[0])
     finally:
         if live.process.poll() is None:
