@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -214,21 +214,32 @@ def _json_list(parent: Mapping[str, Any], key: str) -> list[Any]:
     return value
 
 
-def _json_span_groups(body: bytes, result: DecodeResult) -> Iterator[tuple[Resource, list[Span]]]:
+def json_groups(
+    body: bytes, result: DecodeResult, keys: tuple[str, str, str],
+    parse_item: Callable[[Any], Any],
+) -> Iterator[tuple[Resource, list[Any]]]:
+    """(resource, items) per scope of an OTLP/JSON request whose levels are named *keys*
+    (e.g. resourceSpans, scopeSpans, spans); an item *parse_item* refuses is rejected alone."""
+    resource_key, scope_key, items_key = keys
     doc = _load_json(body)
-    for rs in _json_list(doc, "resourceSpans"):
+    for rs in _json_list(doc, resource_key):
         if not isinstance(rs, dict):
-            msg = "resourceSpans items must be objects"
+            msg = f"{resource_key} items must be objects"
             raise DecodeError(msg)
         resource = _parse_json(rs.get("resource", {}), Resource)
-        for ss in _json_list(rs, "scopeSpans"):
-            spans = []
-            for item in _json_list(ss, "spans") if isinstance(ss, dict) else []:
+        for ss in _json_list(rs, scope_key):
+            items = []
+            for item in _json_list(ss, items_key) if isinstance(ss, dict) else []:
                 try:
-                    spans.append(_parse_json(_hex_ids_to_base64(item), Span))
+                    items.append(parse_item(item))
                 except DecodeError as exc:
                     result.reject(str(exc))
-            yield resource, spans
+            yield resource, items
+
+
+def _json_span_groups(body: bytes, result: DecodeResult) -> Iterator[tuple[Resource, list[Span]]]:
+    return json_groups(body, result, ("resourceSpans", "scopeSpans", "spans"),
+                       lambda item: _parse_json(_hex_ids_to_base64(item), Span))
 
 
 def _parse_json(doc: Any, message_type: Any) -> Any:
@@ -493,4 +504,5 @@ __all__ = [
     "decompress",
     "encode_partial_success",
     "histogram_quantile",
+    "json_groups",
 ]

@@ -26,14 +26,13 @@ from strata.agent.ingest.normalize import INT64_MAX, IngestPolicy, clean_attribu
 from strata.agent.ingest.otlp_codec import (
     DecodeResult,
     _hex_to_b64,
-    _json_list,
-    _load_json,
     _parse_json,
     _parse_proto,
     _resource_context,
     _ResourceContext,
     any_value,
     attributes_of,
+    json_groups,
 )
 from strata.agent.model import AttributeValue, LogRecord
 
@@ -68,20 +67,8 @@ def _proto_log_groups(body: bytes) -> Iterator[tuple[Resource, Any]]:
 
 
 def _json_log_groups(body: bytes, result: DecodeResult) -> Iterator[tuple[Resource, list[Any]]]:
-    doc = _load_json(body)
-    for rl in _json_list(doc, "resourceLogs"):
-        if not isinstance(rl, dict):
-            msg = "resourceLogs items must be objects"
-            raise DecodeError(msg)
-        resource = _parse_json(rl.get("resource", {}), Resource)
-        for sl in _json_list(rl, "scopeLogs"):
-            records = []
-            for item in _json_list(sl, "logRecords") if isinstance(sl, dict) else []:
-                try:
-                    records.append(_parse_json(_hex_ids(item), LogRecordPb))
-                except DecodeError as exc:
-                    result.reject(str(exc))
-            yield resource, records
+    return json_groups(body, result, ("resourceLogs", "scopeLogs", "logRecords"),
+                       lambda item: _parse_json(_hex_ids(item), LogRecordPb))
 
 
 def _hex_ids(record: Any) -> Any:
