@@ -10,10 +10,14 @@ OTLP's metric kinds) with ``strata.canonical|layer|host|device`` attributes.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
+from operator import attrgetter
 from typing import Any, Final
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from strata.agent.model import LogRecord, Sample, SpanRecord
 
 SPAN_TABLE: Final = "otel_traces"
@@ -65,59 +69,105 @@ def _sorted_map(values: Mapping[str, Any]) -> list[tuple[str, str]]:
     return sorted(_pairs(values))
 
 
-def span_attributes(span: SpanRecord, cost: CostColumns | None = None) -> list[tuple[str, str]]:
-    """The span's attributes with its normalised fields and enrichment in the hot keys."""
-    attrs: dict[str, Any] = dict(span.attributes)
-    fields: list[tuple[str, Any]] = [
-        ("strata.layer", span.layer.value), ("gen_ai.operation.name", span.operation),
-        ("gen_ai.provider.name", span.provider), ("gen_ai.system", None),
-        ("gen_ai.request.model", span.request_model),
-        ("gen_ai.response.model", span.response_model),
-        ("gen_ai.usage.input_tokens", span.input_tokens),
-        ("gen_ai.usage.output_tokens", span.output_tokens),
-        ("error.type", span.error_type), ("strata.team", span.team),
-        ("strata.host", span.host)]
-    if cost is not None:  # priced here; else keep what a sidecar's enrichment carried
-        fields += zip(_COST_KEYS, cost, strict=True)
-    for key, value in fields:
-        if value is None:
-            attrs.pop(key, None)  # a raw value the normaliser rejected must not reappear
-        else:
-            attrs[key] = value
-    return _pairs(attrs)  # never grouped by: insertion order is fine
+# The span's scalar fields, read in one pass (``zip(*map(...))``: one tuple a span, then
+# columns); the last ten go into its attribute map under _FIELD_KEYS.
+_SPAN_FIELDS: Final = attrgetter(
+    "trace_id", "span_id", "parent_span_id", "name", "kind", "start_unix_nano",
+    "end_unix_nano", "status", "service", "service_version", "resource",
+    "layer", "operation", "provider", "request_model", "response_model", "input_tokens",
+    "output_tokens", "error_type", "team", "host")
+_FIELD_KEYS: Final = ("strata.layer", "gen_ai.operation.name", "gen_ai.provider.name",
+                      "gen_ai.request.model", "gen_ai.response.model",
+                      "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "error.type",
+                      "strata.team", "strata.host")
+# keys the normalised fields own: a raw value the normaliser rejected must not reappear
+# (gen_ai.system is folded into gen_ai.provider.name)
+_OWNED: Final = pa.array([*_FIELD_KEYS, "gen_ai.system"])
+_OWNED_PRICED: Final = pa.array([*_FIELD_KEYS, "gen_ai.system", *_COST_KEYS])
+
+
+def _texts(values: Iterable[Any]) -> list[str | None]:
+    """``_text`` of each value, None kept (a missing field or a null attribute: no entry)."""
+    return [v if v is None or type(v) is str else _text(v) for v in values]
+
+
+def _span_maps(attributes: Sequence[Mapping[str, Any]], fields: Sequence[Sequence[Any]],
+               field_keys: Sequence[str], owned: pa.Array) -> pa.MapArray:
+    """Each span's attributes, less the *owned* keys, then its *fields* (one column per key
+    of *field_keys*, None: no entry).
+
+    Built a column at a time (this runs on every forwarded span): the raw entries of all
+    spans as one flat list, the fields column after column, then a stable sort by span puts
+    each span's entries together. Never grouped by: the order is not sorted.
+    """
+    n = len(attributes)
+    raw_keys = pa.array(list(chain.from_iterable(attributes)), pa.string())
+    raw = len(raw_keys)
+    keys = pa.concat_arrays([raw_keys, pa.array(field_keys, pa.string()).take(
+        pa.array(np.repeat(np.arange(len(field_keys), dtype=np.int32), n)))])
+    values = pa.array(_texts(chain.from_iterable(a.values() for a in attributes))
+                      + list(chain.from_iterable(fields)), pa.string())
+    rows = np.concatenate([np.repeat(np.arange(n), [len(a) for a in attributes]),
+                           np.tile(np.arange(n), len(field_keys))])
+    kept = pc.is_valid(values).to_numpy(zero_copy_only=False)
+    kept[:raw] &= ~pc.is_in(raw_keys, owned).to_numpy(zero_copy_only=False)
+    rows = rows[kept]
+    order = pa.array(np.flatnonzero(kept)[np.argsort(rows, kind="stable")])
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(np.bincount(rows, minlength=n), out=offsets[1:])
+    return pa.MapArray.from_arrays(pa.array(offsets), keys.take(order), values.take(order))
+
+
+def _resource_maps(resources: Sequence[Mapping[str, Any]], services: Sequence[str],
+                   versions: Sequence[str | None]) -> pa.MapArray:
+    """Each span's resource with its service; spans of one request share their resource
+    map: each distinct one is encoded once."""
+    keys = list(zip(map(id, resources), services, versions, strict=True))
+    row_of = {key: row for row, key in enumerate(dict.fromkeys(keys))}
+    first = dict(zip(keys, resources, strict=True))  # ids are of objects alive here
+    distinct = []
+    for key in row_of:
+        values = dict(first[key])
+        values["service.name"] = key[1]
+        if key[2] is not None:
+            values["service.version"] = key[2]
+        distinct.append(_pairs(values))
+    return pa.array(distinct, _MAP).take(pa.array(list(map(row_of.__getitem__, keys)),
+                                                  pa.int32()))
 
 
 def spans_table(spans: Sequence[SpanRecord],
                 costs: Sequence[CostColumns] | None = None) -> pa.Table:
     """``otel_traces`` rows of *spans* (*costs*: one per span when priced at ingest)."""
-    resources: dict[tuple[int, str, str | None], list[tuple[str, str]]] = {}
-
-    def resource(span: SpanRecord) -> list[tuple[str, str]]:
-        # spans of one request share their resource map: encode it once
-        key = (id(span.resource), span.service, span.service_version)
-        cached = resources.get(key)
-        if cached is None:
-            values = dict(span.resource)
-            values["service.name"] = span.service
-            if span.service_version is not None:
-                values["service.version"] = span.service_version
-            cached = resources[key] = _pairs(values)
-        return cached
-
-    return pa.Table.from_pydict({
-        "Timestamp": [s.start_unix_nano for s in spans],
-        "TraceId": [s.trace_id for s in spans],
-        "SpanId": [s.span_id for s in spans],
-        "ParentSpanId": [s.parent_span_id or "" for s in spans],
-        "SpanName": [s.name for s in spans],
-        "SpanKind": [_KIND.get(s.kind.lower(), s.kind) for s in spans],
-        "ServiceName": [s.service for s in spans],
-        "ResourceAttributes": [resource(s) for s in spans],
-        "SpanAttributes": [span_attributes(s, costs[i] if costs else None)
-                           for i, s in enumerate(spans)],
-        "Duration": [max(0, s.end_unix_nano - s.start_unix_nano) for s in spans],
-        "StatusCode": [_STATUS.get(s.status, "Unset") for s in spans],
-    }, schema=SPAN_SCHEMA)
+    if not spans:
+        return SPAN_SCHEMA.empty_table()
+    (trace_ids, span_ids, parents, names, kinds, starts, ends, statuses, services, versions,
+     resources, layers, operations, providers, request_models, response_models, input_tokens,
+     output_tokens, error_types, teams, hosts) = zip(*map(_SPAN_FIELDS, spans), strict=True)
+    kind_names = {k: _KIND.get(k.lower(), k) for k in set(kinds)}
+    start = np.array(starts, np.int64)
+    duration = np.maximum(np.array(ends, np.int64) - start, 0).astype(np.uint64)
+    columns: list[Sequence[Any]] = [  # in _FIELD_KEYS' order; Layer is a StrEnum: text
+        layers, operations, providers, request_models, response_models, _texts(input_tokens),
+        _texts(output_tokens), error_types, teams, hosts]
+    if costs:  # priced here; else keep what a sidecar's enrichment carried
+        columns += [_texts(column) for column in zip(*costs, strict=True)]
+    attributes = _span_maps([s.attributes for s in spans], columns,
+                            _FIELD_KEYS + _COST_KEYS if costs else _FIELD_KEYS,
+                            _OWNED_PRICED if costs else _OWNED)
+    return pa.Table.from_arrays([
+        pa.array(start).cast(_TIME),
+        pa.array(trace_ids, pa.string()),
+        pa.array(span_ids, pa.string()),
+        pa.array([p or "" for p in parents], pa.string()),
+        pa.array(names, pa.string()),
+        pa.array([kind_names[k] for k in kinds], pa.string()),
+        pa.array(services, pa.string()),
+        _resource_maps(resources, services, versions),
+        attributes,
+        pa.array(duration),
+        pa.array([_STATUS.get(s, "Unset") for s in statuses], pa.string()),
+    ], schema=SPAN_SCHEMA)
 
 
 def samples_table(samples: Sequence[Sample]) -> pa.Table:
