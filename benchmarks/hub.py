@@ -1,4 +1,4 @@
-"""The hub on ClickHouse (issue 20): analysis pass, peak RSS, cost by team, forwarder rate.
+"""The hub on ClickHouse (issue 20): analysis pass, peak RSS, cost by team.
 
 All on chdb (ClickHouse's engine in this process, so the RSS below includes the engine's
 own memory, which a hub talking to a ClickHouse server does not carry):
@@ -13,9 +13,8 @@ own memory, which a hub talking to a ClickHouse server does not carry):
    with quantiles, per-minute sample series) and cost by team over 7 days (p50/p95 of
    ``--repeats`` runs).
    ``--parts duckdb`` runs the same pass on DuckDB (the sidecar's engine) as a baseline.
-3. **Forwarder**: ``ClickHouseForwarder.enqueue`` of ``--forward-spans`` spans in requests
-   of 500 (the sidecar's encoder: rows, Arrow IPC, fsync'd disk queue), then the sender
-   draining them into chdb in inserts of 10,000 rows.
+
+The direct forwarder's rates (``[forward.clickhouse]``) are ``benchmarks/clickhouse_forward.py``.
 
     .venv/bin/python benchmarks/hub.py [--services 20 --hours 24] [--markdown]
 """
@@ -31,7 +30,6 @@ import time
 from pathlib import Path
 
 from strata.agent.analysis.analyzer import Analyzer
-from strata.agent.model import Layer, SpanRecord
 from strata.agent.simulator.load import load_batches
 from strata.agent.simulator.scenario import plan_scenario
 from strata.agent.simulator.stack import Simulator
@@ -41,8 +39,6 @@ from strata.agent.store.clickhouse.store import ClickHouseStore
 from strata.agent.store.db import DuckDBStore
 from strata.agent.units import HOUR_NS, MINUTE_NS
 from strata.analytics.pricing import PriceTable
-from strata.exporters.base import Records
-from strata.exporters.clickhouse_forward import ClickHouseForwarder
 
 START_NS = 1_767_225_600_000_000_000 + 8 * HOUR_NS
 DAY_NS = 24 * HOUR_NS
@@ -145,42 +141,15 @@ def pushed_down_reads(store: ClickHouseStore, spans: int, samples: int,
             "rss_mib": peak_rss_mib()}
 
 
-def forwarder_rate(directory: Path, engine: ChdbEngine, n: int) -> dict[str, float]:
-    forwarder = ClickHouseForwarder("chdb:unused", directory / "queue", batch_rows=10_000,
-                                    connect=lambda: engine, start=False)
-    batch = 500
-    requests = [[SpanRecord(
-        trace_id=f"{i:032x}", span_id=f"{i:016x}", parent_span_id=None, name="chat gpt-4o",
-        kind="client", start_unix_nano=START_NS + i * 1_000_000,
-        end_unix_nano=START_NS + i * 1_000_000 + 300_000_000, status="ok", service="rag-api",
-        layer=Layer.MODEL, service_version="1.0", operation="chat", provider="openai",
-        request_model="gpt-4o", input_tokens=120, output_tokens=40, host="node-1",
-        team="search", attributes={"server.address": "api.openai.com"},
-        resource={"service.name": "rag-api", "host.name": "node-1"})
-        for i in range(first, min(n, first + batch))] for first in range(0, n, batch)]
-    started = time.perf_counter()
-    for spans in requests:
-        forwarder.enqueue(Records(spans, [], None))
-    enqueue_s = time.perf_counter() - started
-    started = time.perf_counter()
-    while forwarder.send_once(flush=True) is not None:
-        pass
-    send_s = time.perf_counter() - started
-    forwarder.shutdown()
-    return {"spans": n, "enqueue_per_s": n / enqueue_s, "send_per_s": n / send_s,
-            "end_to_end_per_s": n / (enqueue_s + send_s)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--services", type=int, default=20)
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--synthetic-spans", type=int, default=20_000_000)
     parser.add_argument("--synthetic-samples", type=int, default=50_000_000)
-    parser.add_argument("--forward-spans", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--parts", default="analysis,reads,forwarder",
-                        help="comma-separated subset of: analysis, duckdb, reads, forwarder")
+    parser.add_argument("--parts", default="analysis,reads",
+                        help="comma-separated subset of: analysis, duckdb, reads")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -224,17 +193,6 @@ def main() -> None:
                 ("cost by team over 7 days", f"p50 {b['teams_p50_s'] * 1000:.0f} ms, "
                  f"p95 {b['teams_p95_s'] * 1000:.0f} ms", "p95 <= 500 ms"),
                 ("peak RSS after the synthetic reads", f"{b['rss_mib']:.0f} MiB", ""),
-            ]
-        if "forwarder" in parts:
-            engine.command("CREATE DATABASE IF NOT EXISTS fwd")
-            engine.command("USE fwd")
-            c = forwarder_rate(directory, engine, args.forward_spans)
-            print(f"forwarder: {c}", file=sys.stderr)
-            rows += [
-                ("forwarder enqueue (encoder + fsync'd queue)",
-                 f"{c['enqueue_per_s']:,.0f} spans/s", ">= 50k spans/s"),
-                ("forwarder insert into chdb", f"{c['send_per_s']:,.0f} spans/s", ""),
-                ("forwarder end to end", f"{c['end_to_end_per_s']:,.0f} spans/s", ""),
             ]
         engine.close()
     if args.markdown:
