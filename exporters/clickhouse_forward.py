@@ -45,6 +45,10 @@ __all__ = ["ClickHouseForwarder", "ClickHouseForwarderStats"]
 logger = logging.getLogger(__name__)
 
 MIN_BATCH_ROWS = 1000
+# what the sender reads to cut a batch (a 10,000-row batch of spans is ~2.5 MiB): a backlog
+# is not re-read whole (and CRC-checked) for every insert
+_PEEK_BYTES = 16 * 1024**2
+_IDLE_WAIT_S = 0.5  # the longest the sender sleeps without news: shutdown stays prompt
 _TABLES = {b"T": SPAN_TABLE, b"M": SAMPLE_TABLE}
 _ITEM_HEADER = struct.Struct(">I")  # row count
 _IPC = pa.ipc.IpcWriteOptions(compression="lz4")
@@ -133,6 +137,12 @@ class ClickHouseForwarder:
                               random.Random())  # noqa: S311 - jitter, not security
         self._failures = 0
         self._first_seen: dict[bytes, float] = {}
+        # rows of a batch the sender saw filling, and rows put since it last looked: the
+        # producer wakes the sender only when a batch may be full (or a queue it saw empty
+        # got rows), so it never spins re-reading a filling batch
+        self._seen_rows = dict.fromkeys(self.queues, 0)
+        self._unseen_rows = dict.fromkeys(self.queues, 0)
+        self._wake = threading.Event()
         self._lock = threading.Lock()
         self._closed = False
         self._worker = Worker("strata-forward-clickhouse", self._step, on_error=self._backoff)
@@ -166,6 +176,10 @@ class ClickHouseForwarder:
         with self._lock:
             if accepted:
                 self.stats.enqueued_rows += rows.num_rows
+                self._unseen_rows[table] += rows.num_rows
+                seen = self._seen_rows[table]
+                if seen == 0 or seen + self._unseen_rows[table] >= self._batch_rows:
+                    self._wake.set()
             else:
                 self.stats.enqueue_failed_rows += rows.num_rows
         return accepted
@@ -178,31 +192,39 @@ class ClickHouseForwarder:
     # -- sender side -----------------------------------------------------------------------
 
     def _step(self) -> float:
+        self._wake.clear()  # before looking: a put from now on can wake the wait below
         delay = self.send_once()
         if delay is None:
-            self.queues[b"T"].wait(0.5)
+            now = time.monotonic()
+            due = [first + self._max_delay_s - now for first in self._first_seen.values()]
+            self._wake.wait(max(0.0, min([_IDLE_WAIT_S, *due])))
             return 0.0
         return delay
 
     def _gather(self, table: bytes, *, flush: bool) -> tuple[list[QueuedItem], int] | None:
         """The oldest items of *table* up to ``batch_rows``; None while empty or while a
         batch is still filling (fewer rows and the oldest younger than ``max_delay_s``)."""
-        items = self.queues[table].peek(64 * 1024**2)
+        with self._lock:  # until a filling batch is noted below, every put wakes the sender
+            self._seen_rows[table] = self._unseen_rows[table] = 0
+        items = self.queues[table].peek(_PEEK_BYTES)
         if not items:
             self._first_seen.pop(table, None)
             return None
         batch: list[QueuedItem] = []
-        rows = 0
+        rows = size = 0
         for item in items:
             (count,) = _ITEM_HEADER.unpack_from(item.payload)
             if batch and rows + count > self._batch_rows:
                 break
             batch.append(item)
             rows += count
+            size += len(item.payload)
         now = time.monotonic()
         first = self._first_seen.setdefault(table, now)
         if not (flush or rows >= self._batch_rows or len(batch) < len(items)
-                or now - first >= self._max_delay_s):
+                or size >= _PEEK_BYTES // 2 or now - first >= self._max_delay_s):
+            with self._lock:
+                self._seen_rows[table] = rows
             return None
         return batch, rows
 

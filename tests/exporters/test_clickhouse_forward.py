@@ -18,6 +18,7 @@ from strata.agent.store.db import DuckDBStore
 from strata.exporters.base import Records
 from strata.exporters.build import build_exporters
 from strata.exporters.clickhouse_forward import ClickHouseForwarder
+from strata.exporters.disk_queue import QueuedItem
 from strata.exporters.prometheus import StrataCollector
 
 from tests.agent.store.rows import HOUR, MIN, T0, sample, span
@@ -160,4 +161,31 @@ def test_a_retry_after_a_lost_acknowledgement_stores_the_batch_once(
     while forwarder.send_once(flush=True) is not None:
         pass
     assert ClickHouseStore(engine).counts()["spans"] == 1500
+    forwarder.shutdown()
+
+
+def test_the_sender_sleeps_while_a_batch_fills_and_wakes_when_it_is_full(
+    tmp_path: Path, engine: Engine
+) -> None:
+    forwarder = _forwarder(tmp_path, lambda: engine)  # batch_rows 1000, max_delay_s 3600
+    queue = forwarder.queues[b"T"]
+    peek = queue.peek
+    peeks = []
+
+    def counted(max_bytes: int, max_items: int = 1_000_000) -> list[QueuedItem]:
+        peeks.append(max_bytes)
+        return peek(max_bytes, max_items)
+
+    queue.peek = counted  # type: ignore[method-assign]
+    assert forwarder.enqueue(Records(_records(0, 400).spans, [], None))
+    assert forwarder._wake.is_set()  # rows in a queue the sender saw empty
+    forwarder._wake.clear()
+    assert forwarder.send_once() is None  # a batch filling: noted, nothing sent
+    assert forwarder.enqueue(Records(_records(400, 300).spans, [], None))
+    assert not forwarder._wake.is_set()  # 700 of 1000 rows: nothing to look at yet
+    assert forwarder.enqueue(Records(_records(700, 300).spans, [], None))
+    assert forwarder._wake.is_set()  # a full batch
+    assert forwarder.send_once() == 0.0
+    assert (forwarder.stats.sent_inserts, forwarder.stats.sent_rows) == (1, 1000)
+    assert len(peeks) == 2  # one look per wake, never a spin over the filling batch
     forwarder.shutdown()
