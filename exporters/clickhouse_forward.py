@@ -5,8 +5,9 @@ The same path and rules as ``OTLPForwarder`` (RELIABILITY E1-E4): ``enqueue`` ru
 receiver's thread, encodes the records as the rows of ``otel_traces`` / ``otel_metrics_gauge``
 (``strata.agent.store.clickhouse.rows``: Strata's enrichment in attributes) in Arrow IPC,
 and appends them to a ``DiskQueue`` per table with fsync; it never touches the network. One
-sender thread gathers each table's items until ``batch_rows`` (>= 1,000: ClickHouse wants few large
-inserts) or until the oldest waited ``max_delay_s``, inserts them in one statement, and
+sender thread gathers each table's items until ``batch_rows`` (>= 1,000: ClickHouse wants few
+large inserts; or 8 MiB of large rows) or until the oldest waited ``max_delay_s``, sleeping
+while a batch fills (a put that may fill one wakes it), inserts them in one statement, and
 commits the queue only after ClickHouse acknowledged. A ClickHouse that is down, slow or
 overloaded is retried with the same backoff (``delivery.Backoff``, jittered doubling);
 a batch ClickHouse refuses as bad data (``ClickHouseError.retryable`` false) is dropped and
