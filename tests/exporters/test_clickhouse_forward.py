@@ -4,6 +4,7 @@ nothing acknowledged lost across a restart."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -188,4 +189,20 @@ def test_the_sender_sleeps_while_a_batch_fills_and_wakes_when_it_is_full(
     assert forwarder.send_once() == 0.0
     assert (forwarder.stats.sent_inserts, forwarder.stats.sent_rows) == (1, 1000)
     assert len(peeks) == 2  # one look per wake, never a spin over the filling batch
+    forwarder.shutdown()
+
+
+def test_large_rows_go_in_batches_of_8_mib_or_more_without_waiting(tmp_path: Path,
+                                                           engine: Engine) -> None:
+    forwarder = _forwarder(tmp_path, lambda: engine)  # batch_rows 1000, max_delay_s 3600
+    for first in range(0, 360, 60):  # 60 spans of ~48 KiB of incompressible text a request
+        spans = [span(f"s{i}", i, i + 1, attributes={"blob": os.urandom(24 * 1024).hex()})
+                 for i in range(first, first + 60)]
+        assert forwarder.enqueue(Records(spans, [], None))
+    assert forwarder.send_once() == 0.0  # ~17 MiB queued: what 16 MiB holds goes at once
+    assert (forwarder.stats.sent_inserts, forwarder.stats.sent_rows) == (1, 300)
+    assert forwarder.send_once() is None  # ~3 MiB: waits for more (or max_delay_s)
+    while forwarder.send_once(flush=True) is not None:
+        pass
+    assert ClickHouseStore(engine).counts()["spans"] == 360
     forwarder.shutdown()
