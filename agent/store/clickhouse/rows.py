@@ -91,10 +91,14 @@ def _texts(values: Iterable[Any]) -> list[str | None]:
     return [v if v is None or type(v) is str else _text(v) for v in values]
 
 
-def _span_maps(attributes: Sequence[Mapping[str, Any]], fields: Sequence[Sequence[Any]],
+def _strings(*columns: Sequence[str | None]) -> list[pa.Array]:
+    return [pa.array(column, pa.string()) for column in columns]
+
+
+def _span_maps(attributes: Sequence[Mapping[str, Any]], fields: Sequence[pa.Array],
                field_keys: Sequence[str], owned: pa.Array) -> pa.MapArray:
-    """Each span's attributes, less the *owned* keys, then its *fields* (one column per key
-    of *field_keys*, None: no entry).
+    """Each span's attributes, less the *owned* keys, then its *fields* (one text column per
+    key of *field_keys*, null: no entry).
 
     Built a column at a time (this runs on every forwarded span): the raw entries of all
     spans as one flat list, the fields column after column, then a stable sort by span puts
@@ -105,8 +109,9 @@ def _span_maps(attributes: Sequence[Mapping[str, Any]], fields: Sequence[Sequenc
     raw = len(raw_keys)
     keys = pa.concat_arrays([raw_keys, pa.array(field_keys, pa.string()).take(
         pa.array(np.repeat(np.arange(len(field_keys), dtype=np.int32), n)))])
-    values = pa.array(_texts(chain.from_iterable(a.values() for a in attributes))
-                      + list(chain.from_iterable(fields)), pa.string())
+    values = pa.concat_arrays([
+        pa.array(_texts(chain.from_iterable(a.values() for a in attributes)), pa.string()),
+        *fields])
     rows = np.concatenate([np.repeat(np.arange(n), [len(a) for a in attributes]),
                            np.tile(np.arange(n), len(field_keys))])
     kept = pc.is_valid(values).to_numpy(zero_copy_only=False)
@@ -145,13 +150,19 @@ def spans_table(spans: Sequence[SpanRecord],
      resources, layers, operations, providers, request_models, response_models, input_tokens,
      output_tokens, error_types, teams, hosts) = zip(*map(_SPAN_FIELDS, spans), strict=True)
     kind_names = {k: _KIND.get(k.lower(), k) for k in set(kinds)}
+    status_names = {s: _STATUS.get(s, "Unset") for s in set(statuses)}
     start = np.array(starts, np.int64)
     duration = np.maximum(np.array(ends, np.int64) - start, 0).astype(np.uint64)
-    columns: list[Sequence[Any]] = [  # in _FIELD_KEYS' order; Layer is a StrEnum: text
-        layers, operations, providers, request_models, response_models, _texts(input_tokens),
-        _texts(output_tokens), error_types, teams, hosts]
+    columns = [  # in _FIELD_KEYS' order; Layer is a StrEnum: Arrow takes it as text
+        *_strings(layers, operations, providers, request_models, response_models),
+        # counts are in the BIGINT range (the normaliser); text as repr() writes an int
+        pa.array(input_tokens, pa.int64()).cast(pa.string()),
+        pa.array(output_tokens, pa.int64()).cast(pa.string()),
+        *_strings(error_types, teams, hosts)]
     if costs:  # priced here; else keep what a sidecar's enrichment carried
-        columns += [_texts(column) for column in zip(*costs, strict=True)]
+        usd, usd_source, energy, energy_source, co2e = zip(*costs, strict=True)
+        columns += _strings(_texts(usd), usd_source, _texts(energy), energy_source,
+                            _texts(co2e))
     attributes = _span_maps([s.attributes for s in spans], columns,
                             _FIELD_KEYS + _COST_KEYS if costs else _FIELD_KEYS,
                             _OWNED_PRICED if costs else _OWNED)
@@ -159,14 +170,14 @@ def spans_table(spans: Sequence[SpanRecord],
         pa.array(start).cast(_TIME),
         pa.array(trace_ids, pa.string()),
         pa.array(span_ids, pa.string()),
-        pa.array([p or "" for p in parents], pa.string()),
+        pc.fill_null(pa.array(parents, pa.string()), ""),
         pa.array(names, pa.string()),
-        pa.array([kind_names[k] for k in kinds], pa.string()),
+        pa.array(map(kind_names.__getitem__, kinds), pa.string(), size=len(spans)),
         pa.array(services, pa.string()),
         _resource_maps(resources, services, versions),
         attributes,
         pa.array(duration),
-        pa.array([_STATUS.get(s, "Unset") for s in statuses], pa.string()),
+        pa.array(map(status_names.__getitem__, statuses), pa.string(), size=len(spans)),
     ], schema=SPAN_SCHEMA)
 
 
