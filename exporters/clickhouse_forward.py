@@ -204,7 +204,8 @@ class ClickHouseForwarder:
 
     def _gather(self, table: bytes, *, flush: bool) -> tuple[list[QueuedItem], int] | None:
         """The oldest items of *table* up to ``batch_rows``; None while empty or while a
-        batch is still filling (fewer rows and the oldest younger than ``max_delay_s``)."""
+        batch is still filling (fewer rows, under 8 MiB, the oldest younger than
+        ``max_delay_s``)."""
         with self._lock:  # until a filling batch is noted below, every put wakes the sender
             self._seen_rows[table] = self._unseen_rows[table] = 0
         items = self.queues[table].peek(_PEEK_BYTES)
