@@ -29,6 +29,7 @@ Three figures, each the best of ``--rounds`` (the machine may be shared):
 from __future__ import annotations
 
 import argparse
+import gzip
 import random
 import sys
 import tempfile
@@ -54,8 +55,6 @@ START_NS = 1_767_225_600_000_000_000
 
 def requests(n: int) -> list[Records]:
     """*n* decoded, priced 512-span requests, as the receiver hands them over."""
-    import gzip
-
     rng = random.Random(7)
     policy = IngestPolicy(salt=b"bench")
     pricer = IngestPricer(PriceTable.packaged(), 1.2, 400.0)
