@@ -48,6 +48,8 @@ class Agent:
         clock: nanosecond wall clock (tests pass a fixed one).
     """
 
+    role = "agent"  # GET /api/v1/health
+
     def __init__(self, settings: Settings, *, clock: Callable[[], int] = time.time_ns) -> None:
         self.settings = settings
         self.clock = clock

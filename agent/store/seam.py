@@ -49,9 +49,15 @@ class WindowReads(Protocol):
 
 
 class IncidentBook(Protocol):
-    """Incident state inside one unit of work (a DuckDB transaction; ClickHouse inserts)."""
+    """Incident state inside one unit of work (a DuckDB transaction; ClickHouse inserts):
+    the analyzer's reads and writes, and the API's list and operator status changes."""
 
     def get_incident(self, incident_id: str, *, with_events: bool = True) -> Incident | None: ...
+    def list_incidents(self, *, status: str | None = None, service: str | None = None,
+                       kind: str | None = None, since_ns: int | None = None,
+                       until_ns: int | None = None, limit: int = 500) -> list[Incident]: ...
+    def set_status(self, incident_id: str, status: str, *, time_ns: int,
+                   detail: str) -> Incident | None: ...
     def insert_incident(self, incident: Incident, updated_ns: int) -> None: ...
     def update_incident(self, incident: Incident, updated_ns: int) -> None: ...
     def add_events(self, incident_id: str, events: Iterable[IncidentEvent]) -> int: ...
@@ -65,6 +71,7 @@ class AnalysisStore(Protocol):
 
     def window_reads(self) -> WindowReads: ...
     def incident_book(self) -> AbstractContextManager[IncidentBook]: ...
+    def counts(self) -> dict[str, int]: ...
 
 
 Store = DuckDBStore | AnalysisStore
@@ -129,6 +136,18 @@ class DuckDBIncidents:
 
     def get_incident(self, incident_id: str, *, with_events: bool = True) -> Incident | None:
         return incident_store.get_incident(self.cursor, incident_id, with_events=with_events)
+
+    def list_incidents(self, *, status: str | None = None, service: str | None = None,
+                       kind: str | None = None, since_ns: int | None = None,
+                       until_ns: int | None = None, limit: int = 500) -> list[Incident]:
+        return incident_store.list_incidents(self.cursor, status=status, service=service,
+                                             kind=kind, since_ns=since_ns, until_ns=until_ns,
+                                             limit=limit)
+
+    def set_status(self, incident_id: str, status: str, *, time_ns: int,
+                   detail: str) -> Incident | None:
+        return incident_store.set_status(self.cursor, incident_id, status, time_ns=time_ns,
+                                         detail=detail)
 
     def insert_incident(self, incident: Incident, updated_ns: int) -> None:
         incident_store.insert_incident(self.cursor, incident, updated_ns)

@@ -58,12 +58,18 @@ class ClickHouseIncidents:
         return incident_from_row(_as_row(found[0]), self.events_of(incident_id))
 
     def list_incidents(self, *, status: str | None = None, service: str | None = None,
-                       limit: int = 500) -> list[Incident]:
-        """Incidents newest start first, optionally of one status and service."""
+                       kind: str | None = None, since_ns: int | None = None,
+                       until_ns: int | None = None, limit: int = 500) -> list[Incident]:
+        """Incidents matching every filter, newest start first (as DuckDB's
+        ``list_incidents``)."""
         return self._select(
             "({status:Nullable(String)} IS NULL OR status = {status:Nullable(String)}) AND "
-            "({service:Nullable(String)} IS NULL OR service = {service:Nullable(String)})",
-            {"status": status, "service": service, "limit": limit},
+            "({service:Nullable(String)} IS NULL OR service = {service:Nullable(String)}) AND "
+            "({kind:Nullable(String)} IS NULL OR kind = {kind:Nullable(String)}) AND "
+            "({lo:Nullable(Int64)} IS NULL OR started_ns >= {lo:Nullable(Int64)}) AND "
+            "({hi:Nullable(Int64)} IS NULL OR started_ns < {hi:Nullable(Int64)})",
+            {"status": status, "service": service, "kind": kind, "lo": since_ns,
+             "hi": until_ns, "limit": limit},
             "ORDER BY started_ns DESC, id LIMIT {limit:Int64}")
 
     def open_incidents_between(self, since_ns: int, until_ns: int) -> list[Incident]:
