@@ -9,19 +9,21 @@ detectors see a ``Window`` and never know which engine is under it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol, runtime_checkable
 
 import duckdb
 import numpy as np
 from strata.agent.model import Deployment, Incident, IncidentEvent
+from strata.agent.store import costs as cost_store
 from strata.agent.store import incidents as incident_store
 from strata.agent.store import requests as request_store
 from strata.agent.store import samples as sample_store
 from strata.agent.store import spans as span_store
 from strata.agent.store.db import DuckDBStore
-from strata.agent.store.deployments import deployments_between
+from strata.agent.store.deployments import deployments_between, list_deployments
+from strata.agent.store.logs import trace_logs
 
 Columns = dict[str, np.ndarray]
 
@@ -65,13 +67,38 @@ class IncidentBook(Protocol):
     def open_incidents_between(self, since_ns: int, until_ns: int) -> list[Incident]: ...
 
 
+class ReportReads(Protocol):
+    """The API's reads (traces, deployments, cost); rows as ``strata.agent.store.spans``
+    (``list_traces``, ``trace_spans``), ``logs.trace_logs``, ``deployments.list_deployments``
+    and ``costs`` (``cost_report`` without the rollup switch, ``coverage_by_service``)
+    document them."""
+
+    def list_traces(self, *, service: str | None = None, model: str | None = None,
+                    status: str | None = None, min_duration_ns: int | None = None,
+                    since_ns: int | None = None, until_ns: int | None = None,
+                    limit: int = 100) -> list[dict[str, Any]]: ...
+    def trace_spans(self, trace_id: str) -> list[dict[str, Any]]: ...
+    def trace_logs(self, trace_id: str) -> list[dict[str, Any]]: ...
+    def list_deployments(self, *, service: str | None = None, since_ns: int | None = None,
+                         until_ns: int | None = None,
+                         limit: int = 500) -> list[tuple[Any, ...]]: ...
+    def cost_report(self, *, group_by: str, since_ns: int, until_ns: int,
+                    bucket_ns: int | None = None,
+                    filters: Mapping[str, str] | None = None) -> list[dict[str, Any]]: ...
+    def coverage_by_service(self, *, since_ns: int,
+                            until_ns: int) -> list[tuple[Any, ...]]: ...
+
+
 @runtime_checkable
 class AnalysisStore(Protocol):
-    """A store other than DuckDB that the analyzer can run on."""
+    """A store other than DuckDB that the analyzer and the API can run on."""
 
     def window_reads(self) -> WindowReads: ...
     def incident_book(self) -> AbstractContextManager[IncidentBook]: ...
+    def report_reads(self) -> ReportReads: ...
     def counts(self) -> dict[str, int]: ...
+    def known_versions(self) -> dict[str, tuple[str | None, int]]: ...
+    def add_deployment(self, deployment: Deployment) -> None: ...
 
 
 Store = DuckDBStore | AnalysisStore
@@ -128,6 +155,43 @@ class DuckDBReads:
         return span_store.event_time_range(self._store.cursor())
 
 
+class DuckDBReports:
+    """``ReportReads`` on a DuckDB store (this thread's cursor)."""
+
+    def __init__(self, store: DuckDBStore) -> None:
+        self._store = store
+
+    def list_traces(self, *, service: str | None = None, model: str | None = None,
+                    status: str | None = None, min_duration_ns: int | None = None,
+                    since_ns: int | None = None, until_ns: int | None = None,
+                    limit: int = 100) -> list[dict[str, Any]]:
+        return span_store.list_traces(
+            self._store.cursor(), service=service, model=model, status=status,
+            min_duration_ns=min_duration_ns, since_ns=since_ns, until_ns=until_ns, limit=limit)
+
+    def trace_spans(self, trace_id: str) -> list[dict[str, Any]]:
+        return span_store.trace_spans(self._store.cursor(), trace_id)
+
+    def trace_logs(self, trace_id: str) -> list[dict[str, Any]]:
+        return trace_logs(self._store.cursor(), trace_id)
+
+    def list_deployments(self, *, service: str | None = None, since_ns: int | None = None,
+                         until_ns: int | None = None, limit: int = 500) -> list[tuple[Any, ...]]:
+        return list_deployments(self._store.cursor(), service=service, since_ns=since_ns,
+                                until_ns=until_ns, limit=limit)
+
+    def cost_report(self, *, group_by: str, since_ns: int, until_ns: int,
+                    bucket_ns: int | None = None,
+                    filters: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        return cost_store.cost_report(self._store.cursor(), group_by=group_by,
+                                      since_ns=since_ns, until_ns=until_ns,
+                                      bucket_ns=bucket_ns, filters=filters)
+
+    def coverage_by_service(self, *, since_ns: int, until_ns: int) -> list[tuple[Any, ...]]:
+        return cost_store.coverage_by_service(self._store.cursor(), since_ns=since_ns,
+                                              until_ns=until_ns)
+
+
 class DuckDBIncidents:
     """``IncidentBook`` on one DuckDB transaction's cursor (``cursor`` for other writes)."""
 
@@ -168,6 +232,11 @@ class DuckDBIncidents:
 def window_reads(store: Store) -> WindowReads:
     """The aggregated reads of *store*, whichever engine it is."""
     return DuckDBReads(store) if isinstance(store, DuckDBStore) else store.window_reads()
+
+
+def report_reads(store: Store) -> ReportReads:
+    """The API's reads of *store*, whichever engine it is."""
+    return DuckDBReports(store) if isinstance(store, DuckDBStore) else store.report_reads()
 
 
 @contextmanager

@@ -1,0 +1,228 @@
+"""``seam.ReportReads`` in ClickHouse SQL: the API's reads on the hub (traces, deployments,
+cost and coverage). Rows are those of the DuckDB functions they mirror
+(``strata.agent.store.spans.list_traces``/``trace_spans``, ``logs.trace_logs``,
+``deployments.list_deployments``, ``costs.cost_report``/``coverage_by_service``); every
+aggregate is computed by ClickHouse, only the rows of one trace reach Python.
+
+The Collector's maps hold ``''`` for an absent key where DuckDB holds NULL: reads turn
+``''`` into NULL (``nullIf``) so both engines answer alike. Attribute values are strings
+on the hub (the Collector's schema stores ``Map(String, String)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from strata.agent.store.clickhouse.engine import Engine, rows
+from strata.agent.store.costs import MEASURES, USER_KEYS, group_spec
+from strata.agent.store.deployments import DEPLOYMENT_COLUMNS
+from strata.agent.store.logs import TRACE_LOG_COLUMNS
+from strata.agent.store.spans import TRACE_SPAN_COLUMNS
+
+_MODEL: Final = "nullIf(if(GenAiResponseModel != '', GenAiResponseModel, GenAiRequestModel), '')"
+# costs.GROUP_COLUMNS over otel_traces
+GROUP_COLUMNS: Final[Mapping[str, str]] = {
+    "team": "nullIf(Team, '')", "service": "ServiceName", "model": _MODEL,
+    "provider": "nullIf(GenAiProvider, '')", "host": "nullIf(Host, '')",
+    "operation": "nullIf(GenAiOperation, '')", "service_version": "nullIf(ServiceVersion, '')",
+    "layer": "StrataLayer",
+}
+_ENERGY_SOURCE: Final = "SpanAttributes['strata.energy.source']"
+_COST_SOURCE: Final = "SpanAttributes['strata.cost.source']"
+_REQUEST: Final = ("(GenAiRequestModel != '' OR GenAiResponseModel != '' "
+                   "OR CostUsd IS NOT NULL OR EnergyWh IS NOT NULL)")
+# costs._SPAN_AGGREGATES, in MEASURES order
+_AGGREGATES: Final = f"""
+    countIf({_REQUEST}) AS requests,
+    count(CostUsd) AS priced_requests,
+    sumIf(InputTokens, {_REQUEST}) AS input_tokens,
+    sumIf(OutputTokens, {_REQUEST}) AS output_tokens,
+    sum(CostUsd) AS usd,
+    sum(EnergyWh) AS energy_wh,
+    sumIf(EnergyWh, {_ENERGY_SOURCE} = 'measured') AS energy_wh_measured,
+    sumIf(EnergyWh, {_ENERGY_SOURCE} = 'estimated') AS energy_wh_estimated,
+    count(EnergyWh) AS energy_requests,
+    sum(Co2eG) AS co2e_g,
+    count(Co2eG) AS co2e_requests,
+    sumIf(EnergyWh, InputTokens IS NOT NULL AND OutputTokens IS NOT NULL) AS token_energy_wh,
+    sumIf(InputTokens + OutputTokens, EnergyWh IS NOT NULL) AS token_energy_tokens
+"""
+_IN_RANGE: Final = """Timestamp >= fromUnixTimestamp64Nano({since:Int64})
+    AND Timestamp < fromUnixTimestamp64Nano({until:Int64})"""
+# TRACE_SPAN_COLUMNS over otel_traces (attributes: Strata's own keys dropped in Python)
+_SPAN_COLUMNS: Final = {
+    "trace_id": "TraceId", "span_id": "SpanId", "parent_span_id": "nullIf(ParentSpanId, '')",
+    "name": "SpanName", "kind": "lower(SpanKind)", "start_ns": "StartNs",
+    "end_ns": "StartNs + toInt64(Duration)", "duration_ns": "toInt64(Duration)",
+    "status": "lower(StatusCode)", "service": "ServiceName",
+    "service_version": "nullIf(ServiceVersion, '')", "layer": "StrataLayer",
+    "operation": "nullIf(GenAiOperation, '')", "provider": "nullIf(GenAiProvider, '')",
+    "request_model": "nullIf(GenAiRequestModel, '')",
+    "response_model": "nullIf(GenAiResponseModel, '')", "input_tokens": "InputTokens",
+    "output_tokens": "OutputTokens",
+    "cache_read_tokens": "toInt64OrNull(SpanAttributes['gen_ai.usage.cache_read.input_tokens'])",
+    "reasoning_tokens": "toInt64OrNull(SpanAttributes['gen_ai.usage.reasoning.output_tokens'])",
+    "error_type": "nullIf(ErrorType, '')", "host": "nullIf(Host, '')", "team": "nullIf(Team, '')",
+    "cost_usd": "CostUsd", "cost_source": f"nullIf({_COST_SOURCE}, '')", "energy_wh": "EnergyWh",
+    "energy_source": f"nullIf({_ENERGY_SOURCE}, '')", "co2e_g": "Co2eG",
+    "attributes": "SpanAttributes",
+}
+# Keys Strata's writer adds to a span's attributes (rows.span_attributes): not the app's.
+_OWN_KEYS: Final = frozenset({"gen_ai.usage.cost.usd", "strata.energy.wh", "strata.co2e.g",
+                              "strata.energy.source", "strata.cost.source"})
+_LOG_COLUMNS: Final = {
+    "time_ns": "toUnixTimestamp64Nano(Timestamp)", "span_id": "nullIf(SpanId, '')",
+    "service": "ServiceName", "severity_number": "toInt32(SeverityNumber)",
+    "severity_text": "nullIf(SeverityText, '')", "event_name": "nullIf(EventName, '')",
+    "error_type": "nullIf(LogAttributes['exception.type'], '')", "body": "nullIf(Body, '')",
+    "attributes": "LogAttributes",
+    "span_event": "LogAttributes['strata.span_event'] = 'true'",
+}
+
+
+def _group_sql(key: str, slot: str) -> tuple[str, dict[str, str]]:
+    """A group or filter key (validated by ``costs.group_spec``) as SQL over otel_traces and
+    its bound parameters: an attribute key reaches ClickHouse only as a parameter."""
+    group_spec(key)  # raises ValueError for a key that is not allowed
+    if key in GROUP_COLUMNS:
+        return GROUP_COLUMNS[key], {}
+    keys = USER_KEYS if key == "user" else (key,)
+    params = {f"{slot}{i}": k for i, k in enumerate(keys)}
+    parts = [f"nullIf({m}[{{{name}:String}}], '')" for name in params
+             for m in ("SpanAttributes", "ResourceAttributes")]
+    return f"coalesce({', '.join(parts)})", params
+
+
+class ClickHouseReports:
+    """The API's reads on one ClickHouse database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def list_traces(self, *, service: str | None = None, model: str | None = None,
+                    status: str | None = None, min_duration_ns: int | None = None,
+                    since_ns: int | None = None, until_ns: int | None = None,
+                    limit: int = 100) -> list[dict[str, Any]]:
+        """Trace summaries, newest first, for traces with a span matching every filter."""
+        table = self._engine.query("""
+            SELECT TraceId AS trace_id, min(StartNs) AS start_ns,
+                   max(StartNs + toInt64(Duration)) - min(StartNs) AS duration_ns,
+                   count() AS spans, argMin(SpanName, StartNs) AS root_name,
+                   argMin(ServiceName, StartNs) AS service,
+                   max(StatusCode = 'Error') AS has_error,
+                   sum(InputTokens) AS input_tokens,
+                   sum(OutputTokens) AS output_tokens, sum(CostUsd) AS cost_usd,
+                   sum(EnergyWh) AS energy_wh
+            FROM otel_traces
+            WHERE TraceId IN (
+                SELECT TraceId FROM otel_traces
+                WHERE ({service:Nullable(String)} IS NULL
+                       OR ServiceName = {service:Nullable(String)})
+                  AND ({model:Nullable(String)} IS NULL
+                       OR GenAiRequestModel = {model:Nullable(String)}
+                       OR GenAiResponseModel = {model:Nullable(String)})
+                  AND ({status:Nullable(String)} IS NULL
+                       OR lower(StatusCode) = {status:Nullable(String)})
+                  AND ({lo:Nullable(Int64)} IS NULL OR StartNs >= {lo:Nullable(Int64)})
+                  AND ({hi:Nullable(Int64)} IS NULL OR StartNs < {hi:Nullable(Int64)}))
+            GROUP BY TraceId
+            HAVING {min:Nullable(Int64)} IS NULL OR duration_ns >= {min:Nullable(Int64)}
+            ORDER BY start_ns DESC, trace_id
+            LIMIT {limit:Int64}
+            """, {"service": service, "model": model, "status": status, "lo": since_ns,
+                  "hi": until_ns, "min": min_duration_ns, "limit": limit})
+        found: list[dict[str, Any]] = table.to_pylist()
+        for row in found:
+            row["has_error"] = bool(row["has_error"])
+        return found
+
+    def trace_spans(self, trace_id: str) -> list[dict[str, Any]]:
+        """Every span of one trace, in start order (``spans.trace_spans``'s columns)."""
+        select = ", ".join(f"{sql} AS {name}" for name, sql in _SPAN_COLUMNS.items())
+        table = self._engine.query(
+            f"SELECT {select} FROM otel_traces WHERE TraceId = {{t:String}} "  # noqa: S608
+            "ORDER BY start_ns, span_id", {"t": trace_id})
+        spans = []
+        for row in table.to_pylist():
+            span = {name: row[name] for name in TRACE_SPAN_COLUMNS}
+            span["attributes"] = {k: v for k, v in row["attributes"]
+                                  if k not in _OWN_KEYS and not k.startswith("strata.")}
+            spans.append(span)
+        return spans
+
+    def trace_logs(self, trace_id: str) -> list[dict[str, Any]]:
+        """The log records and span events of one trace in time order (``logs.trace_logs``;
+        a body is the text ClickHouse holds)."""
+        select = ", ".join(f"{sql} AS {name}" for name, sql in _LOG_COLUMNS.items())
+        table = self._engine.query(
+            f"SELECT DISTINCT {select} FROM otel_logs WHERE TraceId = {{t:String}} "  # noqa: S608
+            "ORDER BY time_ns, span_id, event_name", {"t": trace_id})
+        out = []
+        for row in table.to_pylist():
+            record = {name: row[name] for name in TRACE_LOG_COLUMNS}
+            record["span_event"] = bool(record["span_event"])
+            record["attributes"] = {k: v for k, v in row["attributes"]
+                                    if k not in ("exception.type", "strata.span_event")}
+            out.append(record)
+        return out
+
+    def list_deployments(self, *, service: str | None = None, since_ns: int | None = None,
+                         until_ns: int | None = None, limit: int = 500) -> list[tuple[Any, ...]]:
+        """Rows (``DEPLOYMENT_COLUMNS``) matching every filter, newest first."""
+        return rows(self._engine.query(f"""
+            SELECT {DEPLOYMENT_COLUMNS} FROM strata_deployments FINAL
+            WHERE ({{service:Nullable(String)}} IS NULL OR service = {{service:Nullable(String)}})
+              AND ({{lo:Nullable(Int64)}} IS NULL OR time_ns >= {{lo:Nullable(Int64)}})
+              AND ({{hi:Nullable(Int64)}} IS NULL OR time_ns < {{hi:Nullable(Int64)}})
+            ORDER BY time_ns DESC, service LIMIT {{limit:Int64}}
+            """, {"service": service, "lo": since_ns, "hi": until_ns,  # noqa: S608
+                  "limit": limit}))
+
+    def cost_report(self, *, group_by: str, since_ns: int, until_ns: int,
+                    bucket_ns: int | None = None,
+                    filters: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """``costs.cost_report`` over ``otel_traces`` (aggregated by ClickHouse).
+
+        Raises:
+            ValueError: an invalid group or filter key, or a bucket that is not positive.
+        """
+        if bucket_ns is not None and bucket_ns <= 0:
+            msg = f"bucket must be positive, got {bucket_ns} ns"
+            raise ValueError(msg)
+        group, params = _group_sql(group_by, "g")
+        where = [_IN_RANGE]
+        for i, (key, value) in enumerate(sorted((filters or {}).items())):
+            sql, key_params = _group_sql(key, f"fk{i}_")
+            params.update(key_params)
+            params[f"fv{i}"] = value
+            where.append(f"{sql} = {{fv{i}:String}}")
+        bucket = "{since:Int64}" if bucket_ns is None else "StartNs - StartNs % {bucket:Int64}"
+        table = self._engine.query(
+            f"SELECT {bucket} AS bucket_ns, {group} AS group, {_AGGREGATES} "  # noqa: S608
+            f"FROM otel_traces WHERE {' AND '.join(where)} GROUP BY bucket_ns, group "
+            "ORDER BY bucket_ns, group NULLS LAST",
+            {**params, "since": since_ns, "until": until_ns, "bucket": bucket_ns or 1})
+        out = []
+        for row in table.to_pylist():
+            item = {"bucket_ns": int(row["bucket_ns"]), "group": row["group"]}
+            item.update({m: row[m] for m in MEASURES})
+            for m in ("requests", "priced_requests", "energy_requests", "co2e_requests"):
+                item[m] = int(item[m] or 0)
+            out.append(item)
+        return out
+
+    def coverage_by_service(self, *, since_ns: int, until_ns: int) -> list[tuple[Any, ...]]:
+        """``costs.coverage_by_service`` over ``otel_traces``."""
+        return rows(self._engine.query(f"""
+            SELECT ServiceName, count(),
+                   countIf(CostUsd IS NOT NULL AND {_COST_SOURCE} = 'token_price'),
+                   countIf(CostUsd IS NOT NULL AND {_COST_SOURCE} = 'gpu_time'),
+                   countIf(CostUsd IS NOT NULL AND {_COST_SOURCE} = 'gpu_time_estimated'),
+                   countIf(CostUsd IS NULL),
+                   countIf(EnergyWh IS NOT NULL AND {_ENERGY_SOURCE} = 'measured'),
+                   countIf(EnergyWh IS NOT NULL AND {_ENERGY_SOURCE} = 'estimated'),
+                   countIf(EnergyWh IS NULL)
+            FROM otel_traces WHERE {_IN_RANGE} AND {_REQUEST}
+            GROUP BY ServiceName ORDER BY ServiceName
+            """, {"since": since_ns, "until": until_ns}))  # noqa: S608

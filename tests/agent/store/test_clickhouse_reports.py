@@ -1,0 +1,149 @@
+"""The API's reads (``seam.ReportReads``) and incident filters on ClickHouse (chdb) give
+exactly the rows DuckDB gives on the same data."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from strata.agent.model import Incident, LogRecord
+from strata.agent.store.clickhouse.engine import ChdbEngine
+from strata.agent.store.clickhouse.store import ClickHouseStore
+from strata.agent.store.db import DuckDBStore
+from strata.agent.store.seam import DuckDBReports, ReportReads, incident_book
+
+from tests.agent.store.rows import HOUR, MIN, T0, TRACE_A, TRACE_B
+from tests.agent.store.test_clickhouse import _data
+
+RANGE = {"since_ns": T0, "until_ns": T0 + HOUR}
+
+
+@pytest.fixture(name="chdb")
+def chdb_fixture(tmp_path: Path) -> Iterator[ClickHouseStore]:
+    store = ClickHouseStore(ChdbEngine(tmp_path / "ch"))
+    yield store
+    store.close()
+
+
+@pytest.fixture(name="both")
+def both_fixture(store: DuckDBStore, chdb: ClickHouseStore) -> tuple[ReportReads, ReportReads]:
+    spans, samples, deployments = _data()
+    spans = [replace(s, attributes={**s.attributes, "user.id": f"u{i % 2}"}) if i % 4 else s
+             for i, s in enumerate(spans)]
+    costs = [((0.01 * i, "token_price", 0.1 * i, "estimated", 0.02 * i) if i % 3 == 0 else
+              (None, None, 0.5, "measured", 0.1) if i % 3 == 1 else (None,) * 5)
+             for i in range(len(spans))]
+    logs = [LogRecord(T0 + 2 * MIN, "rag-api", 17, "ERROR", None, TRACE_A, "c1", "boom",
+                      "Timeout", {"k": "v"}),
+            LogRecord(T0 + MIN, "rag-api", 9, "INFO", "gen_ai.choice", TRACE_A, "c0", "hi",
+                      span_event=True)]
+    for target in (store, chdb):
+        target.write_batch(spans, samples, deployments, received_ns=1, costs=costs, logs=logs)
+    return DuckDBReports(store), chdb.report_reads()
+
+
+def _close(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9)
+    return bool(a == b)
+
+
+def _same(duck: list[dict[str, Any]], ch: list[dict[str, Any]]) -> None:
+    assert len(duck) == len(ch)
+    for d, c in zip(duck, ch, strict=True):
+        assert d.keys() == c.keys()
+        for key in d:
+            assert _close(d[key], c[key]), (key, d, c)
+
+
+def test_trace_list_and_detail(both: tuple[ReportReads, ReportReads]) -> None:
+    duck, ch = both
+    for filters in ({}, {"service": "rag-api"}, {"model": "llama"}, {"status": "error"},
+                    {"min_duration_ns": 2_000_000_000, "since_ns": T0 + 5 * MIN},
+                    {"until_ns": T0 + 6 * MIN, "limit": 1}):
+        found = ch.list_traces(**filters)  # type: ignore[arg-type]
+        _same(duck.list_traces(**filters), found)  # type: ignore[arg-type]
+    assert [t["trace_id"] for t in ch.list_traces()] == [TRACE_B, TRACE_A]  # newest first
+    for trace in (TRACE_A, TRACE_B):
+        duck_spans, ch_spans = duck.trace_spans(trace), ch.trace_spans(trace)
+        for d, c in zip(duck_spans, ch_spans, strict=True):
+            # the Collector's maps hold strings, and the promoted GenAI keys as well
+            assert {k: str(v) for k, v in d.pop("attributes").items()}.items() <= (
+                c.pop("attributes").items())
+        _same(duck_spans, ch_spans)
+    assert ch.trace_spans("f" * 32) == []
+    assert ch.trace_logs(TRACE_A) == duck.trace_logs(TRACE_A)
+    assert [r["event_name"] for r in ch.trace_logs(TRACE_A)] == ["gen_ai.choice", None]
+
+
+def test_deployments(both: tuple[ReportReads, ReportReads]) -> None:
+    duck, ch = both
+    for filters in ({}, {"service": "rag-api"}, {"service": "other"},
+                    {"since_ns": T0 + 11 * MIN}, {"until_ns": T0 + 11 * MIN, "limit": 1}):
+        assert ch.list_deployments(**filters) == duck.list_deployments(**filters)  # type: ignore[arg-type]
+    assert len(ch.list_deployments()) == 1
+
+
+@pytest.mark.parametrize(("group_by", "bucket_ns", "filters"), [
+    ("service", None, {}),
+    ("team", None, {}),
+    ("model", 5 * MIN, {}),
+    ("provider", None, {"service": "rag-api"}),
+    ("host", None, {}),
+    ("operation", HOUR, {}),
+    ("service_version", None, {"user": "u1"}),
+    ("layer", None, {}),
+    ("user", 10 * MIN, {}),
+    ("server.address", None, {"team": "search"}),
+])
+def test_cost_report(both: tuple[ReportReads, ReportReads], group_by: str,
+                     bucket_ns: int | None, filters: dict[str, str]) -> None:
+    duck, ch = both
+    expected = duck.cost_report(group_by=group_by, bucket_ns=bucket_ns, filters=filters, **RANGE)
+    assert expected  # the case has data
+    _same(expected, ch.cost_report(group_by=group_by, bucket_ns=bucket_ns, filters=filters,
+                                   **RANGE))
+
+
+def test_cost_report_refuses_bad_keys_and_buckets(both: tuple[ReportReads, ReportReads]) -> None:
+    _, ch = both
+    with pytest.raises(ValueError, match="group_by/filter"):
+        ch.cost_report(group_by="x' OR 1=1 --", **RANGE)
+    with pytest.raises(ValueError, match="group_by/filter"):
+        ch.cost_report(group_by="service", filters={"a b": "x"}, **RANGE)
+    with pytest.raises(ValueError, match="positive"):
+        ch.cost_report(group_by="service", bucket_ns=0, **RANGE)
+
+
+def test_coverage(both: tuple[ReportReads, ReportReads]) -> None:
+    duck, ch = both
+    expected = duck.coverage_by_service(**RANGE)
+    assert expected == [("other", 1, 0, 0, 0, 1, 1, 0, 0), ("rag-api", 11, 5, 0, 0, 6, 4, 5, 2)]
+    assert ch.coverage_by_service(**RANGE) == expected
+
+
+def test_incident_filters(store: DuckDBStore, chdb: ClickHouseStore) -> None:
+    incidents = [Incident(id=f"i{n}", kind=kind, layer="model", service=service, host=None,
+                          status=status, severity="warning", started_at_ns=T0 + n * MIN,
+                          detected_at_ns=T0 + n * MIN, resolved_at_ns=None, summary="s",
+                          evidence=(), suspected_cause=None, suggestion=None)
+                 for n, (kind, service, status) in enumerate([
+                     ("latency_regression", "a", "open"), ("error_spike", "a", "resolved"),
+                     ("error_spike", "b", "open"), ("cost_spike", None, "acknowledged")])]
+    for target in (store, chdb):
+        with incident_book(target) as book:
+            for incident in incidents:
+                book.insert_incident(incident, 1)
+    for filters in ({}, {"status": "open"}, {"service": "a"}, {"kind": "error_spike"},
+                    {"since_ns": T0 + MIN}, {"until_ns": T0 + 2 * MIN}, {"limit": 2},
+                    {"kind": "error_spike", "status": "open", "service": "b"}):
+        with incident_book(store) as book:
+            expected = [i.id for i in book.list_incidents(**filters)]  # type: ignore[arg-type]
+        with incident_book(chdb) as book:
+            assert [i.id for i in book.list_incidents(**filters)] == expected, filters  # type: ignore[arg-type]
+    with incident_book(chdb) as book:
+        assert [i.id for i in book.list_incidents(kind="error_spike")] == ["i2", "i1"]
