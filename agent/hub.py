@@ -16,8 +16,10 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from strata.agent.analysis.analyzer import AnalysisReport, Analyzer
+from strata.agent.analysis.layer_reads import CORRELATED_LAYERS
 from strata.agent.config import Settings
 from strata.agent.errors import StoreError
 from strata.agent.ingest.decoding import Decoder
@@ -110,6 +112,11 @@ class Hub:
     def after_commit(self, result: DecodeResult,
                      costs: Sequence[CostColumns] | None = None) -> None:
         """The receiver's hook: the hub forwards nothing further."""
+
+    def correlate(self, spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Not yet on the hub: each span's ``correlated`` layers are empty (docs/deploy.md)."""
+        return [{**span, "correlated": {str(layer): [] for layer in CORRELATED_LAYERS}}
+                for span in spans]
 
     def analyze_once(self, now_ns: int | None = None, *, full: bool = False) -> AnalysisReport:
         return self.analyzer.analyze(now_ns, full=full)

@@ -11,20 +11,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from strata.agent.api.host import duckdb_only
 from strata.agent.api.render import count_query, rfc3339, time_range
 from strata.agent.model import Layer
 from strata.agent.store.samples import metric_series
 from strata.agent.units import HOUR_NS
 
 if TYPE_CHECKING:
-    from strata.agent.runner import Agent
+    from strata.agent.api.host import ApiHost
 
 
 RESERVED: Final = frozenset({"layer", "name", "since", "until", "limit"})
 DEFAULT_RANGE_NS: Final = HOUR_NS
 
 
-def build_router(agent: Agent) -> APIRouter:
+def build_router(agent: ApiHost) -> APIRouter:
     router = APIRouter(tags=["metrics"])
 
     @router.get("/api/v1/metrics")
@@ -37,6 +38,7 @@ def build_router(agent: Agent) -> APIRouter:
         limit: int = count_query(1000, le=10_000),
     ) -> dict[str, Any]:
         """Stored metric series by layer, name (as received or canonical), time and labels."""
+        cur = duckdb_only(agent, "metric series").cursor()
         if since is None:
             _, until_ns = time_range(agent, None, until)
             since_ns = max(0, until_ns - DEFAULT_RANGE_NS)
@@ -45,7 +47,7 @@ def build_router(agent: Agent) -> APIRouter:
         labels = {k: v for k, v in request.query_params.items() if k not in RESERVED}
         try:
             series, truncated = metric_series(
-                agent.store.cursor(), since_ns=since_ns, until_ns=until_ns, layer=layer,
+                cur, since_ns=since_ns, until_ns=until_ns, layer=layer,
                 name=name, labels=labels, max_series=limit,
             )
         except ValueError as exc:

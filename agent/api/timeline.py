@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, HTTPException, Query
+from strata.agent.api.host import duckdb_only
 from strata.agent.api.render import count_query, parse_duration_ns, rfc3339, time_range
 from strata.agent.store.samples import bucketed_samples
 from strata.agent.store.spans import service_span_series, service_targets
@@ -27,7 +28,7 @@ from strata.analytics.correlate import (
 )
 
 if TYPE_CHECKING:
-    from strata.agent.runner import Agent
+    from strata.agent.api.host import ApiHost
 
 DEFAULT_RANGE_NS: Final = 6 * HOUR_NS
 MAX_STEPS: Final = 2000
@@ -46,7 +47,7 @@ SPAN_SIGNALS: Final = (
 )
 
 
-def build_router(agent: Agent) -> APIRouter:
+def build_router(agent: ApiHost) -> APIRouter:
     router = APIRouter(tags=["timeline"])
 
     @router.get("/api/v1/services/{service}/timeline")
@@ -69,7 +70,7 @@ def build_router(agent: Agent) -> APIRouter:
         if len(times) > MAX_STEPS:
             raise HTTPException(400, f"more than {MAX_STEPS} steps; use a larger step")
         index = {t: i for i, t in enumerate(times)}
-        cur = agent.store.cursor()
+        cur = duckdb_only(agent, "the service timeline").cursor()
         series: list[dict[str, Any]] = []
         span_rows = service_span_series(cur, service, since_ns=since_ns, until_ns=until_ns,
                                         step_ns=step_ns)

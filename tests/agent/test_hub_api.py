@@ -1,0 +1,127 @@
+"""The agent's API routers served by ``strata hub`` over ClickHouse (chdb): the same data in
+an agent's DuckDB and in the hub's ClickHouse gives the same answers over HTTP; the routes
+whose reads exist only for DuckDB answer 501 with the reason; a ClickHouse that fails is a
+503 on every route."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from strata.agent.api.app import create_app, create_hub_app
+from strata.agent.config import Settings
+from strata.agent.hub import Hub
+from strata.agent.runner import Agent
+
+from tests.agent.store.rows import T0, TRACE_A, TRACE_B
+from tests.agent.store.test_clickhouse import _data
+
+SINCE, UNTIL = str(T0), str(T0 + 3600 * 10**9)
+
+
+@pytest.fixture(name="clients")
+def clients_fixture(tmp_path: Path) -> Iterator[tuple[TestClient, TestClient, Hub]]:
+    """(agent, hub, hub) holding the same spans, samples, logs and deployments; the apps'
+    lifespans are not run, so no background thread writes or analyses."""
+    agent = Agent(Settings(db=str(tmp_path / "agent.duckdb")))
+    hub = Hub(Settings(), f"chdb:{tmp_path / 'ch'}")
+    spans, samples, deployments = _data()
+    spans = [replace(s, attributes={**s.attributes, "user.id": f"u{i % 2}"})
+             for i, s in enumerate(spans)]
+    costs = [(0.01 * i, "token_price", 0.1 * i, "estimated", 0.02 * i) if i % 2 else (None,) * 5
+             for i in range(len(spans))]
+    for store in (agent.store, hub.store):
+        store.write_batch(spans, samples, deployments, received_ns=1, costs=costs)
+    try:
+        yield (TestClient(create_app(agent), base_url="http://127.0.0.1"),
+               TestClient(create_hub_app(hub), base_url="http://127.0.0.1"), hub)
+    finally:
+        agent.close()
+        hub.close()
+
+
+def _plain(value: Any, *, drop: frozenset[str] = frozenset()) -> Any:
+    """JSON with floats to 9 significant digits and the *drop* keys removed, at any depth."""
+    if isinstance(value, dict):
+        return {k: _plain(v, drop=drop) for k, v in value.items() if k not in drop}
+    if isinstance(value, list):
+        return [_plain(v, drop=drop) for v in value]
+    if isinstance(value, float):
+        return float(f"{value:.9g}") if math.isfinite(value) else value
+    return value
+
+
+def _same(agent: TestClient, hub: TestClient, path: str, params: dict[str, str] | None = None,
+          drop: frozenset[str] = frozenset()) -> Any:
+    expected, found = agent.get(path, params=params), hub.get(path, params=params)
+    assert expected.status_code == found.status_code == 200, (path, found.text)
+    assert _plain(found.json(), drop=drop) == _plain(expected.json(), drop=drop), path
+    return found.json()
+
+
+def test_traces_deployments_and_cost_match_the_agent(
+        clients: tuple[TestClient, TestClient, Hub]) -> None:
+    agent, hub, _ = clients
+    listed = _same(agent, hub, "/api/v1/traces")
+    assert [t["trace_id"] for t in listed["traces"]] == [TRACE_B, TRACE_A]
+    _same(agent, hub, "/api/v1/traces", {"service": "rag-api", "status": "error"})
+    _same(agent, hub, "/api/v1/traces", {"model": "gpt-4o", "min_duration_ms": "1500"})
+    # attributes: the hub's are strings and carry the promoted GenAI keys; correlation of
+    # layer samples is not done on the hub yet
+    tree = _same(agent, hub, f"/api/v1/traces/{TRACE_A}",
+                 drop=frozenset({"attributes", "correlated"}))
+    assert tree["span_count"] == 13
+    assert hub.get(f"/api/v1/traces/{'f' * 32}").status_code == 404
+    assert hub.get("/api/v1/traces/not-hex").status_code == 400
+    _same(agent, hub, "/api/v1/deployments")
+    _same(agent, hub, "/api/v1/deployments", {"service": "rag-api", "since": SINCE})
+    window = {"since": SINCE, "until": UNTIL}
+    for params in ({}, {"group_by": "team"}, {"group_by": "model", "bucket": "5m"},
+                   {"group_by": "user", "service": "rag-api"},
+                   {"group_by": "server.address", "attr.user.id": "u1"}):
+        body = _same(agent, hub, "/api/v1/cost", {**window, **params})
+        assert body["totals"]["requests"] > 0
+    assert hub.get("/api/v1/cost", params={**window, "group_by": "a b"}).status_code == 400
+
+
+def test_a_deployment_marker_posted_to_the_hub_is_listed(
+        clients: tuple[TestClient, TestClient, Hub]) -> None:
+    _, hub, _ = clients
+    added = hub.post("/api/v1/deployments", json={"service": "rag-api", "version": "1.2",
+                                                  "time": str(T0 + 20 * 60 * 10**9)})
+    assert added.status_code == 201
+    assert added.json()["previous_version"] == "1.1"  # the last known one, from ClickHouse
+    listed = hub.get("/api/v1/deployments", params={"service": "rag-api"}).json()
+    assert [(d["version"], d["source"]) for d in listed["deployments"]] == [
+        ("1.2", "explicit"), ("1.1", "service.version")]
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/anomalies", "/api/v1/energy", "/api/v1/cost/rightsizing", "/api/v1/budgets",
+    "/api/v1/metrics", "/api/v1/services/rag-api/timeline", "/metrics"])
+def test_routes_not_on_clickhouse_yet_answer_501_with_the_reason(
+        clients: tuple[TestClient, TestClient, Hub], path: str) -> None:
+    agent, hub, _ = clients
+    reply = hub.get(path)
+    assert reply.status_code == 501, path
+    assert "not served by strata hub yet" in reply.json()["detail"]
+    if path != "/metrics":  # the agent serves each of them
+        assert agent.get(path).status_code == 200
+
+
+def test_every_hub_read_is_a_503_when_clickhouse_fails(
+        clients: tuple[TestClient, TestClient, Hub]) -> None:
+    _, hub, store_owner = clients
+    store_owner.store.engine.close()
+    for path in ("/api/v1/traces", f"/api/v1/traces/{TRACE_A}", "/api/v1/deployments",
+                 f"/api/v1/cost?since={SINCE}&until={UNTIL}", "/api/v1/incidents"):
+        reply = hub.get(path)
+        assert reply.status_code == 503, path
+        assert "ClickHouse unavailable" in reply.json()["detail"]
+    posted = hub.post("/api/v1/deployments", json={"service": "s", "version": "2"})
+    assert posted.status_code == 503
