@@ -29,6 +29,7 @@ from strata.agent.model import Incident, Sample, SpanRecord
 from strata.agent.store.db import CostColumns, DuckDBStore
 from strata.agent.store.incidents import get_incident, insert_incident
 from strata.agent.store.memory import container_limit_bytes, duckdb_limit_bytes
+from strata.agent.store.seam import report_reads
 from strata.agent.units import DAY_NS
 from strata.analytics.attribution import IngestPricer
 from strata.analytics.pricing import PriceTable
@@ -182,7 +183,7 @@ class Agent:
         if not self.settings.budgets:
             return []
         now_ns = self.clock()
-        statuses = check_budgets(self.store.cursor(), self.settings.budgets, now_ns=now_ns)
+        statuses = check_budgets(report_reads(self.store), self.settings.budgets, now_ns=now_ns)
         fresh = []
         with self.store.transaction() as cur:
             for alert in budget_alerts(statuses, now_ns=now_ns):

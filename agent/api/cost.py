@@ -182,10 +182,10 @@ def build_router(agent: ApiHost) -> APIRouter:
     @router.get("/api/v1/budgets")
     def budgets() -> dict[str, Any]:
         """Configured budgets with this month's spend and projected burn."""
-        cur = duckdb_only(agent, "budgets").cursor()
         now = agent.clock()
         try:
-            statuses = check_budgets(cur, agent.settings.budgets, now_ns=now)
+            statuses = check_budgets(report_reads(agent.store), agent.settings.budgets,
+                                     now_ns=now)
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
         return {"budgets": [

@@ -14,22 +14,26 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from strata.agent.api.app import create_app, create_hub_app
-from strata.agent.config import Settings
+from strata.agent.config import Budget, Settings
 from strata.agent.hub import Hub
 from strata.agent.runner import Agent
 
-from tests.agent.store.rows import T0, TRACE_A, TRACE_B
+from tests.agent.store.rows import HOUR, T0, TRACE_A, TRACE_B
 from tests.agent.store.test_clickhouse import _data
 
-SINCE, UNTIL = str(T0), str(T0 + 3600 * 10**9)
+SINCE, UNTIL = str(T0), str(T0 + HOUR)
+NOW = T0 + HOUR  # the clock of both apps (budgets: this month's spend and burn)
 
 
 @pytest.fixture(name="clients")
 def clients_fixture(tmp_path: Path) -> Iterator[tuple[TestClient, TestClient, Hub]]:
     """(agent, hub, hub) holding the same spans, samples, logs and deployments; the apps'
     lifespans are not run, so no background thread writes or analyses."""
-    agent = Agent(Settings(db=str(tmp_path / "agent.duckdb")))
-    hub = Hub(Settings(), f"chdb:{tmp_path / 'ch'}")
+    budgets = (Budget("team", "search", 0.05), Budget("service", "other", 100.0))
+    agent = Agent(Settings(db=str(tmp_path / "agent.duckdb"), budgets=budgets),
+                  clock=lambda: NOW)
+    hub = Hub(Settings(budgets=budgets), f"chdb:{tmp_path / 'ch'}")
+    hub.clock = lambda: NOW
     spans, samples, deployments = _data()
     spans = [replace(s, attributes={**s.attributes, "user.id": f"u{i % 2}"})
              for i, s in enumerate(spans)]
@@ -87,6 +91,9 @@ def test_traces_deployments_and_cost_match_the_agent(
         body = _same(agent, hub, "/api/v1/cost", {**window, **params})
         assert body["totals"]["requests"] > 0
     assert hub.get("/api/v1/cost", params={**window, "group_by": "a b"}).status_code == 400
+    budgets = _same(agent, hub, "/api/v1/budgets")["budgets"]
+    assert [(b["value"], b["will_exceed"]) for b in budgets] == [("search", True),
+                                                                ("other", False)]
 
 
 def test_a_deployment_marker_posted_to_the_hub_is_listed(
@@ -102,7 +109,7 @@ def test_a_deployment_marker_posted_to_the_hub_is_listed(
 
 
 @pytest.mark.parametrize("path", [
-    "/api/v1/anomalies", "/api/v1/energy", "/api/v1/cost/rightsizing", "/api/v1/budgets",
+    "/api/v1/anomalies", "/api/v1/energy", "/api/v1/cost/rightsizing",
     "/api/v1/metrics", "/api/v1/services/rag-api/timeline", "/metrics"])
 def test_routes_not_on_clickhouse_yet_answer_501_with_the_reason(
         clients: tuple[TestClient, TestClient, Hub], path: str) -> None:
