@@ -22,6 +22,7 @@ from strata.agent.analysis.analyzer import AnalysisReport, Analyzer
 from strata.agent.analysis.layer_reads import CORRELATED_LAYERS
 from strata.agent.config import Settings
 from strata.agent.errors import StoreError
+from strata.agent.finops.budgets import record_budget_alerts
 from strata.agent.ingest.decoding import Decoder
 from strata.agent.ingest.normalize import IngestPolicy
 from strata.agent.ingest.otlp_codec import DecodeResult
@@ -119,7 +120,11 @@ class Hub:
                 for span in spans]
 
     def analyze_once(self, now_ns: int | None = None, *, full: bool = False) -> AnalysisReport:
-        return self.analyzer.analyze(now_ns, full=full)
+        """Detection and incidents over the fleet up to *now_ns* (event time), then budget
+        alerts (wall time, as on the agent); both idempotent across replicas."""
+        report = self.analyzer.analyze(now_ns, full=full)
+        record_budget_alerts(self.store, self.settings.budgets, now_ns=self.clock())
+        return report
 
     def start(self) -> None:
         self.writer.start()

@@ -17,7 +17,7 @@ from strata.agent.analysis.analyzer import AnalysisReport, Analyzer
 from strata.agent.analysis.layer_reads import correlate_trace
 from strata.agent.analysis.series_scoring import SeriesScoring
 from strata.agent.config import Settings
-from strata.agent.finops.budgets import budget_alerts, check_budgets
+from strata.agent.finops.budgets import record_budget_alerts
 from strata.agent.finops.gpu import apply_gpu_attribution, pending_gpu_window
 from strata.agent.finops.report import ROLLUP_SLACK_NS, refresh_cost_rollup
 from strata.agent.ingest.decoding import Decoder
@@ -27,9 +27,7 @@ from strata.agent.ingest.stats import ReceiverStats
 from strata.agent.ingest.writer import BatchWriter
 from strata.agent.model import Incident, Sample, SpanRecord
 from strata.agent.store.db import CostColumns, DuckDBStore
-from strata.agent.store.incidents import get_incident, insert_incident
 from strata.agent.store.memory import container_limit_bytes, duckdb_limit_bytes
-from strata.agent.store.seam import report_reads
 from strata.agent.units import DAY_NS
 from strata.analytics.attribution import IngestPricer
 from strata.analytics.pricing import PriceTable
@@ -180,17 +178,7 @@ class Agent:
 
     def _budget_alerts(self) -> list[Incident]:
         """Budgets whose burn rate will exceed them this month: stored once, alerted once."""
-        if not self.settings.budgets:
-            return []
-        now_ns = self.clock()
-        statuses = check_budgets(report_reads(self.store), self.settings.budgets, now_ns=now_ns)
-        fresh = []
-        with self.store.transaction() as cur:
-            for alert in budget_alerts(statuses, now_ns=now_ns):
-                if get_incident(cur, alert.id, with_events=False) is None:
-                    insert_incident(cur, alert, now_ns)
-                    fresh.append(alert)
-        return fresh
+        return record_budget_alerts(self.store, self.settings.budgets, now_ns=self.clock())
 
     # -- hooks used by the API ---------------------------------------------------------------
 

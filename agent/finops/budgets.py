@@ -21,10 +21,11 @@ from typing import Final
 from strata.agent.config import Budget
 from strata.agent.finops.report import summarize
 from strata.agent.model import Evidence, Incident, Suggestion
-from strata.agent.store.seam import ReportReads
+from strata.agent.store.seam import ReportReads, Store, incident_book, report_reads
 from strata.agent.units import DAY_NS, NS_PER_S
 
-__all__ = ["BudgetStatus", "budget_alerts", "budget_status", "check_budgets", "month_bounds"]
+__all__ = ["BudgetStatus", "budget_alerts", "budget_status", "check_budgets", "month_bounds",
+           "record_budget_alerts"]
 
 BURN_WINDOW_NS: Final = 7 * DAY_NS
 
@@ -134,3 +135,20 @@ def budget_alerts(statuses: Iterable[BudgetStatus], *, now_ns: int) -> list[Inci
             ),
         ))
     return alerts
+
+
+def record_budget_alerts(store: Store, budgets: Iterable[Budget], *,
+                         now_ns: int) -> list[Incident]:
+    """Budgets whose burn rate will exceed them this month, stored as incidents once (an
+    alert already stored for this budget and month is not returned again)."""
+    budgets = tuple(budgets)
+    if not budgets:
+        return []
+    statuses = check_budgets(report_reads(store), budgets, now_ns=now_ns)
+    fresh = []
+    with incident_book(store) as book:
+        for alert in budget_alerts(statuses, now_ns=now_ns):
+            if book.get_incident(alert.id, with_events=False) is None:
+                book.insert_incident(alert, now_ns)
+                fresh.append(alert)
+    return fresh

@@ -132,3 +132,13 @@ def test_every_hub_read_is_a_503_when_clickhouse_fails(
         assert "ClickHouse unavailable" in reply.json()["detail"]
     posted = hub.post("/api/v1/deployments", json={"service": "s", "version": "2"})
     assert posted.status_code == 503
+
+
+def test_the_hubs_analysis_stores_each_budget_alert_once(
+        clients: tuple[TestClient, TestClient, Hub]) -> None:
+    _, client, hub = clients
+    for _ in range(2):
+        hub.analyze_once()
+    alerts = client.get("/api/v1/incidents", params={"kind": "budget_burn"}).json()
+    assert [(i["summary"].split(":")[0], i["status"]) for i in alerts["incidents"]] == [
+        ("budget team=search", "open")]
