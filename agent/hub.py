@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from strata.agent.analysis.analyzer import AnalysisReport, Analyzer
-from strata.agent.analysis.layer_reads import CORRELATED_LAYERS
+from strata.agent.analysis.layer_reads import correlate_trace
 from strata.agent.config import Settings
 from strata.agent.errors import StoreError
 from strata.agent.finops.budgets import record_budget_alerts
@@ -115,9 +115,9 @@ class Hub:
         """The receiver's hook: the hub forwards nothing further."""
 
     def correlate(self, spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Not yet on the hub: each span's ``correlated`` layers are empty (docs/deploy.md)."""
-        return [{**span, "correlated": {str(layer): [] for layer in CORRELATED_LAYERS}}
-                for span in spans]
+        """Attach the layer samples overlapping each span (any node's: the same host, GPU
+        or shard)."""
+        return correlate_trace(self.store.report_reads(), spans)
 
     def analyze_once(self, now_ns: int | None = None, *, full: bool = False) -> AnalysisReport:
         """Detection and incidents over the fleet up to *now_ns* (event time), then budget

@@ -28,6 +28,7 @@ from strata.agent.ingest.writer import BatchWriter
 from strata.agent.model import Incident, Sample, SpanRecord
 from strata.agent.store.db import CostColumns, DuckDBStore
 from strata.agent.store.memory import container_limit_bytes, duckdb_limit_bytes
+from strata.agent.store.seam import report_reads
 from strata.agent.units import DAY_NS
 from strata.analytics.attribution import IngestPricer
 from strata.analytics.pricing import PriceTable
@@ -192,7 +193,7 @@ class Agent:
 
     def correlate(self, spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Attach the layer samples overlapping each span (same host, GPU, shard)."""
-        return correlate_trace(self.store.cursor(), spans)
+        return correlate_trace(report_reads(self.store), spans)
 
     def poll_once(self, now_ns: int) -> PollReport:
         """Run the collectors that are due at *now_ns* (the ticker thread calls this too)."""

@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import duckdb
 import numpy as np
-from strata.agent.model import Deployment, Incident, IncidentEvent
+from strata.agent.model import Deployment, Incident, IncidentEvent, Sample
 from strata.agent.store import costs as cost_store
 from strata.agent.store import incidents as incident_store
 from strata.agent.store import requests as request_store
@@ -68,10 +68,11 @@ class IncidentBook(Protocol):
 
 
 class ReportReads(Protocol):
-    """The API's reads (traces, deployments, cost); rows as ``strata.agent.store.spans``
-    (``list_traces``, ``trace_spans``), ``logs.trace_logs``, ``deployments.list_deployments``
-    and ``costs`` (``cost_report`` without the rollup switch, ``coverage_by_service``)
-    document them."""
+    """The API's reads (traces and their layer samples, deployments, cost); rows as
+    ``strata.agent.store.spans`` (``list_traces``, ``trace_spans``, ``span_resources``),
+    ``samples.samples_near``, ``logs.trace_logs``, ``deployments.list_deployments`` and
+    ``costs`` (``cost_report`` without the rollup switch, ``coverage_by_service``) document
+    them."""
 
     def list_traces(self, *, service: str | None = None, model: str | None = None,
                     status: str | None = None, min_duration_ns: int | None = None,
@@ -79,6 +80,9 @@ class ReportReads(Protocol):
                     limit: int = 100) -> list[dict[str, Any]]: ...
     def trace_spans(self, trace_id: str) -> list[dict[str, Any]]: ...
     def trace_logs(self, trace_id: str) -> list[dict[str, Any]]: ...
+    def span_resources(self, trace_id: str) -> dict[str, str]: ...
+    def samples_near(self, *, since_ns: int, until_ns: int,
+                     hosts: Iterable[str]) -> list[Sample]: ...
     def list_deployments(self, *, service: str | None = None, since_ns: int | None = None,
                          until_ns: int | None = None,
                          limit: int = 500) -> list[tuple[Any, ...]]: ...
@@ -174,6 +178,14 @@ class DuckDBReports:
 
     def trace_logs(self, trace_id: str) -> list[dict[str, Any]]:
         return trace_logs(self._store.cursor(), trace_id)
+
+    def span_resources(self, trace_id: str) -> dict[str, str]:
+        return span_store.span_resources(self._store.cursor(), trace_id)
+
+    def samples_near(self, *, since_ns: int, until_ns: int,
+                     hosts: Iterable[str]) -> list[Sample]:
+        return sample_store.samples_near(self._store.cursor(), since_ns=since_ns,
+                                         until_ns=until_ns, hosts=hosts)
 
     def list_deployments(self, *, service: str | None = None, since_ns: int | None = None,
                          until_ns: int | None = None, limit: int = 500) -> list[tuple[Any, ...]]:

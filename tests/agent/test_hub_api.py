@@ -18,7 +18,7 @@ from strata.agent.config import Budget, Settings
 from strata.agent.hub import Hub
 from strata.agent.runner import Agent
 
-from tests.agent.store.rows import HOUR, T0, TRACE_A, TRACE_B
+from tests.agent.store.rows import HOUR, T0, TRACE_A, TRACE_B, sample
 from tests.agent.store.test_clickhouse import _data
 
 SINCE, UNTIL = str(T0), str(T0 + HOUR)
@@ -35,7 +35,11 @@ def clients_fixture(tmp_path: Path) -> Iterator[tuple[TestClient, TestClient, Hu
     hub = Hub(Settings(budgets=budgets), f"chdb:{tmp_path / 'ch'}")
     hub.clock = lambda: NOW
     spans, samples, deployments = _data()
-    spans = [replace(s, attributes={**s.attributes, "user.id": f"u{i % 2}"})
+    samples += [sample("DCGM_FI_DEV_GPU_TEMP", 70.0 + t, 11 * 60 + t / 2,  # during span "x"
+                       canonical="gpu.temperature", host="gpu-node-1", device="GPU-1",
+                       attributes={"modelName": "H100"}) for t in range(3)]
+    spans = [replace(s, attributes={**s.attributes, "user.id": f"u{i % 2}",
+                                    **({"gpu.uuid": "GPU-1"} if s.span_id == "x" else {})})
              for i, s in enumerate(spans)]
     costs = [(0.01 * i, "token_price", 0.1 * i, "estimated", 0.02 * i) if i % 2 else (None,) * 5
              for i in range(len(spans))]
@@ -75,11 +79,12 @@ def test_traces_deployments_and_cost_match_the_agent(
     assert [t["trace_id"] for t in listed["traces"]] == [TRACE_B, TRACE_A]
     _same(agent, hub, "/api/v1/traces", {"service": "rag-api", "status": "error"})
     _same(agent, hub, "/api/v1/traces", {"model": "gpt-4o", "min_duration_ms": "1500"})
-    # attributes: the hub's are strings and carry the promoted GenAI keys; correlation of
-    # layer samples is not done on the hub yet
-    tree = _same(agent, hub, f"/api/v1/traces/{TRACE_A}",
-                 drop=frozenset({"attributes", "correlated"}))
+    # attributes: the hub's are strings and carry the promoted GenAI keys
+    tree = _same(agent, hub, f"/api/v1/traces/{TRACE_A}", drop=frozenset({"attributes"}))
     assert tree["span_count"] == 13
+    on_gpu = _same(agent, hub, f"/api/v1/traces/{TRACE_B}", drop=frozenset({"attributes"}))
+    correlated = on_gpu["spans"][0]["correlated"]["infrastructure"]
+    assert {c["signal"] for c in correlated} >= {"gpu.temperature"}  # the GPU node's samples
     assert hub.get(f"/api/v1/traces/{'f' * 32}").status_code == 404
     assert hub.get("/api/v1/traces/not-hex").status_code == 400
     _same(agent, hub, "/api/v1/deployments")

@@ -11,9 +11,10 @@ on the hub (the Collector's schema stores ``Map(String, String)``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from strata.agent.model import Layer, Sample
 from strata.agent.store.clickhouse.engine import Engine, rows
 from strata.agent.store.costs import MEASURES, USER_KEYS, group_spec
 from strata.agent.store.deployments import DEPLOYMENT_COLUMNS
@@ -166,6 +167,36 @@ class ClickHouseReports:
                                     if k not in ("exception.type", "strata.span_event")}
             out.append(record)
         return out
+
+    def span_resources(self, trace_id: str) -> dict[str, str]:
+        """span_id -> resource (JSON text) of every span of one trace."""
+        found = rows(self._engine.query(
+            "SELECT SpanId, toJSONString(ResourceAttributes) FROM otel_traces "
+            "WHERE TraceId = {t:String}", {"t": trace_id}))
+        return {str(s): str(r) for s, r in found}
+
+    def samples_near(self, *, since_ns: int, until_ns: int,
+                     hosts: Iterable[str]) -> list[Sample]:
+        """``samples.samples_near``: infrastructure, serving and data samples in
+        ``[since_ns, until_ns]`` whose host or service is one of *hosts*."""
+        wanted = sorted(set(hosts))
+        if not wanted:
+            return []
+        table = self._engine.query("""
+            SELECT TimeNs, MetricName, nullIf(Attributes['strata.canonical'], '') AS canonical,
+                   StrataLayer, MetricUnit, Value, nullIf(Host, '') AS host,
+                   nullIf(Device, '') AS device, nullIf(ServiceName, '') AS service,
+                   mapFilter((k, v) -> NOT startsWith(k, 'strata.'), Attributes) AS labels
+            FROM strata_samples
+            WHERE StrataLayer IN ('infrastructure', 'serving', 'data')
+              AND (has({hosts:Array(String)}, Host) OR has({hosts:Array(String)}, ServiceName))
+              AND NOT match(Canonical, '[._](bucket|count|sum|created)$')
+              AND TimeUnix >= fromUnixTimestamp64Nano({lo:Int64})
+              AND TimeUnix <= fromUnixTimestamp64Nano({hi:Int64})
+            """, {"hosts": wanted, "lo": since_ns, "hi": until_ns})
+        return [Sample(r["MetricName"], r["Value"], r["MetricUnit"], Layer(r["StrataLayer"]),
+                       r["TimeNs"], dict(r["labels"]), r["canonical"], r["host"], r["device"],
+                       r["service"]) for r in table.to_pylist()]
 
     def list_deployments(self, *, service: str | None = None, since_ns: int | None = None,
                          until_ns: int | None = None, limit: int = 500) -> list[tuple[Any, ...]]:
