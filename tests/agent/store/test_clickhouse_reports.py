@@ -147,3 +147,20 @@ def test_incident_filters(store: DuckDBStore, chdb: ClickHouseStore) -> None:
             assert [i.id for i in book.list_incidents(**filters)] == expected, filters  # type: ignore[arg-type]
     with incident_book(chdb) as book:
         assert [i.id for i in book.list_incidents(kind="error_spike")] == ["i2", "i1"]
+
+
+def test_layer_samples_near_spans(both: tuple[ReportReads, ReportReads]) -> None:
+    duck, ch = both
+    for hosts in (["gpu-node-1"], ["vllm", "gpu-node-1"], ["nowhere"], []):
+        window = {"since_ns": T0, "until_ns": T0 + 2 * MIN, "hosts": hosts}
+        expected = sorted(duck.samples_near(**window), key=repr)  # type: ignore[arg-type]
+        assert sorted(ch.samples_near(**window), key=repr) == expected  # type: ignore[arg-type]
+    near = ch.samples_near(since_ns=T0, until_ns=T0 + 2 * MIN, hosts=["vllm", "gpu-node-1"])
+    assert sorted({(s.canonical or s.name, s.host, s.service) for s in near}) == [
+        ("gpu.clock_event_reasons", "gpu-node-1", None),
+        ("gpu.temperature", "gpu-node-1", None),
+        ("vllm:num_requests_waiting", None, "vllm")]
+    resources = ch.span_resources(TRACE_B)
+    assert list(resources) == ["x"]
+    assert '"service.name":"other"' in resources["x"]
+    assert duck.span_resources(TRACE_B).keys() == resources.keys()
