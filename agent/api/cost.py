@@ -114,15 +114,15 @@ def build_router(agent: ApiHost) -> APIRouter:
     ) -> dict[str, Any]:
         """Rightsizing findings: idle or under-used GPUs (USD and Wh wasted) and requests a
         cheaper model of the same family could serve, with the estimated saving."""
-        cur = duckdb_only(agent, "rightsizing").cursor()
         since_ns, until_ns = time_range(agent, since, until)
+        reads = report_reads(agent.store)
         gpu = idle_gpu_findings(
-            gpu_hours(cur, since_ns=since_ns, until_ns=until_ns),
+            gpu_hours(reads, since_ns=since_ns, until_ns=until_ns),
             gpu_hour_usd=agent.settings.gpu_hour_usd, idle_below_pct=idle_below_pct,
             underused_below_pct=underused_below_pct, min_hours=min_hours,
         )
         models = cheaper_model_findings(
-            model_profiles(cur, since_ns=since_ns, until_ns=until_ns,
+            model_profiles(reads, since_ns=since_ns, until_ns=until_ns,
                            max_input_tokens=max_input_tokens, max_output_tokens=max_output_tokens),
             agent.prices, max_input_tokens=max_input_tokens, max_output_tokens=max_output_tokens,
         )

@@ -91,6 +91,9 @@ class ReportReads(Protocol):
                     filters: Mapping[str, str] | None = None) -> list[dict[str, Any]]: ...
     def coverage_by_service(self, *, since_ns: int,
                             until_ns: int) -> list[tuple[Any, ...]]: ...
+    def gpu_hourly_usage(self, *, since_ns: int, until_ns: int) -> list[tuple[Any, ...]]: ...
+    def model_usage(self, *, since_ns: int, until_ns: int, max_input_tokens: int,
+                    max_output_tokens: int) -> list[tuple[Any, ...]]: ...
 
 
 @runtime_checkable
@@ -202,6 +205,16 @@ class DuckDBReports:
     def coverage_by_service(self, *, since_ns: int, until_ns: int) -> list[tuple[Any, ...]]:
         return cost_store.coverage_by_service(self._store.cursor(), since_ns=since_ns,
                                               until_ns=until_ns)
+
+    def gpu_hourly_usage(self, *, since_ns: int, until_ns: int) -> list[tuple[Any, ...]]:
+        return cost_store.gpu_hourly_usage(self._store.cursor(), since_ns=since_ns,
+                                           until_ns=until_ns)
+
+    def model_usage(self, *, since_ns: int, until_ns: int, max_input_tokens: int,
+                    max_output_tokens: int) -> list[tuple[Any, ...]]:
+        return cost_store.model_usage(self._store.cursor(), since_ns=since_ns,
+                                      until_ns=until_ns, max_input_tokens=max_input_tokens,
+                                      max_output_tokens=max_output_tokens)
 
 
 class DuckDBIncidents:

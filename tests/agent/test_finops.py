@@ -179,7 +179,7 @@ def test_gpu_hours_utilisation_power_and_counter_energy(store: DuckDBStore) -> N
         for i, v in enumerate((1_000_000.0, 4_600_000.0, 1_800_000.0))
     ]
     store.write_batch(samples=samples, received_ns=T0)
-    [h] = gpu_hours(store.cursor(), since_ns=hour, until_ns=hour + HOUR_NS)
+    [h] = gpu_hours(DuckDBReports(store), since_ns=hour, until_ns=hour + HOUR_NS)
     assert (h.host, h.device, h.hour_ns, h.utilization_pct) == (NODE, GPU_A, hour, 3.0)
     assert h.energy_wh == pytest.approx((3_600_000 + 1_800_000) / 3_600_000)
 

@@ -38,6 +38,8 @@ def clients_fixture(tmp_path: Path) -> Iterator[tuple[TestClient, TestClient, Hu
     samples += [sample("DCGM_FI_DEV_GPU_TEMP", 70.0 + t, 11 * 60 + t / 2,  # during span "x"
                        canonical="gpu.temperature", host="gpu-node-1", device="GPU-1",
                        attributes={"modelName": "H100"}) for t in range(3)]
+    samples += [sample("DCGM_FI_DEV_GPU_UTIL", 2.0, t * 300, canonical="gpu.utilization",
+                       unit="%", host="gpu-node-1", device="GPU-1") for t in range(12)]
     spans = [replace(s, attributes={**s.attributes, "user.id": f"u{i % 2}",
                                     **({"gpu.uuid": "GPU-1"} if s.span_id == "x" else {})})
              for i, s in enumerate(spans)]
@@ -96,6 +98,8 @@ def test_traces_deployments_and_cost_match_the_agent(
         body = _same(agent, hub, "/api/v1/cost", {**window, **params})
         assert body["totals"]["requests"] > 0
     assert hub.get("/api/v1/cost", params={**window, "group_by": "a b"}).status_code == 400
+    idle = _same(agent, hub, "/api/v1/cost/rightsizing", {**window, "min_hours": "1"})
+    assert [f["device"] for f in idle["findings"] if f["kind"] == "gpu_idle"] == ["GPU-1"]
     budgets = _same(agent, hub, "/api/v1/budgets")["budgets"]
     assert [(b["value"], b["will_exceed"]) for b in budgets] == [("search", True),
                                                                 ("other", False)]
@@ -114,7 +118,7 @@ def test_a_deployment_marker_posted_to_the_hub_is_listed(
 
 
 @pytest.mark.parametrize("path", [
-    "/api/v1/anomalies", "/api/v1/energy", "/api/v1/cost/rightsizing",
+    "/api/v1/anomalies", "/api/v1/energy",
     "/api/v1/metrics", "/api/v1/services/rag-api/timeline", "/metrics"])
 def test_routes_not_on_clickhouse_yet_answer_501_with_the_reason(
         clients: tuple[TestClient, TestClient, Hub], path: str) -> None:

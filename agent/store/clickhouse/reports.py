@@ -20,6 +20,7 @@ from strata.agent.store.costs import MEASURES, USER_KEYS, group_spec
 from strata.agent.store.deployments import DEPLOYMENT_COLUMNS
 from strata.agent.store.logs import TRACE_LOG_COLUMNS
 from strata.agent.store.spans import TRACE_SPAN_COLUMNS
+from strata.agent.units import HOUR_NS
 
 _MODEL: Final = "nullIf(if(GenAiResponseModel != '', GenAiResponseModel, GenAiRequestModel), '')"
 # costs.GROUP_COLUMNS over otel_traces
@@ -242,6 +243,65 @@ class ClickHouseReports:
                 item[m] = int(item[m] or 0)
             out.append(item)
         return out
+
+    def gpu_hourly_usage(self, *, since_ns: int, until_ns: int) -> list[tuple[Any, ...]]:
+        """``costs.gpu_hourly_usage`` over the fleet's samples (per host and GPU)."""
+        return rows(self._engine.query("""
+            WITH util AS (
+              SELECT Host AS host, Device AS device,
+                     intDiv(TimeNs, {h:Int64}) * {h:Int64} AS hour_ns,
+                     avg(if(MetricUnit = '1', Value * 100, Value)) AS util
+              FROM strata_samples WHERE Canonical = 'gpu.utilization' AND Host != ''
+                AND Device != '' AND TimeUnix >= fromUnixTimestamp64Nano({since:Int64})
+                AND TimeUnix < fromUnixTimestamp64Nano({until:Int64})
+              GROUP BY host, device, hour_ns),
+            power AS (
+              SELECT Host AS host, Device AS device,
+                     intDiv(TimeNs, {h:Int64}) * {h:Int64} AS hour_ns,
+                     avg(Value) AS power_w
+              FROM strata_samples WHERE Canonical = 'gpu.power.draw' AND MetricUnit = 'W'
+                AND Host != '' AND Device != ''
+                AND TimeUnix >= fromUnixTimestamp64Nano({since:Int64})
+                AND TimeUnix < fromUnixTimestamp64Nano({until:Int64})
+              GROUP BY host, device, hour_ns),
+            energy AS (
+              SELECT host, device, intDiv(t, {h:Int64}) * {h:Int64} AS hour_ns, unit,
+                     sum(if(d >= 0, d, value)) AS inc
+              FROM (SELECT Host AS host, Device AS device, TimeNs AS t, MetricUnit AS unit,
+                           Value AS value,
+                           value - lagInFrame(toNullable(Value)) OVER (
+                               PARTITION BY Host, Device ORDER BY TimeNs
+                               ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS d
+                    FROM strata_samples WHERE Canonical = 'gpu.energy.consumed'
+                      AND Host != '' AND Device != ''
+                      AND TimeUnix >= fromUnixTimestamp64Nano({since:Int64})
+                      AND TimeUnix < fromUnixTimestamp64Nano({until:Int64}))
+              WHERE d IS NOT NULL
+              GROUP BY host, device, hour_ns, unit)
+            SELECT util.host, util.device, util.hour_ns, util.util, power.power_w, energy.inc,
+                   energy.unit
+            FROM util LEFT JOIN power USING (host, device, hour_ns)
+                      LEFT JOIN energy USING (host, device, hour_ns)
+            ORDER BY 1, 2, 3
+            SETTINGS join_use_nulls = 1
+            """, {"h": HOUR_NS, "since": since_ns, "until": until_ns}))
+
+    def model_usage(self, *, since_ns: int, until_ns: int, max_input_tokens: int,
+                    max_output_tokens: int) -> list[tuple[Any, ...]]:
+        """``costs.model_usage`` over ``otel_traces``."""
+        small = "InputTokens <= {max_in:Int64} AND OutputTokens <= {max_out:Int64}"
+        cache = "coalesce(toInt64OrNull(SpanAttributes['gen_ai.usage.cache_read.input_tokens']), 0)"
+        return rows(self._engine.query(f"""
+            SELECT ServiceName, nullIf(GenAiProvider, '') AS provider, {_MODEL} AS model,
+                   count(), sum(CostUsd), countIf({small}),
+                   coalesce(sumIf(InputTokens, {small}), 0), sumIf({cache}, {small}),
+                   coalesce(sumIf(OutputTokens, {small}), 0), coalesce(sumIf(CostUsd, {small}), 0)
+            FROM otel_traces
+            WHERE {_COST_SOURCE} = 'token_price' AND {_IN_RANGE}
+              AND InputTokens IS NOT NULL AND OutputTokens IS NOT NULL
+            GROUP BY ServiceName, provider, model ORDER BY 1, 2, 3
+            """, {"since": since_ns, "until": until_ns, "max_in": max_input_tokens,  # noqa: S608
+                  "max_out": max_output_tokens}))
 
     def coverage_by_service(self, *, since_ns: int, until_ns: int) -> list[tuple[Any, ...]]:
         """``costs.coverage_by_service`` over ``otel_traces``."""

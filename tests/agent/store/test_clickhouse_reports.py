@@ -16,7 +16,7 @@ from strata.agent.store.clickhouse.store import ClickHouseStore
 from strata.agent.store.db import DuckDBStore
 from strata.agent.store.seam import DuckDBReports, ReportReads, incident_book
 
-from tests.agent.store.rows import HOUR, MIN, T0, TRACE_A, TRACE_B
+from tests.agent.store.rows import HOUR, MIN, T0, TRACE_A, TRACE_B, sample
 from tests.agent.store.test_clickhouse import _data
 
 RANGE = {"since_ns": T0, "until_ns": T0 + HOUR}
@@ -164,3 +164,36 @@ def test_layer_samples_near_spans(both: tuple[ReportReads, ReportReads]) -> None
     assert list(resources) == ["x"]
     assert '"service.name":"other"' in resources["x"]
     assert duck.span_resources(TRACE_B).keys() == resources.keys()
+
+
+def test_rightsizing_reads(both: tuple[ReportReads, ReportReads], store: DuckDBStore,
+                           chdb: ClickHouseStore) -> None:
+    """GPU hours (utilisation as a ratio or percent, power, an energy counter that resets)
+    and token-priced model usage."""
+    gpu = [sample("DCGM_FI_DEV_GPU_UTIL", 40.0 + t, t * 600, canonical="gpu.utilization",
+                  unit="%", host="n1", device="GPU-1") for t in range(8)]
+    gpu += [sample("util_ratio", 0.25, t * 900, canonical="gpu.utilization", host="n2",
+                   device="GPU-2") for t in range(3)]
+    gpu += [sample("DCGM_FI_DEV_POWER_USAGE", 300.0 + t, t * 600, canonical="gpu.power.draw",
+                   unit="W", host="n1", device="GPU-1") for t in range(8)]
+    gpu += [sample("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", v, t * 600,
+                   canonical="gpu.energy.consumed", unit="mJ", host="n1", device="GPU-1")
+            for t, v in enumerate([1e6, 2e6, 3.5e6, 1e5, 9e5, 2e6, 3e6, 4e6])]
+    for target in (store, chdb):
+        target.write_batch(samples=gpu, received_ns=1)
+    duck, ch = both
+    window = {"since_ns": T0, "until_ns": T0 + 2 * HOUR}
+    expected = duck.gpu_hourly_usage(**window)
+    assert [(h, d, t) for h, d, t, *_ in expected] == [("n1", "GPU-1", T0), ("n1", "GPU-1",
+                                                        T0 + HOUR), ("n2", "GPU-2", T0)]
+    found = ch.gpu_hourly_usage(**window)
+    assert [r[:3] for r in found] == [r[:3] for r in expected]
+    for f, e in zip(found, expected, strict=True):
+        assert all(_close(a, b) for a, b in zip(f[3:], e[3:], strict=True)), (f, e)
+    limits = {"max_input_tokens": 103, "max_output_tokens": 20}
+    usage = duck.model_usage(**RANGE, **limits)
+    assert usage and usage[0][3] > usage[0][5] > 0  # some requests are small, not all
+    found = ch.model_usage(**RANGE, **limits)
+    assert len(found) == len(usage)
+    for f, e in zip(found, usage, strict=True):
+        assert all(_close(a, b) for a, b in zip(f, e, strict=True)), (f, e)
