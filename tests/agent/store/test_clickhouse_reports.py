@@ -192,7 +192,8 @@ def test_rightsizing_reads(both: tuple[ReportReads, ReportReads], store: DuckDBS
         assert all(_close(a, b) for a, b in zip(f[3:], e[3:], strict=True)), (f, e)
     limits = {"max_input_tokens": 103, "max_output_tokens": 20}
     usage = duck.model_usage(**RANGE, **limits)
-    assert usage and usage[0][3] > usage[0][5] > 0  # some requests are small, not all
+    assert usage
+    assert usage[0][3] > usage[0][5] > 0  # some requests are small, not all
     found = ch.model_usage(**RANGE, **limits)
     assert len(found) == len(usage)
     for f, e in zip(found, usage, strict=True):
