@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import duckdb
 import numpy as np
-from strata.agent.model import Deployment, Incident, IncidentEvent, Sample
+from strata.agent.model import Deployment, Incident, IncidentEvent, Sample, SpanRecord
 from strata.agent.store import costs as cost_store
 from strata.agent.store import incidents as incident_store
 from strata.agent.store import requests as request_store
@@ -81,6 +81,12 @@ class ReportReads(Protocol):
     def trace_spans(self, trace_id: str) -> list[dict[str, Any]]: ...
     def trace_logs(self, trace_id: str) -> list[dict[str, Any]]: ...
     def span_resources(self, trace_id: str) -> dict[str, str]: ...
+    def service_span_series(self, service: str, *, since_ns: int, until_ns: int,
+                            step_ns: int) -> list[dict[str, Any]]: ...
+    def service_targets(self, service: str, *, since_ns: int,
+                        until_ns: int) -> list[SpanRecord]: ...
+    def bucketed_samples(self, *, since_ns: int, until_ns: int, step_ns: int,
+                         hosts: Iterable[str]) -> list[tuple[Sample, float, float]]: ...
     def samples_near(self, *, since_ns: int, until_ns: int,
                      hosts: Iterable[str]) -> list[Sample]: ...
     def list_deployments(self, *, service: str | None = None, since_ns: int | None = None,
@@ -184,6 +190,21 @@ class DuckDBReports:
 
     def span_resources(self, trace_id: str) -> dict[str, str]:
         return span_store.span_resources(self._store.cursor(), trace_id)
+
+    def service_span_series(self, service: str, *, since_ns: int, until_ns: int,
+                            step_ns: int) -> list[dict[str, Any]]:
+        return span_store.service_span_series(self._store.cursor(), service, since_ns=since_ns,
+                                              until_ns=until_ns, step_ns=step_ns)
+
+    def service_targets(self, service: str, *, since_ns: int,
+                        until_ns: int) -> list[SpanRecord]:
+        return span_store.service_targets(self._store.cursor(), service, since_ns=since_ns,
+                                          until_ns=until_ns)
+
+    def bucketed_samples(self, *, since_ns: int, until_ns: int, step_ns: int,
+                         hosts: Iterable[str]) -> list[tuple[Sample, float, float]]:
+        return sample_store.bucketed_samples(self._store.cursor(), since_ns=since_ns,
+                                             until_ns=until_ns, step_ns=step_ns, hosts=hosts)
 
     def samples_near(self, *, since_ns: int, until_ns: int,
                      hosts: Iterable[str]) -> list[Sample]:

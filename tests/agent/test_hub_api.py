@@ -100,6 +100,11 @@ def test_traces_deployments_and_cost_match_the_agent(
     assert hub.get("/api/v1/cost", params={**window, "group_by": "a b"}).status_code == 400
     idle = _same(agent, hub, "/api/v1/cost/rightsizing", {**window, "min_hours": "1"})
     assert [f["device"] for f in idle["findings"] if f["kind"] == "gpu_idle"] == ["GPU-1"]
+    timeline = _same(agent, hub, "/api/v1/services/other/timeline",
+                     {**window, "step": "1m"})
+    assert {(s["layer"], s["signal"]) for s in timeline["series"]} >= {
+        ("orchestration", "requests"), ("infrastructure", "gpu.temperature")}
+    _same(agent, hub, "/api/v1/services/rag-api/timeline", {**window, "step": "5m"})
     budgets = _same(agent, hub, "/api/v1/budgets")["budgets"]
     assert [(b["value"], b["will_exceed"]) for b in budgets] == [("search", True),
                                                                 ("other", False)]
@@ -119,7 +124,7 @@ def test_a_deployment_marker_posted_to_the_hub_is_listed(
 
 @pytest.mark.parametrize("path", [
     "/api/v1/anomalies", "/api/v1/energy",
-    "/api/v1/metrics", "/api/v1/services/rag-api/timeline", "/metrics"])
+    "/api/v1/metrics", "/metrics"])
 def test_routes_not_on_clickhouse_yet_answer_501_with_the_reason(
         clients: tuple[TestClient, TestClient, Hub], path: str) -> None:
     agent, hub, _ = clients

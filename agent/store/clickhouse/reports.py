@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from strata.agent.model import Layer, Sample
+from strata.agent.model import Layer, Sample, SpanRecord
 from strata.agent.store.clickhouse.engine import Engine, rows
 from strata.agent.store.costs import MEASURES, USER_KEYS, group_spec
 from strata.agent.store.deployments import DEPLOYMENT_COLUMNS
 from strata.agent.store.logs import TRACE_LOG_COLUMNS
-from strata.agent.store.spans import TRACE_SPAN_COLUMNS
+from strata.agent.store.spans import TARGET_KEYS, TRACE_SPAN_COLUMNS, span_record
 from strata.agent.units import HOUR_NS
 
 _MODEL: Final = "nullIf(if(GenAiResponseModel != '', GenAiResponseModel, GenAiRequestModel), '')"
@@ -198,6 +198,92 @@ class ClickHouseReports:
         return [Sample(r["MetricName"], r["Value"], r["MetricUnit"], Layer(r["StrataLayer"]),
                        r["TimeNs"], dict(r["labels"]), r["canonical"], r["host"], r["device"],
                        r["service"]) for r in table.to_pylist()]
+
+    def service_span_series(self, service: str, *, since_ns: int, until_ns: int,
+                            step_ns: int) -> list[dict[str, Any]]:
+        """``spans.service_span_series`` over ``otel_traces`` (a quantile or mean over no
+        span is None, as on DuckDB)."""
+        entry = "(ParentSpanId = '' OR lower(SpanKind) = 'server')"
+        table = self._engine.query(f"""
+            SELECT StartNs - StartNs % {{step:Int64}} AS t,
+              countIf({entry}) AS requests,
+              quantileExactInclusiveIf(0.5)(Duration, {entry}) / 1e9 AS latency_p50,
+              quantileExactInclusiveIf(0.95)(Duration, {entry}) / 1e9 AS latency_p95,
+              avgIf(if(StatusCode = 'Error', 1.0, 0.0), {entry}) AS error_ratio,
+              quantileExactInclusiveIf(0.95)(Duration, StrataLayer = 'model') / 1e9
+                AS model_latency_p95,
+              quantileExactInclusiveIf(0.95)(Duration, StrataLayer = 'data') / 1e9
+                AS retrieval_latency_p95,
+              sumIf(InputTokens, StrataLayer = 'model') AS input_tokens,
+              sumIf(OutputTokens, StrataLayer = 'model') AS output_tokens,
+              sum(CostUsd) AS usd, sum(EnergyWh) AS energy_wh
+            FROM otel_traces WHERE ServiceName = {{service:String}} AND {_IN_RANGE}
+            GROUP BY t ORDER BY t
+            """, {"step": step_ns, "service": service, "since": since_ns,  # noqa: S608
+                  "until": until_ns})
+        return [{k: None if isinstance(v, float) and v != v else v for k, v in row.items()}
+                for row in table.to_pylist()]
+
+    def service_targets(self, service: str, *, since_ns: int,
+                        until_ns: int) -> list[SpanRecord]:
+        """``spans.service_targets`` over ``otel_traces`` (attribute values as strings)."""
+        extracts = ", ".join(f"SpanAttributes[{{k{i}:String}}], ResourceAttributes[{{k{i}:String}}]"
+                             for i in range(len(TARGET_KEYS)))
+        def has_key(prefix: str, column: str) -> str:
+            return f"arrayExists(k -> startsWith(k, {{{prefix}:String}}), mapKeys({column}))"
+
+        found = rows(self._engine.query(f"""
+            SELECT DISTINCT nullIf(Host, ''), StrataLayer, nullIf(GenAiRequestModel, ''),
+                   nullIf(GenAiResponseModel, ''), {extracts}
+            FROM otel_traces
+            WHERE ServiceName = {{service:String}} AND {_IN_RANGE}
+              AND (GenAiRequestModel != '' OR GenAiResponseModel != ''
+                   OR StrataLayer IN ('data', 'serving')
+                   OR {has_key("gpu", "SpanAttributes")}
+                   OR {has_key("gpu", "ResourceAttributes")}
+                   OR {has_key("db", "SpanAttributes")})
+            """, {"service": service, "since": since_ns, "until": until_ns,  # noqa: S608
+                  "gpu": "gpu.", "db": "db.",
+                  **{f"k{i}": k for i, k in enumerate(TARGET_KEYS)}}))
+        out = []
+        for i, (host, layer, request_model, response_model, *values) in enumerate(found):
+            out.append(span_record({
+                "trace_id": "", "span_id": str(i), "start_ns": since_ns, "end_ns": until_ns,
+                "service": service, "layer": layer, "host": host,
+                "request_model": request_model, "response_model": response_model,
+                "attributes": {k: v for k, v in zip(TARGET_KEYS, values[0::2], strict=True)
+                               if v},
+                "resource": {k: v for k, v in zip(TARGET_KEYS, values[1::2], strict=True)
+                             if v},
+            }))
+        return out
+
+    def bucketed_samples(self, *, since_ns: int, until_ns: int, step_ns: int,
+                         hosts: Iterable[str]) -> list[tuple[Sample, float, float]]:
+        """``samples.bucketed_samples`` over the fleet's samples."""
+        wanted = sorted(set(hosts))
+        if not wanted:
+            return []
+        table = self._engine.query("""
+            SELECT intDiv(TimeNs, {step:Int64}) * {step:Int64} AS t, MetricName,
+                   nullIf(Attributes['strata.canonical'], '') AS canonical, StrataLayer,
+                   MetricUnit, avg(Value) AS mean, nullIf(Host, '') AS host,
+                   nullIf(Device, '') AS device, nullIf(ServiceName, '') AS service,
+                   any(mapFilter((k, v) -> NOT startsWith(k, 'strata.'), Attributes)) AS labels,
+                   max(Value) AS hi, max(Value) - min(Value) AS increase
+            FROM strata_samples
+            WHERE StrataLayer IN ('infrastructure', 'serving', 'data')
+              AND (has({hosts:Array(String)}, Host) OR has({hosts:Array(String)}, ServiceName))
+              AND NOT match(Canonical, '[._](bucket|count|sum|created)$')
+              AND TimeUnix >= fromUnixTimestamp64Nano({since:Int64})
+              AND TimeUnix < fromUnixTimestamp64Nano({until:Int64})
+            GROUP BY t, MetricName, canonical, StrataLayer, MetricUnit, host, device, service,
+                     sipHash128(Attributes)
+            """, {"step": step_ns, "hosts": wanted, "since": since_ns, "until": until_ns})
+        return [(Sample(r["MetricName"], r["mean"], r["MetricUnit"], Layer(r["StrataLayer"]),
+                        r["t"], dict(r["labels"]), r["canonical"], r["host"], r["device"],
+                        r["service"]), float(r["hi"]), float(r["increase"]))
+                for r in table.to_pylist()]
 
     def list_deployments(self, *, service: str | None = None, since_ns: int | None = None,
                          until_ns: int | None = None, limit: int = 500) -> list[tuple[Any, ...]]:

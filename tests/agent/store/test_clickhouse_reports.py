@@ -198,3 +198,32 @@ def test_rightsizing_reads(both: tuple[ReportReads, ReportReads], store: DuckDBS
     assert len(found) == len(usage)
     for f, e in zip(found, usage, strict=True):
         assert all(_close(a, b) for a, b in zip(f, e, strict=True)), (f, e)
+
+
+def test_timeline_reads(both: tuple[ReportReads, ReportReads]) -> None:
+    duck, ch = both
+    for service, step in (("rag-api", 2 * MIN), ("other", MIN), ("nobody", MIN)):
+        window = {"since_ns": T0, "until_ns": T0 + HOUR, "step_ns": step}
+        _same(duck.service_span_series(service, **window),
+              ch.service_span_series(service, **window))
+    series = ch.service_span_series("rag-api", since_ns=T0, until_ns=T0 + HOUR, step_ns=HOUR)
+    assert (series[0]["requests"], series[0]["retrieval_latency_p95"]) == (6, None)
+    # distinct targets: attribute values are strings on ClickHouse, typed on DuckDB
+    for service in ("rag-api", "other"):
+        found = ch.service_targets(service, since_ns=T0, until_ns=T0 + HOUR)
+        expected = duck.service_targets(service, since_ns=T0, until_ns=T0 + HOUR)
+        assert sorted((s.host, s.layer, s.model, sorted(s.attributes.items()))
+                      for s in found) == sorted(
+            (s.host, s.layer, s.model, sorted((k, str(v)) for k, v in s.attributes.items()))
+            for s in expected)
+    assert [s.host for s in ch.service_targets("other", since_ns=T0, until_ns=T0 + HOUR)] == [
+        "gpu-node-1"]
+    for hosts in (["gpu-node-1", "vllm"], []):
+        window = {"since_ns": T0, "until_ns": T0 + HOUR, "step_ns": 2 * MIN, "hosts": hosts}
+        expected = sorted(duck.bucketed_samples(**window), key=repr)  # type: ignore[arg-type]
+        assert sorted(ch.bucketed_samples(**window), key=repr) == expected  # type: ignore[arg-type]
+    clock = [r for r in ch.bucketed_samples(since_ns=T0, until_ns=T0 + HOUR, step_ns=2 * MIN,
+                                            hosts=["gpu-node-1"])
+             if r[0].canonical == "gpu.clock_event_reasons"]
+    assert sorted((r[0].time_unix_nano - T0, r[0].value, r[1], r[2]) for r in clock) == [
+        (0, 16.0, 32.0, 32.0), (2 * MIN, 24.0, 40.0, 32.0)]
