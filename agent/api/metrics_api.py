@@ -11,10 +11,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from strata.agent.api.host import duckdb_only
 from strata.agent.api.render import count_query, rfc3339, time_range
 from strata.agent.model import Layer
-from strata.agent.store.samples import metric_series
+from strata.agent.store.seam import report_reads
 from strata.agent.units import HOUR_NS
 
 if TYPE_CHECKING:
@@ -38,7 +37,6 @@ def build_router(agent: ApiHost) -> APIRouter:
         limit: int = count_query(1000, le=10_000),
     ) -> dict[str, Any]:
         """Stored metric series by layer, name (as received or canonical), time and labels."""
-        cur = duckdb_only(agent, "metric series").cursor()
         if since is None:
             _, until_ns = time_range(agent, None, until)
             since_ns = max(0, until_ns - DEFAULT_RANGE_NS)
@@ -46,8 +44,8 @@ def build_router(agent: ApiHost) -> APIRouter:
             since_ns, until_ns = time_range(agent, since, until)
         labels = {k: v for k, v in request.query_params.items() if k not in RESERVED}
         try:
-            series, truncated = metric_series(
-                cur, since_ns=since_ns, until_ns=until_ns, layer=layer,
+            series, truncated = report_reads(agent.store).metric_series(
+                since_ns=since_ns, until_ns=until_ns, layer=layer,
                 name=name, labels=labels, max_series=limit,
             )
         except ValueError as exc:

@@ -81,6 +81,10 @@ class ReportReads(Protocol):
     def trace_spans(self, trace_id: str) -> list[dict[str, Any]]: ...
     def trace_logs(self, trace_id: str) -> list[dict[str, Any]]: ...
     def span_resources(self, trace_id: str) -> dict[str, str]: ...
+    def metric_series(self, *, since_ns: int, until_ns: int, layer: str | None = None,
+                      name: str | None = None, labels: Mapping[str, str] | None = None,
+                      max_series: int = 1000,
+                      max_points: int = 10_000) -> tuple[list[dict[str, Any]], bool]: ...
     def service_span_series(self, service: str, *, since_ns: int, until_ns: int,
                             step_ns: int) -> list[dict[str, Any]]: ...
     def service_targets(self, service: str, *, since_ns: int,
@@ -190,6 +194,14 @@ class DuckDBReports:
 
     def span_resources(self, trace_id: str) -> dict[str, str]:
         return span_store.span_resources(self._store.cursor(), trace_id)
+
+    def metric_series(self, *, since_ns: int, until_ns: int, layer: str | None = None,
+                      name: str | None = None, labels: Mapping[str, str] | None = None,
+                      max_series: int = 1000,
+                      max_points: int = 10_000) -> tuple[list[dict[str, Any]], bool]:
+        return sample_store.metric_series(
+            self._store.cursor(), since_ns=since_ns, until_ns=until_ns, layer=layer, name=name,
+            labels=labels, max_series=max_series, max_points=max_points)
 
     def service_span_series(self, service: str, *, since_ns: int, until_ns: int,
                             step_ns: int) -> list[dict[str, Any]]:

@@ -105,6 +105,12 @@ def test_traces_deployments_and_cost_match_the_agent(
     assert {(s["layer"], s["signal"]) for s in timeline["series"]} >= {
         ("orchestration", "requests"), ("infrastructure", "gpu.temperature")}
     _same(agent, hub, "/api/v1/services/rag-api/timeline", {**window, "step": "5m"})
+    for params in ({}, {"layer": "infrastructure", "host": "gpu-node-1"},
+                   {"name": "gpu.temperature", "modelName": "H100"}, {"service": "vllm"},
+                   {"limit": "1"}):
+        metrics = _same(agent, hub, "/api/v1/metrics", {**window, **params})
+        assert metrics["series"], params
+    assert hub.get("/api/v1/metrics", params={**window, "a b": "1"}).status_code == 400
     budgets = _same(agent, hub, "/api/v1/budgets")["budgets"]
     assert [(b["value"], b["will_exceed"]) for b in budgets] == [("search", True),
                                                                 ("other", False)]
@@ -124,7 +130,7 @@ def test_a_deployment_marker_posted_to_the_hub_is_listed(
 
 @pytest.mark.parametrize("path", [
     "/api/v1/anomalies", "/api/v1/energy",
-    "/api/v1/metrics", "/metrics"])
+    "/metrics"])
 def test_routes_not_on_clickhouse_yet_answer_501_with_the_reason(
         clients: tuple[TestClient, TestClient, Hub], path: str) -> None:
     agent, hub, _ = clients

@@ -11,12 +11,13 @@ on the hub (the Collector's schema stores ``Map(String, String)``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from strata.agent.model import Layer, Sample, SpanRecord
 from strata.agent.store.clickhouse.engine import Engine, rows
-from strata.agent.store.costs import MEASURES, USER_KEYS, group_spec
+from strata.agent.store.costs import ATTRIBUTE_KEY, MEASURES, USER_KEYS, group_spec
 from strata.agent.store.deployments import DEPLOYMENT_COLUMNS
 from strata.agent.store.logs import TRACE_LOG_COLUMNS
 from strata.agent.store.spans import TARGET_KEYS, TRACE_SPAN_COLUMNS, span_record
@@ -30,6 +31,9 @@ GROUP_COLUMNS: Final[Mapping[str, str]] = {
     "operation": "nullIf(GenAiOperation, '')", "service_version": "nullIf(ServiceVersion, '')",
     "layer": "StrataLayer",
 }
+# samples.metric_series's column labels over strata_samples
+_SAMPLE_COLUMNS: Final = {"host": "nullIf(Host, '')", "device": "nullIf(Device, '')",
+                          "service": "nullIf(ServiceName, '')"}
 _ENERGY_SOURCE: Final = "SpanAttributes['strata.energy.source']"
 _COST_SOURCE: Final = "SpanAttributes['strata.cost.source']"
 _REQUEST: Final = ("(GenAiRequestModel != '' OR GenAiResponseModel != '' "
@@ -284,6 +288,60 @@ class ClickHouseReports:
                         r["t"], dict(r["labels"]), r["canonical"], r["host"], r["device"],
                         r["service"]), float(r["hi"]), float(r["increase"]))
                 for r in table.to_pylist()]
+
+    def metric_series(self, *, since_ns: int, until_ns: int, layer: str | None = None,
+                      name: str | None = None, labels: Mapping[str, str] | None = None,
+                      max_series: int = 1000,
+                      max_points: int = 10_000) -> tuple[list[dict[str, Any]], bool]:
+        """``samples.metric_series`` over the fleet's samples.
+
+        Raises:
+            ValueError: an invalid label key.
+        """
+        conds, params = [], {}
+        for i, (key, value) in enumerate(sorted((labels or {}).items())):
+            params[f"lv{i}"] = value
+            if key in _SAMPLE_COLUMNS:
+                conds.append(f"{_SAMPLE_COLUMNS[key]} = {{lv{i}:String}}")
+                continue
+            if not ATTRIBUTE_KEY.fullmatch(key):
+                msg = f"label filter key must be letters, digits and _.-:/ , got {key[:60]!r}"
+                raise ValueError(msg)
+            params[f"lk{i}"] = key
+            conds.append(f"Attributes[{{lk{i}:String}}] = {{lv{i}:String}}")
+        table = self._engine.query(f"""
+            SELECT MetricName AS name, nullIf(Attributes['strata.canonical'], '') AS canonical,
+                   StrataLayer AS layer, MetricUnit AS unit, {_SAMPLE_COLUMNS["host"]} AS host,
+                   {_SAMPLE_COLUMNS["device"]} AS device, {_SAMPLE_COLUMNS["service"]} AS service,
+                   toJSONString(mapFilter((k, v) -> NOT startsWith(k, 'strata.'), Attributes))
+                     AS labels,
+                   count() AS n,
+                   arraySlice(arrayReverseSort(p -> p.1, groupArray((TimeNs, Value))), 1,
+                              {{max_points:Int64}}) AS latest,
+                   arrayMap(p -> p.1, latest) AS t, arrayMap(p -> p.2, latest) AS v
+            FROM strata_samples
+            WHERE TimeUnix >= fromUnixTimestamp64Nano({{since:Int64}})
+              AND TimeUnix < fromUnixTimestamp64Nano({{until:Int64}})
+              AND ({{layer:Nullable(String)}} IS NULL OR StrataLayer = {{layer:Nullable(String)}})
+              AND ({{name:Nullable(String)}} IS NULL OR MetricName = {{name:Nullable(String)}}
+                   OR Attributes['strata.canonical'] = {{name:Nullable(String)}})
+              AND {" AND ".join(["true", *conds])}
+            GROUP BY name, canonical, layer, unit, host, device, service, labels
+            ORDER BY name, host, device, service, labels LIMIT {{limit:Int64}}
+            """, {**params, "since": since_ns, "until": until_ns, "layer": layer,  # noqa: S608
+                  "name": name, "limit": max_series + 1, "max_points": max_points})
+        found = table.to_pylist()
+        truncated = len(found) > max_series
+        series = []
+        for row in found[:max_series]:
+            truncated = truncated or row["n"] > max_points
+            series.append({
+                "name": row["name"], "canonical": row["canonical"], "layer": row["layer"],
+                "unit": row["unit"], "host": row["host"], "device": row["device"],
+                "service": row["service"], "labels": json.loads(row["labels"]),
+                "points": list(zip(reversed(row["t"]), reversed(row["v"]), strict=True)),
+            })
+        return series, truncated
 
     def list_deployments(self, *, service: str | None = None, since_ns: int | None = None,
                          until_ns: int | None = None, limit: int = 500) -> list[tuple[Any, ...]]:

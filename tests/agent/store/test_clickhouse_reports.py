@@ -227,3 +227,19 @@ def test_timeline_reads(both: tuple[ReportReads, ReportReads]) -> None:
              if r[0].canonical == "gpu.clock_event_reasons"]
     assert sorted((r[0].time_unix_nano - T0, r[0].value, r[1], r[2]) for r in clock) == [
         (0, 16.0, 32.0, 32.0), (2 * MIN, 24.0, 40.0, 32.0)]
+
+
+def test_metric_series(both: tuple[ReportReads, ReportReads]) -> None:
+    duck, ch = both
+    window = {"since_ns": T0, "until_ns": T0 + HOUR}
+    for query in ({}, {"layer": "serving"}, {"name": "gpu.temperature"},
+                  {"name": "DCGM_FI_DEV_GPU_TEMP", "labels": {"modelName": "H100"}},
+                  {"labels": {"host": "gpu-node-1", "device": "GPU-1"}},
+                  {"max_series": 2}, {"max_points": 3}, {"labels": {"modelName": "A100"}}):
+        expected = duck.metric_series(**window, **query)  # type: ignore[arg-type]
+        assert ch.metric_series(**window, **query) == expected, query  # type: ignore[arg-type]
+    series, truncated = ch.metric_series(**window, name="gpu.temperature", max_points=3)
+    assert truncated
+    assert [v for _, v in series[0]["points"]] == [67.0, 68.0, 69.0]  # the last three
+    with pytest.raises(ValueError, match="label filter key"):
+        ch.metric_series(**window, labels={"a b": "x"})
