@@ -20,6 +20,7 @@ from typing import Any
 
 from strata.agent.analysis.analyzer import AnalysisReport, Analyzer
 from strata.agent.analysis.layer_reads import correlate_trace
+from strata.agent.analysis.series_scoring import SeriesScoring
 from strata.agent.config import Settings
 from strata.agent.errors import StoreError
 from strata.agent.finops.budgets import record_budget_alerts
@@ -88,7 +89,8 @@ class Hub:
         self.decoder = Decoder(self.policy, settings.max_body_bytes)
         self.writer = BatchWriter(self.store, max_queue_items=settings.max_queue_spans,
                                   price=self.price_at_ingest)
-        self.analyzer = Analyzer(self.store, price=self.token_rates)
+        self.analyzer = Analyzer(self.store, price=self.token_rates, scoring=SeriesScoring(
+            threshold=settings.anomaly_threshold, max_series=settings.anomaly_max_series))
         self.receiver_stats = ReceiverStats()
         self.otlp_ports: set[int] = set()
         self.api_ports: set[int] = set()

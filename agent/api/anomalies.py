@@ -13,9 +13,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query
-from strata.agent.api.host import duckdb_only
 from strata.agent.api.render import count_query, number_query, parse_time, rfc3339
-from strata.agent.store.anomalies import list_anomalies
+from strata.agent.store.seam import report_reads
 
 if TYPE_CHECKING:
     from strata.agent.api.host import ApiHost
@@ -38,9 +37,8 @@ def build_router(agent: ApiHost) -> APIRouter:
         limit: int = count_query(200, le=5000),
     ) -> dict[str, Any]:
         """Scored anomalies (bucket, series, value, score), filtered; newest first."""
-        cur = duckdb_only(agent, "anomalies (series scoring)").cursor()
-        rows = list_anomalies(
-            cur, service=service, host=host, layer=layer, signal=signal,
+        rows = report_reads(agent.store).list_anomalies(
+            service=service, host=host, layer=layer, signal=signal,
             min_score=min_score, since_ns=parse_time(since, "since"),
             until_ns=parse_time(until, "until"), limit=limit)
         return {"anomalies": [_render(row) for row in rows]}

@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import duckdb
 import numpy as np
 from strata.agent.model import Deployment, Incident, IncidentEvent, Sample, SpanRecord
+from strata.agent.store import anomalies as anomaly_store
 from strata.agent.store import costs as cost_store
 from strata.agent.store import incidents as incident_store
 from strata.agent.store import requests as request_store
@@ -51,8 +52,9 @@ class WindowReads(Protocol):
 
 
 class IncidentBook(Protocol):
-    """Incident state inside one unit of work (a DuckDB transaction; ClickHouse inserts):
-    the analyzer's reads and writes, and the API's list and operator status changes."""
+    """Analysis state inside one unit of work (a DuckDB transaction; ClickHouse inserts):
+    incidents (the analyzer's reads and writes, the API's list and operator status changes)
+    and scored anomalies (rows as ``anomalies.ANOMALY_COLUMNS`` then ``received_ns``)."""
 
     def get_incident(self, incident_id: str, *, with_events: bool = True) -> Incident | None: ...
     def list_incidents(self, *, status: str | None = None, service: str | None = None,
@@ -65,6 +67,8 @@ class IncidentBook(Protocol):
     def add_events(self, incident_id: str, events: Iterable[IncidentEvent]) -> int: ...
     def manually_resolved(self, incident_id: str) -> bool: ...
     def open_incidents_between(self, since_ns: int, until_ns: int) -> list[Incident]: ...
+    def insert_anomalies(self, rows: Sequence[Sequence[Any]]) -> None: ...
+    def advance_scored_until(self, scored_until_ns: int) -> None: ...
 
 
 class ReportReads(Protocol):
@@ -81,6 +85,11 @@ class ReportReads(Protocol):
     def trace_spans(self, trace_id: str) -> list[dict[str, Any]]: ...
     def trace_logs(self, trace_id: str) -> list[dict[str, Any]]: ...
     def span_resources(self, trace_id: str) -> dict[str, str]: ...
+    def list_anomalies(self, *, service: str | None = None, host: str | None = None,
+                       layer: str | None = None, signal: str | None = None,
+                       min_score: float = 0.0, since_ns: int | None = None,
+                       until_ns: int | None = None, limit: int = 200) -> list[dict[str, Any]]: ...
+    def scored_until(self) -> int | None: ...
     def metric_series(self, *, since_ns: int, until_ns: int, layer: str | None = None,
                       name: str | None = None, labels: Mapping[str, str] | None = None,
                       max_series: int = 1000,
@@ -195,6 +204,17 @@ class DuckDBReports:
     def span_resources(self, trace_id: str) -> dict[str, str]:
         return span_store.span_resources(self._store.cursor(), trace_id)
 
+    def list_anomalies(self, *, service: str | None = None, host: str | None = None,
+                       layer: str | None = None, signal: str | None = None,
+                       min_score: float = 0.0, since_ns: int | None = None,
+                       until_ns: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        return anomaly_store.list_anomalies(
+            self._store.cursor(), service=service, host=host, layer=layer, signal=signal,
+            min_score=min_score, since_ns=since_ns, until_ns=until_ns, limit=limit)
+
+    def scored_until(self) -> int | None:
+        return anomaly_store.scored_until(self._store.cursor())
+
     def metric_series(self, *, since_ns: int, until_ns: int, layer: str | None = None,
                       name: str | None = None, labels: Mapping[str, str] | None = None,
                       max_series: int = 1000,
@@ -285,6 +305,12 @@ class DuckDBIncidents:
 
     def open_incidents_between(self, since_ns: int, until_ns: int) -> list[Incident]:
         return incident_store.open_incidents_between(self.cursor, since_ns, until_ns)
+
+    def insert_anomalies(self, rows: Sequence[Sequence[Any]]) -> None:
+        anomaly_store.insert_anomalies(self.cursor, rows)
+
+    def advance_scored_until(self, scored_until_ns: int) -> None:
+        anomaly_store.advance_watermark(self.cursor, scored_until_ns)
 
 
 def window_reads(store: Store) -> WindowReads:

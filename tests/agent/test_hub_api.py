@@ -128,9 +128,7 @@ def test_a_deployment_marker_posted_to_the_hub_is_listed(
         ("1.2", "explicit"), ("1.1", "service.version")]
 
 
-@pytest.mark.parametrize("path", [
-    "/api/v1/anomalies", "/api/v1/energy",
-    "/metrics"])
+@pytest.mark.parametrize("path", ["/api/v1/energy", "/metrics"])
 def test_routes_not_on_clickhouse_yet_answer_501_with_the_reason(
         clients: tuple[TestClient, TestClient, Hub], path: str) -> None:
     agent, hub, _ = clients

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from strata.agent.model import Layer, Sample, SpanRecord
+from strata.agent.store.anomalies import ANOMALY_COLUMNS, WATERMARK_KEY
 from strata.agent.store.clickhouse.engine import Engine, rows
 from strata.agent.store.costs import ATTRIBUTE_KEY, MEASURES, USER_KEYS, group_spec
 from strata.agent.store.deployments import DEPLOYMENT_COLUMNS
@@ -172,6 +173,35 @@ class ClickHouseReports:
                                     if k not in ("exception.type", "strata.span_event")}
             out.append(record)
         return out
+
+    def list_anomalies(self, *, service: str | None = None, host: str | None = None,
+                       layer: str | None = None, signal: str | None = None,
+                       min_score: float = 0.0, since_ns: int | None = None,
+                       until_ns: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """``anomalies.list_anomalies`` over ``strata_anomalies`` (an empty filter matches
+        everything)."""
+        table = self._engine.query(f"""
+            SELECT {", ".join(ANOMALY_COLUMNS)} FROM strata_anomalies FINAL
+            WHERE ({{service:String}} = '' OR service = {{service:String}})
+              AND ({{host:String}} = '' OR host = {{host:String}})
+              AND ({{layer:String}} = '' OR layer = {{layer:String}})
+              AND ({{signal:String}} = '' OR signal = {{signal:String}})
+              AND score >= {{min:Float64}}
+              AND ({{lo:Nullable(Int64)}} IS NULL OR time_ns >= {{lo:Nullable(Int64)}})
+              AND ({{hi:Nullable(Int64)}} IS NULL OR time_ns < {{hi:Nullable(Int64)}})
+            ORDER BY time_ns DESC, score DESC, series LIMIT {{limit:Int64}}
+            """, {"service": service or "", "host": host or "", "layer": layer or "",  # noqa: S608
+                  "signal": signal or "", "min": min_score, "lo": since_ns, "hi": until_ns,
+                  "limit": limit})
+        found: list[dict[str, Any]] = table.to_pylist()
+        return found
+
+    def scored_until(self) -> int | None:
+        """The stored scoring watermark (None: never scored)."""
+        found = rows(self._engine.query(
+            "SELECT max(set_ns), count() FROM strata_meta WHERE key = {k:String}",
+            {"k": WATERMARK_KEY}))
+        return int(found[0][0]) if found and found[0][1] else None
 
     def span_resources(self, trace_id: str) -> dict[str, str]:
         """span_id -> resource (JSON text) of every span of one trace."""

@@ -161,3 +161,22 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS strata_cost_hourly_mv TO strata_cost_hour
            sum(coalesce(EnergyWh, 0)) AS EnergyWh, sum(coalesce(Co2eG, 0)) AS Co2eG
     FROM otel_traces
     GROUP BY Hour, Team, ServiceName, Model, Provider;
+
+-- Scored anomaly buckets (agent/store/anomalies.py's table): a (series, bucket) scored by
+-- two replicas is stored once. The scoring watermark is strata_meta's
+-- anomaly_scored_until_ns, versioned by its own value so it never moves back.
+CREATE TABLE IF NOT EXISTS strata_anomalies (
+    series String,
+    time_ns Int64,
+    layer LowCardinality(String),
+    signal LowCardinality(String),
+    unit LowCardinality(String),
+    service Nullable(String),
+    host Nullable(String),
+    device Nullable(String),
+    labels String,
+    value Float64,
+    score Float64,
+    received_ns Int64
+) ENGINE = ReplacingMergeTree
+ORDER BY (series, time_ns);

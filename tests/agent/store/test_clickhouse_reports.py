@@ -243,3 +243,26 @@ def test_metric_series(both: tuple[ReportReads, ReportReads]) -> None:
     assert [v for _, v in series[0]["points"]] == [67.0, 68.0, 69.0]  # the last three
     with pytest.raises(ValueError, match="label filter key"):
         ch.metric_series(**window, labels={"a b": "x"})
+
+
+def test_anomaly_rows_and_watermark(store: DuckDBStore, chdb: ClickHouseStore) -> None:
+    rows = [["s1", T0, "model", "latency.p95", "s", "svc", None, None, "{}", 2.0, 0.9, 5],
+            ["s1", T0 + MIN, "model", "latency.p95", "s", "svc", None, None, "{}", 3.0, 0.7, 5],
+            ["s2", T0, "infrastructure", "gpu.temperature", "Cel", None, "n1", "0",
+             '{"gpu":"0"}', 90.0, 0.95, 5]]
+    for target in (store, chdb):
+        for _ in range(2):  # scored twice (two replicas, or a restart): stored once
+            with incident_book(target) as book:
+                book.insert_anomalies(rows)
+                book.advance_scored_until(T0 + 2 * MIN)
+        with incident_book(target) as book:
+            book.advance_scored_until(T0)  # never back
+    duck, ch = DuckDBReports(store), chdb.report_reads()
+    for filters in ({}, {"service": "svc"}, {"host": "n1"}, {"layer": "model"},
+                    {"signal": "gpu.temperature"}, {"min_score": 0.8}, {"since_ns": T0 + 1},
+                    {"until_ns": T0 + 1}, {"limit": 1}, {"service": ""}):
+        expected = duck.list_anomalies(**filters)  # type: ignore[arg-type]
+        assert ch.list_anomalies(**filters) == expected, filters  # type: ignore[arg-type]
+    assert [(a["series"], a["time_ns"]) for a in ch.list_anomalies()] == [
+        ("s1", T0 + MIN), ("s2", T0), ("s1", T0)]
+    assert ch.scored_until() == duck.scored_until() == T0 + 2 * MIN
