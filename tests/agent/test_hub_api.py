@@ -160,3 +160,27 @@ def test_the_hubs_analysis_stores_each_budget_alert_once(
     alerts = client.get("/api/v1/incidents", params={"kind": "budget_burn"}).json()
     assert [(i["summary"].split(":")[0], i["status"]) for i in alerts["incidents"]] == [
         ("budget team=search", "open")]
+
+
+def test_every_hub_route_needs_the_token_and_the_read_token_only_reads(
+        tmp_path: Path) -> None:
+    hub = Hub(Settings(api_token="admin-hub", api_read_token="read-hub"),
+              f"chdb:{tmp_path / 'ch'}")
+    app = create_hub_app(hub)
+    paths = app.openapi()["paths"]
+    client = TestClient(app, base_url="http://127.0.0.1")
+    try:
+        assert len(paths) > 15  # the agent's routes, not only the hub's own
+        for path, item in paths.items():
+            url = path.replace("{incident_id}", "x").replace("{trace_id}", "f" * 32).replace(
+                "{service}", "svc")
+            for method in item:
+                assert client.request(method, url).status_code == 401, (method, path)
+                reader = client.request(method, url, headers={
+                    "Authorization": "Bearer read-hub"})
+                if method.upper() == "GET":
+                    assert reader.status_code != 401, path
+                else:
+                    assert reader.status_code == 403, (method, path)
+    finally:
+        hub.close()
