@@ -23,6 +23,7 @@ from tests.agent.store.test_clickhouse import _data
 
 SINCE, UNTIL = str(T0), str(T0 + HOUR)
 NOW = T0 + HOUR  # the clock of both apps (budgets: this month's spend and burn)
+ADMIN, READER = "admin-token-hub", "read-token-hub"
 
 
 @pytest.fixture(name="clients")
@@ -164,8 +165,7 @@ def test_the_hubs_analysis_stores_each_budget_alert_once(
 
 def test_every_hub_route_needs_the_token_and_the_read_token_only_reads(
         tmp_path: Path) -> None:
-    hub = Hub(Settings(api_token="admin-hub", api_read_token="read-hub"),
-              f"chdb:{tmp_path / 'ch'}")
+    hub = Hub(Settings(api_token=ADMIN, api_read_token=READER), f"chdb:{tmp_path / 'ch'}")
     app = create_hub_app(hub)
     paths = app.openapi()["paths"]
     client = TestClient(app, base_url="http://127.0.0.1")
@@ -177,7 +177,7 @@ def test_every_hub_route_needs_the_token_and_the_read_token_only_reads(
             for method in item:
                 assert client.request(method, url).status_code == 401, (method, path)
                 reader = client.request(method, url, headers={
-                    "Authorization": "Bearer read-hub"})
+                    "Authorization": f"Bearer {READER}"})
                 if method.upper() == "GET":
                     assert reader.status_code != 401, path
                 else:
