@@ -35,6 +35,10 @@ GROUP_COLUMNS: Final[Mapping[str, str]] = {
 # samples.metric_series's column labels over strata_samples
 _SAMPLE_COLUMNS: Final = {"host": "nullIf(Host, '')", "device": "nullIf(Device, '')",
                           "service": "nullIf(ServiceName, '')"}
+# samples._NEAR_HOSTS: layer samples of the given hosts or services, no histogram parts
+_NEAR_HOSTS: Final = """StrataLayer IN ('infrastructure', 'serving', 'data')
+    AND (has({hosts:Array(String)}, Host) OR has({hosts:Array(String)}, ServiceName))
+    AND NOT match(Canonical, '[._](bucket|count|sum|created)$')"""
 _ENERGY_SOURCE: Final = "SpanAttributes['strata.energy.source']"
 _COST_SOURCE: Final = "SpanAttributes['strata.cost.source']"
 _REQUEST: Final = ("(GenAiRequestModel != '' OR GenAiResponseModel != '' "
@@ -223,12 +227,10 @@ class ClickHouseReports:
                    nullIf(Device, '') AS device, nullIf(ServiceName, '') AS service,
                    mapFilter((k, v) -> NOT startsWith(k, 'strata.'), Attributes) AS labels
             FROM strata_samples
-            WHERE StrataLayer IN ('infrastructure', 'serving', 'data')
-              AND (has({hosts:Array(String)}, Host) OR has({hosts:Array(String)}, ServiceName))
-              AND NOT match(Canonical, '[._](bucket|count|sum|created)$')
+            WHERE """ + _NEAR_HOSTS + """
               AND TimeUnix >= fromUnixTimestamp64Nano({lo:Int64})
               AND TimeUnix <= fromUnixTimestamp64Nano({hi:Int64})
-            """, {"hosts": wanted, "lo": since_ns, "hi": until_ns})
+            """, {"hosts": wanted, "lo": since_ns, "hi": until_ns})  # noqa: S608 - constants
         return [Sample(r["MetricName"], r["Value"], r["MetricUnit"], Layer(r["StrataLayer"]),
                        r["TimeNs"], dict(r["labels"]), r["canonical"], r["host"], r["device"],
                        r["service"]) for r in table.to_pylist()]
@@ -306,14 +308,13 @@ class ClickHouseReports:
                    any(mapFilter((k, v) -> NOT startsWith(k, 'strata.'), Attributes)) AS labels,
                    max(Value) AS hi, max(Value) - min(Value) AS increase
             FROM strata_samples
-            WHERE StrataLayer IN ('infrastructure', 'serving', 'data')
-              AND (has({hosts:Array(String)}, Host) OR has({hosts:Array(String)}, ServiceName))
-              AND NOT match(Canonical, '[._](bucket|count|sum|created)$')
+            WHERE """ + _NEAR_HOSTS + """
               AND TimeUnix >= fromUnixTimestamp64Nano({since:Int64})
               AND TimeUnix < fromUnixTimestamp64Nano({until:Int64})
             GROUP BY t, MetricName, canonical, StrataLayer, MetricUnit, host, device, service,
                      sipHash128(Attributes)
-            """, {"step": step_ns, "hosts": wanted, "since": since_ns, "until": until_ns})
+            """, {"step": step_ns, "hosts": wanted, "since": since_ns,  # noqa: S608 - constants
+                  "until": until_ns})
         return [(Sample(r["MetricName"], r["mean"], r["MetricUnit"], Layer(r["StrataLayer"]),
                         r["t"], dict(r["labels"]), r["canonical"], r["host"], r["device"],
                         r["service"]), float(r["hi"]), float(r["increase"]))
