@@ -39,8 +39,8 @@ _SAMPLE_COLUMNS: Final = {"host": "nullIf(Host, '')", "device": "nullIf(Device, 
 _NEAR_HOSTS: Final = """StrataLayer IN ('infrastructure', 'serving', 'data')
     AND (has({hosts:Array(String)}, Host) OR has({hosts:Array(String)}, ServiceName))
     AND NOT match(Canonical, '[._](bucket|count|sum|created)$')"""
-_ENERGY_SOURCE: Final = "SpanAttributes['strata.energy.source']"
-_COST_SOURCE: Final = "SpanAttributes['strata.cost.source']"
+_ENERGY_SOURCE: Final = "EnergySource"
+_COST_SOURCE: Final = "CostSource"
 _REQUEST: Final = ("(GenAiRequestModel != '' OR GenAiResponseModel != '' "
                    "OR CostUsd IS NOT NULL OR EnergyWh IS NOT NULL)")
 # costs._SPAN_AGGREGATES, in MEASURES order

@@ -40,7 +40,12 @@ ALTER TABLE otel_traces
         SpanAttributes['error.type'],
     ADD COLUMN IF NOT EXISTS ServerAddress LowCardinality(String) MATERIALIZED
         SpanAttributes['server.address'],
-    ADD COLUMN IF NOT EXISTS StartNs Int64 MATERIALIZED toUnixTimestamp64Nano(Timestamp);
+    ADD COLUMN IF NOT EXISTS StartNs Int64 MATERIALIZED toUnixTimestamp64Nano(Timestamp),
+    -- the API's cost and energy reads split by source (agent/store/clickhouse/reports.py)
+    ADD COLUMN IF NOT EXISTS CostSource LowCardinality(String) MATERIALIZED
+        SpanAttributes['strata.cost.source'],
+    ADD COLUMN IF NOT EXISTS EnergySource LowCardinality(String) MATERIALIZED
+        SpanAttributes['strata.energy.source'];
 
 ALTER TABLE otel_metrics_gauge
     ADD COLUMN IF NOT EXISTS Canonical LowCardinality(String) MATERIALIZED
