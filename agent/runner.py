@@ -17,7 +17,7 @@ from strata.agent.analysis.analyzer import AnalysisReport, Analyzer
 from strata.agent.analysis.layer_reads import correlate_trace
 from strata.agent.analysis.series_scoring import SeriesScoring
 from strata.agent.config import Settings
-from strata.agent.finops.budgets import budget_alerts, check_budgets
+from strata.agent.finops.budgets import record_budget_alerts
 from strata.agent.finops.gpu import apply_gpu_attribution, pending_gpu_window
 from strata.agent.finops.report import ROLLUP_SLACK_NS, refresh_cost_rollup
 from strata.agent.ingest.decoding import Decoder
@@ -27,8 +27,8 @@ from strata.agent.ingest.stats import ReceiverStats
 from strata.agent.ingest.writer import BatchWriter
 from strata.agent.model import Incident, Sample, SpanRecord
 from strata.agent.store.db import CostColumns, DuckDBStore
-from strata.agent.store.incidents import get_incident, insert_incident
 from strata.agent.store.memory import container_limit_bytes, duckdb_limit_bytes
+from strata.agent.store.seam import report_reads
 from strata.agent.units import DAY_NS
 from strata.analytics.attribution import IngestPricer
 from strata.analytics.pricing import PriceTable
@@ -47,6 +47,8 @@ class Agent:
         settings: resolved configuration.
         clock: nanosecond wall clock (tests pass a fixed one).
     """
+
+    role = "agent"  # GET /api/v1/health
 
     def __init__(self, settings: Settings, *, clock: Callable[[], int] = time.time_ns) -> None:
         self.settings = settings
@@ -177,17 +179,7 @@ class Agent:
 
     def _budget_alerts(self) -> list[Incident]:
         """Budgets whose burn rate will exceed them this month: stored once, alerted once."""
-        if not self.settings.budgets:
-            return []
-        now_ns = self.clock()
-        statuses = check_budgets(self.store.cursor(), self.settings.budgets, now_ns=now_ns)
-        fresh = []
-        with self.store.transaction() as cur:
-            for alert in budget_alerts(statuses, now_ns=now_ns):
-                if get_incident(cur, alert.id, with_events=False) is None:
-                    insert_incident(cur, alert, now_ns)
-                    fresh.append(alert)
-        return fresh
+        return record_budget_alerts(self.store, self.settings.budgets, now_ns=self.clock())
 
     # -- hooks used by the API ---------------------------------------------------------------
 
@@ -201,7 +193,7 @@ class Agent:
 
     def correlate(self, spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Attach the layer samples overlapping each span (same host, GPU, shard)."""
-        return correlate_trace(self.store.cursor(), spans)
+        return correlate_trace(report_reads(self.store), spans)
 
     def poll_once(self, now_ns: int) -> PollReport:
         """Run the collectors that are due at *now_ns* (the ticker thread calls this too)."""

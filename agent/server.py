@@ -119,17 +119,17 @@ def open_agent(settings: Settings) -> Agent:
 
 async def _serve_all(
     server: uvicorn.Server, sockets: list[socket.socket], grpc_receiver: GrpcReceiver,
-    on_bound: Callable[[Agent], None] | None = None,
+    on_bound: Callable[[], None] | None = None,
 ) -> None:
     """uvicorn and the gRPC receiver on one event loop, so the receivers' shared counters
     and in-flight bound are touched by one thread. The gRPC server binds first (a port in
     use fails before anything starts); the app's lifespan drains it before closing the
     agent."""
-    agent = grpc_receiver.agent
-    if agent.settings.otlp_grpc_port:
-        await grpc_receiver.start(agent.settings.host, agent.settings.otlp_grpc_port)
+    settings = grpc_receiver.agent.settings
+    if settings.otlp_grpc_port:
+        await grpc_receiver.start(settings.host, settings.otlp_grpc_port)
     if on_bound is not None:
-        on_bound(agent)
+        on_bound()
     try:
         await server.serve(sockets=sockets)
     finally:
@@ -169,7 +169,8 @@ def serve(settings: Settings, *, on_ready: object = None) -> None:
     watchdog = StoreWatchdog(agent, server)
     watchdog.start()
     try:
-        asyncio.run(_serve_all(server, [otlp_sock, api_sock], grpc_receiver, on_bound=_log_ready))
+        asyncio.run(_serve_all(server, [otlp_sock, api_sock], grpc_receiver,
+                               on_bound=lambda: _log_ready(agent)))
     except ConfigError:
         agent.close()  # the gRPC port could not be bound: the agent never started
         raise
@@ -244,7 +245,8 @@ def start_in_thread(settings: Settings, *, ready_timeout_s: float = 30.0) -> Run
 
 
 def serve_hub(settings: Settings, clickhouse: str, database: str) -> None:
-    """Run ``strata hub`` (``strata.agent.hub``) until SIGTERM/SIGINT on the agent's ports."""
+    """Run ``strata hub`` (``strata.agent.hub``) until SIGTERM/SIGINT on the agent's ports
+    (OTLP/HTTP, OTLP/gRPC when ``otlp_grpc_port`` is set, and the API)."""
     check_exposure(settings)
     os.umask(0o077)
     otlp_sock = bind(settings.host, settings.otlp_port)
@@ -252,14 +254,23 @@ def serve_hub(settings: Settings, clickhouse: str, database: str) -> None:
     hub = Hub(settings, clickhouse, database)
     hub.otlp_ports.add(otlp_sock.getsockname()[1])
     hub.api_ports.add(api_sock.getsockname()[1])
+    grpc_receiver = GrpcReceiver(hub)
     server = uvicorn.Server(uvicorn.Config(
-        create_hub_app(hub), log_level="warning", access_log=False, timeout_keep_alive=30,
-        timeout_graceful_shutdown=10, lifespan="on", server_header=False,
-        http=header_timeout_protocol(settings.read_header_timeout_s)))
-    logger.warning("strata hub ready: OTLP http://%s:%d  API http://%s:%d  ClickHouse %s/%s",
-                   settings.host, *hub.otlp_ports, settings.host, *hub.api_ports,
-                   clickhouse.split("@")[-1], database)
+        create_hub_app(hub, before_close=grpc_receiver.stop), log_level="warning",
+        access_log=False, timeout_keep_alive=30, timeout_graceful_shutdown=10, lifespan="on",
+        server_header=False, http=header_timeout_protocol(settings.read_header_timeout_s)))
+
+    def log_ready() -> None:
+        grpc = f"  OTLP/gRPC {settings.host}:{hub.grpc_port}" if hub.grpc_port else ""
+        logger.warning("strata hub ready: OTLP http://%s:%d%s  API http://%s:%d  ClickHouse "
+                       "%s/%s", settings.host, *hub.otlp_ports, grpc, settings.host,
+                       *hub.api_ports, clickhouse.split("@")[-1], database)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    server.run(sockets=[otlp_sock, api_sock])
+    try:
+        asyncio.run(_serve_all(server, [otlp_sock, api_sock], grpc_receiver, on_bound=log_ready))
+    except ConfigError:
+        hub.close()  # the gRPC port could not be bound: the hub never started
+        raise
     logger.warning("strata hub stopped")

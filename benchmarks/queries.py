@@ -39,6 +39,7 @@ from strata.agent.finops.report import refresh_cost_rollup, summarize
 from strata.agent.runner import Agent
 from strata.agent.store.costs import cost_report
 from strata.agent.store.db import DuckDBStore
+from strata.agent.store.seam import DuckDBReports
 from strata.agent.store.spans import trace_spans
 
 S = 1_000_000_000
@@ -59,7 +60,7 @@ class CorrelatingAgent(Agent):
     """The runner's correlate hook wired as the lead wires it."""
 
     def correlate(self, spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return correlate_trace(self.store.cursor(), spans)
+        return correlate_trace(DuckDBReports(self.store), spans)
 
 
 def hex_ids(rng: np.random.Generator, n: int, nbytes: int) -> pa.Array:
@@ -308,12 +309,12 @@ def main() -> None:
             "USING SAMPLE reservoir(100 ROWS) REPEATABLE (1)").fetchall()]
         warm, gpu_traces = gpu_traces[:20], gpu_traces[20:]
         for trace_id in warm:  # a running agent has the index's upper levels cached
-            correlate_trace(cur, trace_spans(cur, trace_id))
+            correlate_trace(DuckDBReports(agent.store), trace_spans(cur, trace_id))
         it = iter(gpu_traces * 4)
 
         def detail() -> object:
             spans = trace_spans(cur, next(it))
-            return correlate_trace(cur, spans)
+            return correlate_trace(DuckDBReports(agent.store), spans)
 
         results["trace detail + correlation (read functions)"] = measure(detail, args.runs)
         app = FastAPI()

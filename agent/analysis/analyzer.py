@@ -16,13 +16,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-import duckdb
 from strata.agent.analysis.series_scoring import Anomaly, SeriesScoring, anomaly_row
-from strata.agent.errors import ConfigError
 from strata.agent.model import Finding, Incident, IncidentEvent
-from strata.agent.store import anomalies as anomaly_store
-from strata.agent.store.db import DuckDBStore
-from strata.agent.store.seam import DuckDBIncidents, IncidentBook, Store, incident_book
+from strata.agent.store.seam import IncidentBook, Store, incident_book
 from strata.agent.store.window import BUCKET_NS, PriceFn, Window, event_time_bounds
 from strata.agent.units import HOUR_NS
 from strata.analytics.base import Detector
@@ -61,7 +57,7 @@ class Analyzer:
         detectors: the detectors to run (``DEFAULT_DETECTORS``).
         tolerance_buckets: starts this many buckets apart count as simultaneous for root cause.
         group_gap_ns: findings starting further apart are never grouped.
-        scoring: streaming anomaly scores of every series (None: not scored; DuckDB only).
+        scoring: streaming anomaly scores of every series (None: not scored).
 
     Thread-safe: analyses are serialised.
     """
@@ -78,9 +74,6 @@ class Analyzer:
         group_gap_ns: int = GROUP_GAP_NS,
         scoring: SeriesScoring | None = None,
     ) -> None:
-        if scoring is not None and not isinstance(store, DuckDBStore):
-            msg = "series scoring runs on the DuckDB store only"
-            raise ConfigError(msg)
         self._store = store
         self.bucket_ns = bucket_ns
         self.lookback_ns = lookback_ns
@@ -137,13 +130,11 @@ class Analyzer:
             if window is None or window.n_buckets == 0:
                 return AnalysisReport(None, None, 0)
             found, drafts = self.drafts(window)
-            anomalies = [] if self.scoring is None or not isinstance(
-                self._store, DuckDBStore) else self.scoring.advance(
+            anomalies = [] if self.scoring is None else self.scoring.advance(
                 self._store, window.start_ns, window.end_ns)
             with incident_book(self._store) as book:
                 new, updated, resolved = self._reconcile(book, drafts, window)
-                if isinstance(book, DuckDBIncidents):
-                    self._store_anomalies(book.cursor, anomalies)
+                self._store_anomalies(book, anomalies)
         report = AnalysisReport(window.start_ns, window.end_ns, len(found), tuple(new),
                                 tuple(updated), tuple(resolved), time.perf_counter() - started,
                                 len(anomalies))
@@ -152,13 +143,13 @@ class Analyzer:
                     len(resolved), len(anomalies))
         return report
 
-    def _store_anomalies(self, cur: duckdb.DuckDBPyConnection, anomalies: list[Anomaly]) -> None:
+    def _store_anomalies(self, book: IncidentBook, anomalies: list[Anomaly]) -> None:
         """Insert new anomaly rows and move the scoring watermark forward (never back)."""
         if self.scoring is None or self.scoring.watermark_ns is None:
             return
         now = time.time_ns()
-        anomaly_store.insert_anomalies(cur, [anomaly_row(a, now) for a in anomalies])
-        anomaly_store.advance_watermark(cur, self.scoring.watermark_ns)
+        book.insert_anomalies([anomaly_row(a, now) for a in anomalies])
+        book.advance_scored_until(self.scoring.watermark_ns)
 
     def _reconcile(
         self, book: IncidentBook, drafts: list[IncidentDraft], window: Window

@@ -1,7 +1,7 @@
 """Correlation of a trace with its layers: the infrastructure, serving and data samples
 around each span, summarised per series (``strata.analytics.correlate``).
 
-The reads are ``strata.agent.store.spans`` and ``strata.agent.store.samples``.
+The reads go through the store seam (``ReportReads``: DuckDB or the hub's ClickHouse).
 """
 
 from __future__ import annotations
@@ -9,10 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import duckdb
 from strata.agent.model import Layer
-from strata.agent.store.samples import samples_near
-from strata.agent.store.spans import span_record, span_resources
+from strata.agent.store.seam import ReportReads
+from strata.agent.store.spans import span_record
 from strata.analytics.correlate import (
     DEFAULT_PAD_NS,
     SignalSummary,
@@ -42,7 +41,7 @@ def summary_json(s: SignalSummary) -> dict[str, Any]:
 
 
 def correlate_trace(
-    cur: duckdb.DuckDBPyConnection, spans: list[dict[str, Any]], *, pad_ns: int = DEFAULT_PAD_NS
+    reads: ReportReads, spans: list[dict[str, Any]], *, pad_ns: int = DEFAULT_PAD_NS
 ) -> list[dict[str, Any]]:
     """Add ``correlated: {infrastructure: [...], serving: [...], data: [...]}`` to each span.
 
@@ -52,12 +51,12 @@ def correlate_trace(
     """
     if not spans:
         return spans
-    resources = span_resources(cur, spans[0]["trace_id"])
+    resources = reads.span_resources(spans[0]["trace_id"])
     records = [span_record({**s, "resource": resources.get(s["span_id"], "{}")}) for s in spans]
     hosts = correlation_hosts(correlation_targets(r) for r in records)
     lo = min(r.start_unix_nano for r in records) - pad_ns
     hi = max(r.end_unix_nano for r in records) + pad_ns
-    samples = samples_near(cur, since_ns=lo, until_ns=hi, hosts=hosts)
+    samples = reads.samples_near(since_ns=lo, until_ns=hi, hosts=hosts)
     found = correlate_spans(records, samples, pad_ns=pad_ns)
     out = []
     for span, record in zip(spans, records, strict=True):

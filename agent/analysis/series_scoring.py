@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
-from strata.agent.store.anomalies import scored_until
-from strata.agent.store.db import DuckDBStore
+from strata.agent.store.seam import Store, report_reads
 from strata.agent.store.window import SampleSeries, SpanSeries, Window
 from strata.agent.units import DAY_NS, MINUTE_NS
 from strata.analytics import AnomalyScorer
@@ -149,7 +148,7 @@ class SeriesScoring:
     def series_count(self) -> int:
         return len(self._tracked)
 
-    def advance(self, store: DuckDBStore, start_ns: int, end_ns: int) -> list[Anomaly]:
+    def advance(self, store: Store, start_ns: int, end_ns: int) -> list[Anomaly]:
         """Feed the settled buckets in [*start_ns*, *end_ns*) not fed yet; return the new
         anomalies.
 
@@ -161,7 +160,7 @@ class SeriesScoring:
         cut = (end_ns // b - SETTLE_BUCKETS) * b
         if self._fed_until_ns is None:
             self._fed_until_ns = max(start_ns, cut - self._prime_ns) // b * b
-            self._record_from_ns = scored_until(store.cursor())
+            self._record_from_ns = report_reads(store).scored_until()
         start = max(self._fed_until_ns, start_ns // b * b)
         if cut <= start:
             return []

@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query
 from strata.agent.api.render import count_query, number_query, parse_time, rfc3339
-from strata.agent.store.anomalies import list_anomalies
+from strata.agent.store.seam import report_reads
 
 if TYPE_CHECKING:
-    from strata.agent.runner import Agent
+    from strata.agent.api.host import ApiHost
 
 _LAYERS = "^(infrastructure|data|serving|model|orchestration)$"
 
 
-def build_router(agent: Agent) -> APIRouter:
+def build_router(agent: ApiHost) -> APIRouter:
     router = APIRouter(tags=["anomalies"])
 
     @router.get("/api/v1/anomalies")
@@ -37,8 +37,8 @@ def build_router(agent: Agent) -> APIRouter:
         limit: int = count_query(200, le=5000),
     ) -> dict[str, Any]:
         """Scored anomalies (bucket, series, value, score), filtered; newest first."""
-        rows = list_anomalies(
-            agent.store.cursor(), service=service, host=host, layer=layer, signal=signal,
+        rows = report_reads(agent.store).list_anomalies(
+            service=service, host=host, layer=layer, signal=signal,
             min_score=min_score, since_ns=parse_time(since, "since"),
             until_ns=parse_time(until, "until"), limit=limit)
         return {"anomalies": [_render(row) for row in rows]}

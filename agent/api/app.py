@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from strata.agent import __version__
 from strata.agent.api import (
     anomalies,
@@ -23,6 +24,7 @@ from strata.agent.api import (
 )
 from strata.agent.api import hub as hub_routes
 from strata.agent.api.guard import GuardMiddleware
+from strata.agent.store.clickhouse.engine import ClickHouseError
 
 if TYPE_CHECKING:
     from strata.agent.hub import Hub
@@ -65,9 +67,25 @@ def create_app(
     return app
 
 
-def create_hub_app(hub: Hub) -> FastAPI:
-    """``strata hub``'s app: the agent's OTLP receiver over the hub's writer, and the hub's
-    API (``hub``), behind the same guard."""
+# The agent's routers, served by the hub too: through the store seam, or 501 with the reason
+# where a read exists only for DuckDB (``host.duckdb_only``). Not ``metrics_endpoint``: its
+# counters are the sidecar's (the hub answers /metrics with 501, ``hub``).
+HUB_ROUTERS = (health, traces, incidents, anomalies, deployments, cost, metrics_api, timeline,
+               ui)
+
+
+async def _clickhouse_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """A ClickHouse that is down, refusing or slower than the driver's timeout: 503 with the
+    reason, on every route of the hub."""
+    return JSONResponse({"detail": f"ClickHouse unavailable: {str(exc)[:300]}"}, status_code=503)
+
+
+def create_hub_app(
+    hub: Hub, *, before_close: Callable[[], Awaitable[None]] | None = None
+) -> FastAPI:
+    """``strata hub``'s app: the agent's OTLP receiver over the hub's writer, the agent's
+    routers that go through the store seam (``HUB_ROUTERS``) and the hub's own (``hub``),
+    behind the same guard. *before_close* as in ``create_app``."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -75,12 +93,17 @@ def create_hub_app(hub: Hub) -> FastAPI:
         try:
             yield
         finally:
-            hub.close()
+            try:
+                if before_close is not None:
+                    await before_close()
+            finally:
+                hub.close()
 
     app = FastAPI(title="Strata hub", version=__version__, lifespan=lifespan)
-    # the receiver reads settings, policy, writer, receiver_stats and after_commit: the hub
-    # has each of them
-    app.include_router(otlp.build_router(cast("Agent", hub)))
+    app.add_exception_handler(ClickHouseError, _clickhouse_unavailable)
+    app.include_router(otlp.build_router(hub))
+    for module in HUB_ROUTERS:
+        app.include_router(module.build_router(hub))
     app.include_router(hub_routes.build_router(hub))
     app.add_middleware(GuardMiddleware, token=hub.settings.api_token,
                        read_token=hub.settings.api_read_token, otlp_ports=hub.otlp_ports,

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, HTTPException, Request
+from strata.agent.api.host import duckdb_only
 from strata.agent.api.render import (
     count_query,
     number_query,
@@ -22,12 +23,13 @@ from strata.agent.finops.budgets import check_budgets
 from strata.agent.finops.coverage import coverage, unattributed
 from strata.agent.finops.reads import gpu_hours, model_profiles
 from strata.agent.finops.report import summarize
-from strata.agent.store.costs import cost_report, gpu_energy_summary
+from strata.agent.store.costs import cost_report, coverage_by_service, gpu_energy_summary
+from strata.agent.store.seam import report_reads
 from strata.agent.units import NS_PER_S
 from strata.analytics.rightsizing import cheaper_model_findings, idle_gpu_findings
 
 if TYPE_CHECKING:
-    from strata.agent.runner import Agent
+    from strata.agent.api.host import ApiHost
 
 MAX_BUCKETS: Final = 10_000
 MAX_HOURS: Final = 1_000_000  # over a century of GPU hours
@@ -51,7 +53,7 @@ def measures(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in _HIDDEN}
 
 
-def build_router(agent: Agent) -> APIRouter:
+def build_router(agent: ApiHost) -> APIRouter:
     router = APIRouter(tags=["cost"])
 
     @router.get("/api/v1/cost")
@@ -71,10 +73,10 @@ def build_router(agent: Agent) -> APIRouter:
             bucket_ns = parse_duration_ns(bucket, "bucket")
             if (until_ns - since_ns) // bucket_ns > MAX_BUCKETS:
                 raise HTTPException(400, f"more than {MAX_BUCKETS} buckets; use a larger bucket")
+        reads = report_reads(agent.store)
         try:
-            rows = cost_report(agent.store.cursor(), group_by=group_by, since_ns=since_ns,
-                               until_ns=until_ns, bucket_ns=bucket_ns,
-                               filters=request_filters(request))
+            rows = reads.cost_report(group_by=group_by, since_ns=since_ns, until_ns=until_ns,
+                                     bucket_ns=bucket_ns, filters=request_filters(request))
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
         groups: dict[Any, list[dict[str, Any]]] = {}
@@ -90,7 +92,8 @@ def build_router(agent: Agent) -> APIRouter:
         }  # fmt: skip
         body["groups"].sort(key=lambda g: -(g["usd"] or 0.0))
         # Per service, whatever the grouping: how many requests carry a cost, by source.
-        body["coverage"] = coverage(agent.store.cursor(), since_ns=since_ns, until_ns=until_ns)
+        body["coverage"] = coverage(reads.coverage_by_service(since_ns=since_ns,
+                                                              until_ns=until_ns))
         if bucket_ns is not None:
             body["buckets"] = [
                 {"start": rfc3339(b), "groups": [{"group": r["group"], **measures(summarize([r]))}
@@ -112,14 +115,14 @@ def build_router(agent: Agent) -> APIRouter:
         """Rightsizing findings: idle or under-used GPUs (USD and Wh wasted) and requests a
         cheaper model of the same family could serve, with the estimated saving."""
         since_ns, until_ns = time_range(agent, since, until)
-        cur = agent.store.cursor()
+        reads = report_reads(agent.store)
         gpu = idle_gpu_findings(
-            gpu_hours(cur, since_ns=since_ns, until_ns=until_ns),
+            gpu_hours(reads, since_ns=since_ns, until_ns=until_ns),
             gpu_hour_usd=agent.settings.gpu_hour_usd, idle_below_pct=idle_below_pct,
             underused_below_pct=underused_below_pct, min_hours=min_hours,
         )
         models = cheaper_model_findings(
-            model_profiles(cur, since_ns=since_ns, until_ns=until_ns,
+            model_profiles(reads, since_ns=since_ns, until_ns=until_ns,
                            max_input_tokens=max_input_tokens, max_output_tokens=max_output_tokens),
             agent.prices, max_input_tokens=max_input_tokens, max_output_tokens=max_output_tokens,
         )
@@ -147,8 +150,8 @@ def build_router(agent: Agent) -> APIRouter:
     ) -> dict[str, Any]:
         """Energy (measured vs estimated), carbon, per-request figures and GPU idle energy;
         coverage per service and the requests without energy, with the reason."""
+        cur = duckdb_only(agent, "energy (GPU attribution and topology)").cursor()
         since_ns, until_ns = time_range(agent, since, until)
-        cur = agent.store.cursor()
         try:
             rows = cost_report(cur, group_by=group_by, since_ns=since_ns, until_ns=until_ns,
                                filters=request_filters(request))
@@ -171,7 +174,7 @@ def build_router(agent: Agent) -> APIRouter:
             "groups": [{"group": r["group"], **{k: s[k] for k in keep}}
                        for r in rows for s in [summarize([r])]],
             "gpus": gpus,
-            "coverage": coverage(cur, since_ns=since_ns, until_ns=until_ns),
+            "coverage": coverage(coverage_by_service(cur, since_ns=since_ns, until_ns=until_ns)),
             "unattributed": unattributed(cur, since_ns=since_ns, until_ns=until_ns,
                                          settings=agent.settings, prices=agent.prices),
         }  # fmt: skip
@@ -181,7 +184,8 @@ def build_router(agent: Agent) -> APIRouter:
         """Configured budgets with this month's spend and projected burn."""
         now = agent.clock()
         try:
-            statuses = check_budgets(agent.store.cursor(), agent.settings.budgets, now_ns=now)
+            statuses = check_budgets(report_reads(agent.store), agent.settings.budgets,
+                                     now_ns=now)
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
         return {"budgets": [

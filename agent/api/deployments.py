@@ -8,10 +8,10 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 from strata.agent.api.render import count_query, parse_time, rfc3339
 from strata.agent.model import Deployment
-from strata.agent.store.deployments import list_deployments
+from strata.agent.store.seam import report_reads
 
 if TYPE_CHECKING:
-    from strata.agent.runner import Agent
+    from strata.agent.api.host import ApiHost
 
 
 class DeploymentIn(BaseModel):
@@ -31,7 +31,7 @@ def render_deployment(row: tuple[Any, ...]) -> dict[str, Any]:
             "source": row[6], "description": row[7]}
 
 
-def build_router(agent: Agent) -> APIRouter:
+def build_router(agent: ApiHost) -> APIRouter:
     router = APIRouter(tags=["deployments"])
 
     @router.get("/api/v1/deployments")
@@ -44,8 +44,8 @@ def build_router(agent: Agent) -> APIRouter:
         """Deployments: explicit markers and changes of service.version or model detected in
         the data."""
         since_ns, until_ns = parse_time(since, "since"), parse_time(until, "until")
-        rows = list_deployments(agent.store.cursor(), service=service, since_ns=since_ns,
-                                until_ns=until_ns, limit=limit)
+        rows = report_reads(agent.store).list_deployments(
+            service=service, since_ns=since_ns, until_ns=until_ns, limit=limit)
         return {"deployments": [render_deployment(r) for r in rows]}
 
     @router.post("/api/v1/deployments", status_code=201)

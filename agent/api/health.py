@@ -8,10 +8,10 @@ from fastapi import APIRouter
 from strata.agent import __version__
 
 if TYPE_CHECKING:
-    from strata.agent.runner import Agent
+    from strata.agent.api.host import ApiHost
 
 
-def build_router(agent: Agent) -> APIRouter:
+def build_router(agent: ApiHost) -> APIRouter:
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz", include_in_schema=False)
@@ -20,11 +20,13 @@ def build_router(agent: Agent) -> APIRouter:
 
     @router.get("/api/v1/health")
     def health() -> dict[str, Any]:
-        """Status, version and store counts (spans, samples, incidents, deployments)."""
+        """Status, version, role (``agent`` or ``hub``) and store counts (spans, samples,
+        incidents, deployments)."""
         counts = agent.store.counts()
         return {
             "status": "ok",
             "version": __version__,
+            "role": agent.role,
             "counts": {k: counts[k] for k in ("spans", "samples", "incidents", "deployments")},
             "write_queue": agent.writer.queued_items,
             "capture_content": agent.settings.capture_content,

@@ -1,4 +1,7 @@
-"""Incidents API: list, show, acknowledge, resolve, and POST /api/v1/analyze."""
+"""Incidents API: list, show, acknowledge, resolve, and POST /api/v1/analyze.
+
+One copy for the agent and the hub: incident state is read and changed through the store
+seam's ``IncidentBook`` (a DuckDB transaction, or ClickHouse's replacing tables)."""
 
 from __future__ import annotations
 
@@ -8,10 +11,11 @@ from fastapi import APIRouter, Body, HTTPException, Query
 from pydantic import BaseModel, Field
 from strata.agent.api.render import count_query, parse_time, rfc3339
 from strata.agent.model import incident_json
-from strata.agent.store import incidents as db
+from strata.agent.store.incidents import MANUAL_RESOLVE
+from strata.agent.store.seam import incident_book
 
 if TYPE_CHECKING:
-    from strata.agent.runner import Agent
+    from strata.agent.api.host import ApiHost
 
 _STATUS = "^(open|acknowledged|resolved)$"
 
@@ -31,7 +35,7 @@ NoteBody = Annotated[StatusChange | None, Body()]
 render_incident = incident_json
 
 
-def build_router(agent: Agent) -> APIRouter:
+def build_router(agent: ApiHost) -> APIRouter:
     router = APIRouter(tags=["incidents"])
 
     @router.get("/api/v1/incidents")
@@ -44,31 +48,32 @@ def build_router(agent: Agent) -> APIRouter:
         limit: int = count_query(500, le=5000),
     ) -> dict[str, Any]:
         """Incidents, filtered by status, service, kind and time."""
-        rows = db.list_incidents(
-            agent.store.cursor(), status=status, service=service, kind=kind,
-            since_ns=parse_time(since, "since"), until_ns=parse_time(until, "until"),
-            limit=limit,
-        )
+        since_ns, until_ns = parse_time(since, "since"), parse_time(until, "until")
+        with incident_book(agent.store) as book:
+            rows = book.list_incidents(status=status, service=service, kind=kind,
+                                       since_ns=since_ns, until_ns=until_ns, limit=limit)
         return {"incidents": [render_incident(i) for i in rows]}
 
     @router.get("/api/v1/incidents/{incident_id}")
     def incident(incident_id: str) -> dict[str, Any]:
         """One incident with its evidence, cause, suggestion and timeline of events."""
-        found = db.get_incident(agent.store.cursor(), incident_id)
+        with incident_book(agent.store) as book:
+            found = book.get_incident(incident_id)
         if found is None:
             raise HTTPException(404, f"incident {incident_id[:80]} not found")
         return render_incident(found, timeline=True)
 
     def change(incident_id: str, status: str, detail: str) -> dict[str, Any]:
-        with agent.store.transaction() as cur:
-            current = db.get_incident(cur, incident_id, with_events=False)
+        with incident_book(agent.store) as book:
+            current = book.get_incident(incident_id, with_events=False)
             if current is None:
                 raise HTTPException(404, f"incident {incident_id[:80]} not found")
             if status == "acknowledged" and current.status == "resolved":
                 raise HTTPException(409, f"incident {incident_id} is already resolved")
-            updated = db.set_status(cur, incident_id, status, time_ns=agent.clock(),
-                                    detail=detail)
-        assert updated is not None  # noqa: S101 - checked above inside the transaction
+            updated = book.set_status(incident_id, status, time_ns=agent.clock(),
+                                      detail=detail)
+        if updated is None:  # (no transaction spans the two reads on ClickHouse)
+            raise HTTPException(404, f"incident {incident_id[:80]} not found")
         return render_incident(updated, timeline=True)
 
     @router.post("/api/v1/incidents/{incident_id}/ack")
@@ -81,7 +86,7 @@ def build_router(agent: Agent) -> APIRouter:
     def resolve(incident_id: str, body: NoteBody = None) -> dict[str, Any]:
         """Resolve an incident (kept resolved by later analyses)."""
         note = body.note if body is not None and body.note else ""
-        return change(incident_id, "resolved", f"{db.MANUAL_RESOLVE} {note}".strip())
+        return change(incident_id, "resolved", f"{MANUAL_RESOLVE} {note}".strip())
 
     @router.post("/api/v1/analyze")
     def analyze(body: Annotated[AnalyzeRequest | None, Body()] = None) -> dict[str, Any]:

@@ -13,18 +13,18 @@ from typing import TYPE_CHECKING, Any, Final
 from fastapi import APIRouter, HTTPException, Query, Request
 from strata.agent.api.render import count_query, rfc3339, time_range
 from strata.agent.model import Layer
-from strata.agent.store.samples import metric_series
+from strata.agent.store.seam import report_reads
 from strata.agent.units import HOUR_NS
 
 if TYPE_CHECKING:
-    from strata.agent.runner import Agent
+    from strata.agent.api.host import ApiHost
 
 
 RESERVED: Final = frozenset({"layer", "name", "since", "until", "limit"})
 DEFAULT_RANGE_NS: Final = HOUR_NS
 
 
-def build_router(agent: Agent) -> APIRouter:
+def build_router(agent: ApiHost) -> APIRouter:
     router = APIRouter(tags=["metrics"])
 
     @router.get("/api/v1/metrics")
@@ -44,8 +44,8 @@ def build_router(agent: Agent) -> APIRouter:
             since_ns, until_ns = time_range(agent, since, until)
         labels = {k: v for k, v in request.query_params.items() if k not in RESERVED}
         try:
-            series, truncated = metric_series(
-                agent.store.cursor(), since_ns=since_ns, until_ns=until_ns, layer=layer,
+            series, truncated = report_reads(agent.store).metric_series(
+                since_ns=since_ns, until_ns=until_ns, layer=layer,
                 name=name, labels=labels, max_series=limit,
             )
         except ValueError as exc:

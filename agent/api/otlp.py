@@ -18,7 +18,7 @@ from strata.agent.ingest.otlp_codec import BodyTooLarge
 from strata.agent.ingest.pipeline import OtlpPipeline, Outcome, Signal
 
 if TYPE_CHECKING:
-    from strata.agent.runner import Agent
+    from strata.agent.ingest.pipeline import IngestHost
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -48,7 +48,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(chunks)
 
 
-def build_router(agent: Agent) -> APIRouter:
+def build_router(agent: IngestHost) -> APIRouter:
     router = APIRouter(tags=["otlp"])
     pipeline = OtlpPipeline(agent)
     stats = pipeline.stats

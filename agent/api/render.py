@@ -20,7 +20,7 @@ from strata.agent.model import rfc3339
 from strata.agent.units import DAY_NS, NS_PER_S
 
 if TYPE_CHECKING:
-    from strata.agent.runner import Agent
+    from strata.agent.api.host import ApiHost
 
 DEFAULT_RANGE_NS: Final = 7 * DAY_NS
 MAX_NS: Final = (1 << 63) - 1  # the store's BIGINT nanoseconds: 1970 up to 2262-04-11
@@ -73,7 +73,7 @@ def count_query(default: int, *, le: int, ge: int = 1, description: str = "") ->
     return Query(default, ge=ge, le=le, description=description or None)
 
 
-def time_range(agent: Agent, since: str | None, until: str | None) -> tuple[int, int]:
+def time_range(agent: ApiHost, since: str | None, until: str | None) -> tuple[int, int]:
     """Parsed ``since``/``until`` (defaults: the last 7 days to now); 400 when reversed."""
     until_ns = parse_time(until, "until")
     until_ns = agent.clock() if until_ns is None else until_ns

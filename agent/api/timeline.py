@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, HTTPException, Query
 from strata.agent.api.render import count_query, parse_duration_ns, rfc3339, time_range
-from strata.agent.store.samples import bucketed_samples
-from strata.agent.store.spans import service_span_series, service_targets
+from strata.agent.store.seam import report_reads
 from strata.agent.units import HOUR_NS, NS_PER_S
 from strata.analytics.correlate import (
     COUNTER_SIGNALS,
@@ -27,7 +26,7 @@ from strata.analytics.correlate import (
 )
 
 if TYPE_CHECKING:
-    from strata.agent.runner import Agent
+    from strata.agent.api.host import ApiHost
 
 DEFAULT_RANGE_NS: Final = 6 * HOUR_NS
 MAX_STEPS: Final = 2000
@@ -46,7 +45,7 @@ SPAN_SIGNALS: Final = (
 )
 
 
-def build_router(agent: Agent) -> APIRouter:
+def build_router(agent: ApiHost) -> APIRouter:
     router = APIRouter(tags=["timeline"])
 
     @router.get("/api/v1/services/{service}/timeline")
@@ -69,10 +68,10 @@ def build_router(agent: Agent) -> APIRouter:
         if len(times) > MAX_STEPS:
             raise HTTPException(400, f"more than {MAX_STEPS} steps; use a larger step")
         index = {t: i for i, t in enumerate(times)}
-        cur = agent.store.cursor()
+        reads = report_reads(agent.store)
         series: list[dict[str, Any]] = []
-        span_rows = service_span_series(cur, service, since_ns=since_ns, until_ns=until_ns,
-                                        step_ns=step_ns)
+        span_rows = reads.service_span_series(service, since_ns=since_ns, until_ns=until_ns,
+                                              step_ns=step_ns)
         for column, layer, signal, unit in SPAN_SIGNALS:
             values: list[float | None] = [None] * len(times)
             for row in span_rows:
@@ -83,10 +82,10 @@ def build_router(agent: Agent) -> APIRouter:
                                "device": None, "source": "spans", "labels": {},
                                "values": values})
         targets = [correlation_targets(s) for s in
-                   service_targets(cur, service, since_ns=since_ns, until_ns=until_ns)]
+                   reads.service_targets(service, since_ns=since_ns, until_ns=until_ns)]
         by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for sample, _max, increase in bucketed_samples(
-            cur, since_ns=since_ns, until_ns=until_ns, step_ns=step_ns,
+        for sample, _max, increase in reads.bucketed_samples(
+            since_ns=since_ns, until_ns=until_ns, step_ns=step_ns,
             hosts=correlation_hosts(targets),
         ):
             if not is_key_signal(sample) or sample.time_unix_nano not in index:

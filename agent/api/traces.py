@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, HTTPException, Query
 from strata.agent.api.render import MAX_NS, count_query, number_query, parse_time, rfc3339
 from strata.agent.finops.coverage import energy_label
-from strata.agent.store.logs import trace_logs
-from strata.agent.store.spans import list_traces, trace_spans
+from strata.agent.store.seam import report_reads
 from strata.agent.units import NS_PER_MS
 
 if TYPE_CHECKING:
-    from strata.agent.runner import Agent
+    from strata.agent.api.host import ApiHost
 
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -44,7 +43,7 @@ def render_span(span: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build_router(agent: Agent) -> APIRouter:
+def build_router(agent: ApiHost) -> APIRouter:
     router = APIRouter(tags=["traces"])
 
     @router.get("/api/v1/traces")
@@ -59,8 +58,7 @@ def build_router(agent: Agent) -> APIRouter:
     ) -> dict[str, Any]:
         """Trace summaries, newest first, filtered by service, model, status, minimum duration
         and time."""
-        rows = list_traces(
-            agent.store.cursor(),
+        rows = report_reads(agent.store).list_traces(
             service=service,
             model=model,
             status=status,
@@ -81,12 +79,13 @@ def build_router(agent: Agent) -> APIRouter:
         that name none of its spans are in the top-level ``logs``."""
         if not _TRACE_ID.fullmatch(trace_id):
             raise HTTPException(400, "trace_id must be 32 lowercase hex characters")
-        spans = trace_spans(agent.store.cursor(), trace_id)
+        reads = report_reads(agent.store)
+        spans = reads.trace_spans(trace_id)
         if not spans:
             raise HTTPException(404, f"trace {trace_id} not found")
         spans = agent.correlate(spans)
         logs: dict[str | None, list[dict[str, Any]]] = {}
-        for record in trace_logs(agent.store.cursor(), trace_id):
+        for record in reads.trace_logs(trace_id):
             logs.setdefault(record["span_id"], []).append(render_log(record))
         for span in spans:  # additive: whether the Wh figure is measured, estimated or unknown
             span["energy_status"], span["energy_note"] = energy_label(agent.prices, span)

@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, RedirectResponse
 
 if TYPE_CHECKING:
-    from strata.agent.runner import Agent
+    from strata.agent.api.host import ApiHost
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "ui" / "static"
 
@@ -64,7 +64,7 @@ def file_response(path: Path, *, cache_control: str) -> FileResponse:
     return FileResponse(path, media_type=CONTENT_TYPES[path.suffix], headers=headers)
 
 
-def build_router(agent: Agent) -> APIRouter:
+def build_router(agent: ApiHost) -> APIRouter:
     """The console's routes. *agent* is unused: the console reads only the public API."""
     del agent
     router = APIRouter(tags=["ui"], include_in_schema=False)

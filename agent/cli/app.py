@@ -61,14 +61,17 @@ def hub(
     database: Annotated[str, typer.Option("--database", help="ClickHouse database.")] = "otel",
     config: Annotated[Path | None, typer.Option("--config", help="strata.toml path.")] = None,
     otlp_port: Annotated[int | None, typer.Option("--otlp-port", help="OTLP/HTTP port.")] = None,
+    otlp_grpc_port: Annotated[int | None, typer.Option(
+        "--otlp-grpc-port", help="OTLP/gRPC port (0: off).")] = None,
     api_port: Annotated[int | None, typer.Option("--api-port", help="API port.")] = None,
     host: Annotated[str | None, typer.Option("--host", help="Bind address.")] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
-    """Run the fleet hub: OTLP receiver, analysis and API over a ClickHouse database."""
+    """Run the fleet hub: OTLP receivers, analysis and API over a ClickHouse database."""
     logs.configure(log_level)
     try:
-        settings = load(config, os.environ, otlp_port=otlp_port, api_port=api_port, host=host)
+        settings = load(config, os.environ, otlp_port=otlp_port,
+                        otlp_grpc_port=otlp_grpc_port, api_port=api_port, host=host)
         from strata.agent.server import serve_hub  # ClickHouse drivers: only for this command
 
         serve_hub(settings, clickhouse, database)

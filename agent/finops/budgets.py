@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
-import duckdb
 from strata.agent.config import Budget
 from strata.agent.finops.report import summarize
 from strata.agent.model import Evidence, Incident, Suggestion
-from strata.agent.store.costs import cost_report
+from strata.agent.store.seam import ReportReads, Store, incident_book, report_reads
 from strata.agent.units import DAY_NS, NS_PER_S
 
-__all__ = ["BudgetStatus", "budget_alerts", "budget_status", "check_budgets", "month_bounds"]
+__all__ = ["BudgetStatus", "budget_alerts", "budget_status", "check_budgets", "month_bounds",
+           "record_budget_alerts"]
 
 BURN_WINDOW_NS: Final = 7 * DAY_NS
 
@@ -61,7 +61,7 @@ def month_bounds(now_ns: int) -> tuple[str, int, int]:
 
 
 def budget_status(
-    cur: duckdb.DuckDBPyConnection, budget: Budget, *, now_ns: int,
+    reads: ReportReads, budget: Budget, *, now_ns: int,
     burn_window_ns: int = BURN_WINDOW_NS,
 ) -> BudgetStatus:
     """Spend, burn rate and projection of one budget at *now_ns* (event time).
@@ -71,11 +71,11 @@ def budget_status(
     """
     month, start, end = month_bounds(now_ns)
     filters = {budget.group_by: budget.value}
-    spent = summarize(cost_report(cur, group_by=budget.group_by, since_ns=start,
-                                  until_ns=now_ns, filters=filters))
-    window = summarize(cost_report(cur, group_by=budget.group_by,
-                                   since_ns=now_ns - burn_window_ns, until_ns=now_ns,
-                                   filters=filters))
+    spent = summarize(reads.cost_report(group_by=budget.group_by, since_ns=start,
+                                        until_ns=now_ns, filters=filters))
+    window = summarize(reads.cost_report(group_by=budget.group_by,
+                                         since_ns=now_ns - burn_window_ns, until_ns=now_ns,
+                                         filters=filters))
     burn_per_ns = (window["usd"] or 0.0) / burn_window_ns
     spent_usd = spent["usd"] or 0.0
     return BudgetStatus(
@@ -91,10 +91,10 @@ def budget_status(
 
 
 def check_budgets(
-    cur: duckdb.DuckDBPyConnection, budgets: Iterable[Budget], *, now_ns: int
+    reads: ReportReads, budgets: Iterable[Budget], *, now_ns: int
 ) -> list[BudgetStatus]:
-    """``budget_status`` of every configured budget."""
-    return [budget_status(cur, b, now_ns=now_ns) for b in budgets]
+    """``budget_status`` of every configured budget (either engine: ``seam.report_reads``)."""
+    return [budget_status(reads, b, now_ns=now_ns) for b in budgets]
 
 
 def budget_alerts(statuses: Iterable[BudgetStatus], *, now_ns: int) -> list[Incident]:
@@ -135,3 +135,20 @@ def budget_alerts(statuses: Iterable[BudgetStatus], *, now_ns: int) -> list[Inci
             ),
         ))
     return alerts
+
+
+def record_budget_alerts(store: Store, budgets: Iterable[Budget], *,
+                         now_ns: int) -> list[Incident]:
+    """Budgets whose burn rate will exceed them this month, stored as incidents once (an
+    alert already stored for this budget and month is not returned again)."""
+    budgets = tuple(budgets)
+    if not budgets:
+        return []
+    statuses = check_budgets(report_reads(store), budgets, now_ns=now_ns)
+    fresh = []
+    with incident_book(store) as book:
+        for alert in budget_alerts(statuses, now_ns=now_ns):
+            if book.get_incident(alert.id, with_events=False) is None:
+                book.insert_incident(alert, now_ns)
+                fresh.append(alert)
+    return fresh

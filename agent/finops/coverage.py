@@ -10,13 +10,14 @@ energy, grouped by service, model and serving address, with the reason the servi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final
 
 import duckdb
 from strata.agent.config import Settings
 from strata.agent.finops.gpu import load_topology
 from strata.agent.model import Layer, SpanRecord
-from strata.agent.store.costs import COVERAGE_COLUMNS, coverage_by_service, unknown_energy_groups
+from strata.agent.store.costs import COVERAGE_COLUMNS, unknown_energy_groups
 from strata.analytics.attribution import MEASURED_NOTE, estimate_unknown_reason
 from strata.analytics.pricing import PriceTable, TokenUsage
 from strata.analytics.topology import Topology
@@ -41,10 +42,10 @@ def _figures(counts: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def coverage(cur: duckdb.DuckDBPyConnection, *, since_ns: int, until_ns: int) -> dict[str, Any]:
+def coverage(rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
     """``{"services": [{"service", "requests", "cost": {...}, "energy": {...},
-    "cost_share", "energy_share"}], "totals": {...}}`` (shares None without requests)."""
-    rows = coverage_by_service(cur, since_ns=since_ns, until_ns=until_ns)
+    "cost_share", "energy_share"}], "totals": {...}}`` (shares None without requests) from
+    the rows of ``coverage_by_service`` (either engine's: ``seam.ReportReads``)."""
     totals = dict.fromkeys(COVERAGE_COLUMNS[1:], 0)
     services = []
     for row in rows:

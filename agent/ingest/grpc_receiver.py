@@ -26,7 +26,7 @@ from strata.agent.errors import ConfigError
 from strata.agent.ingest.pipeline import MAX_IN_FLIGHT, OtlpPipeline, Outcome, Signal
 
 if TYPE_CHECKING:
-    from strata.agent.runner import Agent
+    from strata.agent.ingest.pipeline import IngestHost
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def retry_metadata(code: grpc.StatusCode, message: str, retry_after_s: int) -> t
 class GrpcReceiver:
     """The gRPC server of one agent; ``start`` binds and serves, ``stop`` drains."""
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: IngestHost) -> None:
         self.agent = agent
         self._pipeline = OtlpPipeline(agent)
         settings = agent.settings

@@ -11,10 +11,10 @@ items were rejected). Each transport maps the ``Outcome`` to its own status code
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from strata.agent.errors import BackpressureError, DecodeError, StoreFailedError
 from strata.agent.ingest.decoding import Signal
@@ -22,9 +22,31 @@ from strata.agent.ingest.otlp_codec import BodyTooLarge, encode_partial_success
 from strata.agent.ingest.otlp_logs import encode_logs_partial_success
 
 if TYPE_CHECKING:
-    from strata.agent.runner import Agent
+    from strata.agent.config import Settings
+    from strata.agent.ingest.decoding import Decoder
+    from strata.agent.ingest.otlp_codec import DecodeResult
+    from strata.agent.ingest.stats import ReceiverStats
+    from strata.agent.ingest.writer import BatchWriter
+    from strata.agent.store.db import CostColumns
 
 MAX_IN_FLIGHT = 64
+
+
+class IngestHost(Protocol):
+    """What the receivers need of the process they serve: the agent or the hub."""
+
+    grpc_port: int | None  # set by the gRPC receiver once bound
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def decoder(self) -> Decoder: ...
+    @property
+    def writer(self) -> BatchWriter: ...
+    @property
+    def receiver_stats(self) -> ReceiverStats: ...
+    def after_commit(self, result: DecodeResult,
+                     costs: Sequence[CostColumns] | None = None) -> None: ...
 
 
 class Outcome(Enum):
@@ -47,7 +69,7 @@ class OtlpPipeline:
     """One per receiver; the in-flight bound and the counters are the agent's
     ``receiver_stats``, so both transports share them."""
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: IngestHost) -> None:
         self._agent = agent
         self.stats = agent.receiver_stats
         self.limit = agent.settings.max_body_bytes
@@ -114,4 +136,4 @@ class OtlpPipeline:
         return Reply(Outcome.OK, body=body)
 
 
-__all__ = ["MAX_IN_FLIGHT", "OtlpPipeline", "Outcome", "Reply", "Signal"]
+__all__ = ["MAX_IN_FLIGHT", "IngestHost", "OtlpPipeline", "Outcome", "Reply", "Signal"]

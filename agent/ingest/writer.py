@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import duckdb
 import pyarrow as pa
@@ -28,7 +29,7 @@ from strata.agent.ingest.changes import ChangeTracker, spans_seen
 from strata.agent.ingest.stats import WriterStats
 from strata.agent.logs import RateLimitedLog
 from strata.agent.model import Deployment, LogRecord, Sample, SpanRecord
-from strata.agent.store.db import CostColumns, DuckDBStore
+from strata.agent.store.db import CostColumns
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,17 @@ def is_fatal_store_error(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+class BatchStore(Protocol):
+    """What the writer needs of a store: ``DuckDBStore``, or the hub's ``ClickHouseStore``."""
+
+    def write_batch(self, spans: Sequence[SpanRecord] = (), samples: Sequence[Sample] = (),
+                    deployments: Sequence[Deployment] = (), *, received_ns: int | None = None,
+                    costs: Sequence[CostColumns] | None = None,
+                    span_tables: Sequence[pa.Table] = (),
+                    logs: Sequence[LogRecord] = ()) -> None: ...
+    def known_versions(self) -> dict[str, tuple[str | None, int]]: ...
 
 
 @dataclass(slots=True)
@@ -79,7 +91,7 @@ class BatchWriter:
 
     def __init__(
         self,
-        store: DuckDBStore,
+        store: BatchStore,
         *,
         max_queue_items: int = 200_000,
         max_batch_items: int = 50_000,

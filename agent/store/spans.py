@@ -19,6 +19,7 @@ from strata.agent.units import HOUR_NS
 
 __all__ = [
     "GPU_CANDIDATE_COLUMNS",
+    "TARGET_KEYS",
     "TRACE_SPAN_COLUMNS",
     "busiest_services",
     "duration_quantiles",
@@ -80,7 +81,7 @@ _GROUP_KEY: Final = """service || $sep || layer || $sep || operation || $sep
 # so they fall between its start and, at the latest, this long after the window's end).
 _FAILED: Final = "(status = 'error' OR log_span IS NOT NULL)"
 _LOG_SLACK_NS: Final = HOUR_NS
-_TARGET_KEYS: Final = (
+TARGET_KEYS: Final = (
     "gpu.uuid", "gpu.id", "server.address", "db.system.name", "db.collection.name",
     "db.namespace", "db.shard", "db.vector.shard",
 )  # fmt: skip
@@ -222,7 +223,7 @@ def service_targets(
     extracts = ", ".join(
         f"json_extract(attributes, '$.\"{k}\"') AS a{i}, "
         f"json_extract(resource, '$.\"{k}\"') AS r{i}"
-        for i, k in enumerate(_TARGET_KEYS)
+        for i, k in enumerate(TARGET_KEYS)
     )
     rows = cur.execute(
         f"SELECT DISTINCT host, layer, request_model, response_model, {extracts} FROM spans "  # noqa: S608
@@ -234,9 +235,9 @@ def service_targets(
     ).fetchall()
     out = []
     for i, (host, layer, request_model, response_model, *values) in enumerate(rows):
-        attributes = {k: json.loads(v) for k, v in zip(_TARGET_KEYS, values[0::2], strict=True)
+        attributes = {k: json.loads(v) for k, v in zip(TARGET_KEYS, values[0::2], strict=True)
                       if v is not None}
-        resource = {k: json.loads(v) for k, v in zip(_TARGET_KEYS, values[1::2], strict=True)
+        resource = {k: json.loads(v) for k, v in zip(TARGET_KEYS, values[1::2], strict=True)
                     if v is not None}
         out.append(span_record({
             "trace_id": "", "span_id": str(i), "start_ns": since_ns, "end_ns": until_ns,

@@ -20,6 +20,7 @@ from strata.agent.config import Settings
 from strata.agent.finops.gpu import apply_gpu_attribution
 from strata.agent.model import AttributeValue, Layer, Sample, SpanRecord
 from strata.agent.runner import Agent
+from strata.agent.store.seam import DuckDBReports
 
 S = 1_000_000_000
 H = 3600 * S
@@ -31,7 +32,7 @@ SINCE, UNTIL = "2023-11-15T00:00:00Z", "2023-11-15T06:00:00Z"
 
 class CorrelatingAgent(Agent):
     def correlate(self, spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return correlate_trace(self.store.cursor(), spans)
+        return correlate_trace(DuckDBReports(self.store), spans)
 
 
 def _span(

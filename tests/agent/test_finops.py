@@ -14,6 +14,7 @@ from strata.agent.finops.report import refresh_cost_rollup, summarize
 from strata.agent.model import AttributeValue, Layer, Sample, SpanRecord
 from strata.agent.store.costs import cost_report, gpu_energy_summary
 from strata.agent.store.db import CostColumns, DuckDBStore
+from strata.agent.store.seam import DuckDBReports
 from strata.agent.units import HOUR_NS
 
 S = 1_000_000_000
@@ -178,7 +179,7 @@ def test_gpu_hours_utilisation_power_and_counter_energy(store: DuckDBStore) -> N
         for i, v in enumerate((1_000_000.0, 4_600_000.0, 1_800_000.0))
     ]
     store.write_batch(samples=samples, received_ns=T0)
-    [h] = gpu_hours(store.cursor(), since_ns=hour, until_ns=hour + HOUR_NS)
+    [h] = gpu_hours(DuckDBReports(store), since_ns=hour, until_ns=hour + HOUR_NS)
     assert (h.host, h.device, h.hour_ns, h.utilization_pct) == (NODE, GPU_A, hour, 3.0)
     assert h.energy_wh == pytest.approx((3_600_000 + 1_800_000) / 3_600_000)
 
@@ -197,16 +198,16 @@ def test_budget_projection_and_alert(store: DuckDBStore) -> None:
     store.write_batch(spans, costs=costs, received_ns=month_start)
     now = month_start + 10 * day
     assert month_bounds(now) == ("2026-11", month_start, month_start + 30 * day)
-    status = budget_status(store.cursor(), Budget("team", "search", 250.0), now_ns=now)
+    status = budget_status(DuckDBReports(store), Budget("team", "search", 250.0), now_ns=now)
     assert status.spent_usd == pytest.approx(70.0)
     assert status.burn_usd_per_day == pytest.approx(10.0)
     assert status.projected_usd == pytest.approx(70.0 + 20 * 10.0)
     [alert] = budget_alerts([status], now_ns=now)
     assert (alert.kind, alert.severity) == ("budget_burn", "warning")
     assert budget_alerts([status], now_ns=now)[0].id == alert.id  # stable per budget and month
-    fine = budget_status(store.cursor(), Budget("team", "search", 300.0), now_ns=now)
+    fine = budget_status(DuckDBReports(store), Budget("team", "search", 300.0), now_ns=now)
     assert budget_alerts([fine], now_ns=now) == []
-    other = budget_status(store.cursor(), Budget("team", "ads", 1.0), now_ns=now)
+    other = budget_status(DuckDBReports(store), Budget("team", "ads", 1.0), now_ns=now)
     assert other.spent_usd == 0.0
 
 

@@ -22,6 +22,7 @@ from strata.agent.model import Incident
 from strata.agent.store.clickhouse.engine import ClickHouseError, HttpEngine
 
 from tests.agent.store.rows import MIN, T0, span
+from tests.agent.test_grpc_receiver import TRACES, export
 from tests.conftest import free_port, start_process, wait_ready
 from tests.otlp_factory import gauge_request, genai_attributes, make_span, trace_request
 from tests.waiting import wait_until
@@ -30,9 +31,10 @@ PROTOBUF = {"content-type": "application/x-protobuf"}
 
 
 def test_hub_process_stores_before_200_analyses_and_serves(tmp_path: Path) -> None:
-    otlp, api = free_port(), free_port()
+    otlp, grpc_port, api = free_port(), free_port(), free_port()
     args = [sys.executable, "-m", "strata.agent.cli", "hub", "--clickhouse",
-            f"chdb:{tmp_path / 'ch'}", "--otlp-port", str(otlp), "--api-port", str(api)]
+            f"chdb:{tmp_path / 'ch'}", "--otlp-port", str(otlp), "--api-port", str(api),
+            "--otlp-grpc-port", str(grpc_port)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
     log = tmp_path / "hub.log"
     process = start_process(args, env, log)
@@ -40,9 +42,10 @@ def test_hub_process_stores_before_200_analyses_and_serves(tmp_path: Path) -> No
     try:
         wait_ready(api_url, process, log, 60)
         spans = [make_span(start_ns=1_700_000_000_000_000_000 + i * 10**9,
-                           attributes={**genai_attributes(), "strata.team": "search"})
+                           attributes=genai_attributes())
                  for i in range(3)]
-        body = trace_request(spans, {"service.name": "rag-api", "service.version": "1.0"})
+        body = trace_request(spans, {"service.name": "rag-api", "service.version": "1.0",
+                                     "team": "search"})
         reply = httpx.post(f"http://127.0.0.1:{otlp}/v1/traces",
                            content=body.SerializeToString(), headers=PROTOBUF, timeout=30)
         assert reply.status_code == 200
@@ -63,6 +66,17 @@ def test_hub_process_stores_before_200_analyses_and_serves(tmp_path: Path) -> No
                          headers=PROTOBUF, timeout=30)
         assert bad.status_code == 400
         assert httpx.get(api_url + "/api/v1/health", timeout=30).json()["counts"]["spans"] == 3
+        # OTLP/gRPC: the same pipeline, stored before the reply
+        grpc_spans = [make_span(start_ns=1_700_000_100_000_000_000,
+                                attributes=genai_attributes())]
+        export(f"127.0.0.1:{grpc_port}", TRACES, trace_request(
+            grpc_spans, {"service.name": "rag-api", "team": "ops"}).SerializeToString())
+        assert httpx.get(api_url + "/api/v1/health", timeout=30).json()["counts"]["spans"] == 4
+        # priced at ingest, as on the agent: gpt-4o is in the packaged price table
+        teams = httpx.get(api_url + "/api/v1/cost/teams", timeout=30, params={
+            "since": "2023-11-01T00:00:00Z", "until": "2023-12-01T00:00:00Z"}).json()["teams"]
+        assert {t["team"] for t in teams} == {"search", "ops"}
+        assert all(t["usd"] is not None and t["usd"] > 0 for t in teams)
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
@@ -133,3 +147,26 @@ def test_the_hub_analyses_data_it_did_not_receive(tmp_path: Path) -> None:
         assert report.window_end_ns == T0 + 4 * MIN  # through the last complete minute
     finally:
         hub.close()
+
+
+def test_the_hub_prices_at_ingest_and_keeps_a_sidecars_cost(hub: Hub) -> None:
+    sidecar_priced = span("gpu", 0, 1, team="gpu", operation="chat", request_model="llama-70b",
+                          attributes={"gen_ai.usage.cost.usd": 0.5, "strata.energy.wh": 2.0,
+                                      "strata.energy.source": "measured"})
+    hosted = span("api", 0, 1, team="api", operation="chat", provider="openai",
+                  request_model="gpt-4o", input_tokens=1000, output_tokens=100)
+    unknown = span("new", 0, 1, team="new", operation="chat", request_model="no-such-model",
+                   input_tokens=10, output_tokens=1)
+    hub.writer.start()
+    hub.writer.write(spans=[sidecar_priced, hosted, unknown])
+    found = {t: (n, usd) for t, n, usd in hub.store.cost_by_team(T0, T0 + MIN)}
+    rates = hub.token_rates("openai", "gpt-4o")
+    assert rates is not None
+    assert found["gpu"] == (1, 0.5)  # the sidecar's figure, not dropped for an unknown model
+    assert found["api"][1] == pytest.approx((1000 * rates[0] + 100 * rates[1]) / 1e6)
+    assert found["new"] == (1, None)  # unpriced, never 0
+    energy = hub.store.engine.query(
+        "SELECT SpanId, EnergyWh, SpanAttributes['strata.energy.source'] FROM otel_traces "
+        "WHERE SpanId = 'gpu'").to_pylist()
+    assert energy == [{"SpanId": "gpu", "EnergyWh": 2.0,
+                       "arrayElement(SpanAttributes, 'strata.energy.source')": "measured"}]

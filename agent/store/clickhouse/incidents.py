@@ -8,12 +8,13 @@ deterministic incident store it once, and no read sees a superseded version.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
 import pyarrow as pa
 from strata.agent.model import Incident, IncidentEvent
+from strata.agent.store.anomalies import ANOMALY_COLUMNS, WATERMARK_KEY
 from strata.agent.store.clickhouse.engine import Engine, rows
 from strata.agent.store.incidents import (
     INCIDENT_COLUMNS,
@@ -26,6 +27,9 @@ _NAMES: Final = [c.strip() for c in INCIDENT_COLUMNS.split(",")]
 _TYPES: Final = {"started_ns": pa.int64(), "detected_ns": pa.int64(),
                  "resolved_ns": pa.int64(), "updated_ns": pa.int64()}
 _SCHEMA: Final = pa.schema([(n, _TYPES.get(n, pa.string())) for n in [*_NAMES, "updated_ns"]])
+_ANOMALY_SCHEMA: Final = pa.schema(
+    [(n, pa.int64() if n == "time_ns" else pa.float64() if n in ("value", "score")
+      else pa.string()) for n in ANOMALY_COLUMNS] + [("received_ns", pa.int64())])
 _EVENT_SCHEMA: Final = pa.schema([("incident_id", pa.string()), ("time_ns", pa.int64()),
                                   ("event", pa.string()), ("detail", pa.string()),
                                   ("added_ns", pa.int64())])
@@ -58,12 +62,18 @@ class ClickHouseIncidents:
         return incident_from_row(_as_row(found[0]), self.events_of(incident_id))
 
     def list_incidents(self, *, status: str | None = None, service: str | None = None,
-                       limit: int = 500) -> list[Incident]:
-        """Incidents newest start first, optionally of one status and service."""
+                       kind: str | None = None, since_ns: int | None = None,
+                       until_ns: int | None = None, limit: int = 500) -> list[Incident]:
+        """Incidents matching every filter, newest start first (as DuckDB's
+        ``list_incidents``)."""
         return self._select(
             "({status:Nullable(String)} IS NULL OR status = {status:Nullable(String)}) AND "
-            "({service:Nullable(String)} IS NULL OR service = {service:Nullable(String)})",
-            {"status": status, "service": service, "limit": limit},
+            "({service:Nullable(String)} IS NULL OR service = {service:Nullable(String)}) AND "
+            "({kind:Nullable(String)} IS NULL OR kind = {kind:Nullable(String)}) AND "
+            "({lo:Nullable(Int64)} IS NULL OR started_ns >= {lo:Nullable(Int64)}) AND "
+            "({hi:Nullable(Int64)} IS NULL OR started_ns < {hi:Nullable(Int64)})",
+            {"status": status, "service": service, "kind": kind, "lo": since_ns,
+             "hi": until_ns, "limit": limit},
             "ORDER BY started_ns DESC, id LIMIT {limit:Int64}")
 
     def open_incidents_between(self, since_ns: int, until_ns: int) -> list[Incident]:
@@ -112,6 +122,20 @@ class ClickHouseIncidents:
                                  time_ns)
             self.add_events(incident_id, [IncidentEvent(time_ns, status, detail)])
         return self.get_incident(incident_id)
+
+    def insert_anomalies(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert scored buckets (``anomalies.ANOMALY_COLUMNS`` then ``received_ns``); a
+        (series, bucket) stored twice collapses into one."""
+        if rows:
+            self._engine.insert("strata_anomalies", pa.Table.from_pylist(
+                [dict(zip(_ANOMALY_SCHEMA.names, r, strict=True)) for r in rows],
+                schema=_ANOMALY_SCHEMA))
+
+    def advance_scored_until(self, scored_until_ns: int) -> None:
+        """Move the scoring watermark forward (its value is its version: never back)."""
+        self._engine.insert("strata_meta", pa.table({
+            "key": [WATERMARK_KEY], "value": [str(scored_until_ns)],
+            "set_ns": [scored_until_ns]}))
 
     def manually_resolved(self, incident_id: str) -> bool:
         found = rows(self._engine.query(

@@ -19,6 +19,7 @@ from strata.agent.model import Deployment, LogRecord, Sample, SpanRecord
 from strata.agent.store.clickhouse.engine import ClickHouseError, Engine, rows
 from strata.agent.store.clickhouse.incidents import ClickHouseIncidents
 from strata.agent.store.clickhouse.reads import ClickHouseReads
+from strata.agent.store.clickhouse.reports import ClickHouseReports
 from strata.agent.store.clickhouse.rows import (
     LOG_TABLE,
     SAMPLE_TABLE,
@@ -79,6 +80,9 @@ class ClickHouseStore:
     def incident_book(self) -> Iterator[ClickHouseIncidents]:
         yield ClickHouseIncidents(self.engine)
 
+    def report_reads(self) -> ClickHouseReports:
+        return ClickHouseReports(self.engine)
+
     # -- writes ------------------------------------------------------------------------------
 
     def write_batch(
@@ -113,6 +117,9 @@ class ClickHouseStore:
                 "previous_model": d.previous_model, "source": d.source,
                 "description": d.description, "received_ns": received_ns,
             } for d in deployments], schema=_DEPLOYMENT_SCHEMA))
+
+    def add_deployment(self, deployment: Deployment) -> None:
+        self.write_batch(deployments=[deployment])
 
     # -- reads -------------------------------------------------------------------------------
 

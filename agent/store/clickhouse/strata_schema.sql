@@ -40,7 +40,12 @@ ALTER TABLE otel_traces
         SpanAttributes['error.type'],
     ADD COLUMN IF NOT EXISTS ServerAddress LowCardinality(String) MATERIALIZED
         SpanAttributes['server.address'],
-    ADD COLUMN IF NOT EXISTS StartNs Int64 MATERIALIZED toUnixTimestamp64Nano(Timestamp);
+    ADD COLUMN IF NOT EXISTS StartNs Int64 MATERIALIZED toUnixTimestamp64Nano(Timestamp),
+    -- the API's cost and energy reads split by source (agent/store/clickhouse/reports.py)
+    ADD COLUMN IF NOT EXISTS CostSource LowCardinality(String) MATERIALIZED
+        SpanAttributes['strata.cost.source'],
+    ADD COLUMN IF NOT EXISTS EnergySource LowCardinality(String) MATERIALIZED
+        SpanAttributes['strata.energy.source'];
 
 ALTER TABLE otel_metrics_gauge
     ADD COLUMN IF NOT EXISTS Canonical LowCardinality(String) MATERIALIZED
@@ -161,3 +166,22 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS strata_cost_hourly_mv TO strata_cost_hour
            sum(coalesce(EnergyWh, 0)) AS EnergyWh, sum(coalesce(Co2eG, 0)) AS Co2eG
     FROM otel_traces
     GROUP BY Hour, Team, ServiceName, Model, Provider;
+
+-- Scored anomaly buckets (agent/store/anomalies.py's table): a (series, bucket) scored by
+-- two replicas is stored once. The scoring watermark is strata_meta's
+-- anomaly_scored_until_ns, versioned by its own value so it never moves back.
+CREATE TABLE IF NOT EXISTS strata_anomalies (
+    series String,
+    time_ns Int64,
+    layer LowCardinality(String),
+    signal LowCardinality(String),
+    unit LowCardinality(String),
+    service Nullable(String),
+    host Nullable(String),
+    device Nullable(String),
+    labels String,
+    value Float64,
+    score Float64,
+    received_ns Int64
+) ENGINE = ReplacingMergeTree
+ORDER BY (series, time_ns);

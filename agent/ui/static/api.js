@@ -70,12 +70,13 @@ async function request(method, path, params, body) {
 export const get = (path, params) => request("GET", path, params);
 export const post = (path, body = {}) => request("POST", path, undefined, body);
 
-// GET that answers null for 404 (a route or record not there yet) instead of throwing.
+// GET that answers null for 404 (a route or record not there yet) or 501 (a route this
+// server does not serve: strata hub) instead of throwing.
 export async function maybe(path, params) {
   try {
     return await get(path, params);
   } catch (err) {
-    if (err instanceof ApiError && (err.status === 404 || err.status === 405)) return null;
+    if (err instanceof ApiError && [404, 405, 501].includes(err.status)) return null;
     throw err;
   }
 }
