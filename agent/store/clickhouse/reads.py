@@ -2,6 +2,8 @@
 bucket, per service x layer x operation, quantiles with ``quantilesExactInclusive``, the
 same linear interpolation as DuckDB's ``quantile_cont``); raw spans never reach Python,
 except the bounded per-request reads of deploy comparison (``requests``), as on DuckDB.
+Per-bucket reads of whole minutes (the analyzer's) read the per-minute rollups
+(``rollups``); other bounds group the raw rows.
 
 Columns and rows are those of the DuckDB functions in ``strata.agent.store.spans``,
 ``samples``, ``requests`` and ``deployments``. Time filters use ``Timestamp``/``TimeUnix``
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from strata.agent.model import Deployment
+from strata.agent.store.clickhouse import rollups
 from strata.agent.store.clickhouse.engine import Engine, columns, rows
 
 _SPANS_IN: Final = """Timestamp >= fromUnixTimestamp64Nano({start:Int64})
@@ -54,7 +57,9 @@ class ClickHouseReads:
 
     def span_bucket_stats(self, *, start_ns: int, end_ns: int, bucket_ns: int,
                           sep: str) -> dict[str, Any]:
-        table = self._engine.query(f"""
+        params = {"b": bucket_ns, "sep": sep, "start": start_ns, "end": end_ns}
+        table = rollups.span_stats(self._engine, params) if rollups.covers(
+            start_ns=start_ns, end_ns=end_ns, bucket_ns=bucket_ns) else self._engine.query(f"""
             SELECT bucket, concat(ServiceName, {{sep:String}}, StrataLayer, {{sep:String}},
                                   GenAiOperation, {{sep:String}}, Name) AS gkey,
                    n, errors, q[1] / 1e9 AS p50,
@@ -72,7 +77,7 @@ class ClickHouseReads:
                 FROM otel_traces
                 WHERE {_SPANS_IN} AND GenAiOperation != ''
                 GROUP BY bucket, ServiceName, StrataLayer, GenAiOperation, Name)
-            """, {"b": bucket_ns, "sep": sep, "start": start_ns, "end": end_ns})  # noqa: S608
+            """, params)  # noqa: S608
         cols = columns(table)
         # no successful request in a bucket: no latency (DuckDB's NULL), not ClickHouse's 0
         ok = cols["n"] > cols["errors"]
@@ -83,6 +88,9 @@ class ClickHouseReads:
 
     def model_bucket_usage(self, *, start_ns: int, end_ns: int, bucket_ns: int,
                            sep: str) -> list[tuple[Any, ...]]:
+        params = {"b": bucket_ns, "sep": sep, "start": start_ns, "end": end_ns}
+        if rollups.covers(start_ns=start_ns, end_ns=end_ns, bucket_ns=bucket_ns):
+            return rows(rollups.model_usage(self._engine, params))
         return rows(self._engine.query(f"""
             SELECT {_BUCKET} AS bucket, {_GROUP_KEY} AS gkey,
                    if(GenAiResponseModel != '', GenAiResponseModel, GenAiRequestModel) AS model,
@@ -93,7 +101,7 @@ class ClickHouseReads:
             WHERE {_SPANS_IN} AND GenAiOperation != '' AND StrataLayer = 'model'
               AND OutputTokens IS NOT NULL
             GROUP BY bucket, gkey, model, provider
-            """, {"b": bucket_ns, "sep": sep, "start": start_ns, "end": end_ns}))  # noqa: S608
+            """, params))  # noqa: S608
 
     def sample_bucket_stats(self, *, start_ns: int, end_ns: int, bucket_ns: int, sep: str,
                             canonicals: Sequence[str] | None) -> dict[str, Any]:
@@ -103,6 +111,8 @@ class ClickHouseReads:
                                   "end": end_ns}
         if canonicals is not None:
             params["names"] = list(canonicals)
+        if rollups.covers(start_ns=start_ns, end_ns=end_ns, bucket_ns=bucket_ns):
+            return columns(rollups.sample_stats(self._engine, params, wanted))
         # aggregate first, then format each series' key once (not once per sample)
         return columns(self._engine.query(f"""
             SELECT bucket,
@@ -124,6 +134,9 @@ class ClickHouseReads:
 
     def clock_reason_fractions(self, *, start_ns: int, end_ns: int, bucket_ns: int, sep: str,
                                mask: int) -> dict[str, Any]:
+        params = {"b": bucket_ns, "sep": sep, "mask": mask, "start": start_ns, "end": end_ns}
+        if rollups.covers(start_ns=start_ns, end_ns=end_ns, bucket_ns=bucket_ns):
+            return columns(rollups.clock_reasons(self._engine, params))
         return columns(self._engine.query(f"""
             SELECT intDiv(TimeNs, {{b:Int64}}) * {{b:Int64}} AS bucket,
                    concat(Host, {{sep:String}}, Device) AS skey,
@@ -132,8 +145,7 @@ class ClickHouseReads:
             FROM strata_samples
             WHERE Canonical = 'gpu.clock_event_reasons' AND {_SAMPLES_IN}
             GROUP BY bucket, skey
-            """, {"b": bucket_ns, "sep": sep, "mask": mask, "start": start_ns,  # noqa: S608
-                  "end": end_ns}))
+            """, params))  # noqa: S608
 
     def deployments_between(self, since_ns: int, until_ns: int) -> list[Deployment]:
         found = rows(self._engine.query(
