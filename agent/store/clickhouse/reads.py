@@ -18,6 +18,7 @@ from typing import Any, Final
 from strata.agent.model import Deployment
 from strata.agent.store.clickhouse import rollups
 from strata.agent.store.clickhouse.engine import Engine, columns, rows
+from strata.agent.units import MINUTE_NS
 
 _SPANS_IN: Final = """Timestamp >= fromUnixTimestamp64Nano({start:Int64})
     AND Timestamp < fromUnixTimestamp64Nano({end:Int64})"""
@@ -181,7 +182,11 @@ class ClickHouseReads:
         return cols
 
     def thin_requests(self, *, start_ns: int, end_ns: int, max_requests: int) -> dict[str, Any]:
-        spans = _entity_rows("ServiceName AS service, ", _SPANS_IN.replace("{start:", "{t0:"))
+        params = {"t0": start_ns, "start": start_ns, "end": end_ns, "max": max_requests}
+        if rollups.covers(start_ns=start_ns, end_ns=end_ns, bucket_ns=MINUTE_NS):
+            return columns(rollups.thin_requests(
+                self._engine, params, _entity_rows("ServiceName AS service, ", "{window}")))
+        spans = _entity_rows("ServiceName AS service, ", _SPANS_IN)
         return columns(self._engine.query(f"""
             WITH req AS ({spans})
             SELECT * FROM req
@@ -189,20 +194,24 @@ class ClickHouseReads:
                 SELECT service, entity FROM req GROUP BY service, entity
                 HAVING count() <= {{max:Int64}})
             ORDER BY service, entity, start_ns
-            """, {"t0": start_ns, "end": end_ns, "max": max_requests}))  # noqa: S608
+            """, params))  # noqa: S608
 
     def service_dependencies(self, *, start_ns: int, end_ns: int) -> list[tuple[str, str]]:
-        found = rows(self._engine.query(f"""
-            SELECT DISTINCT service, dep FROM (
-                SELECT toString(ServiceName) AS service, toString(Host) AS dep
-                FROM otel_traces
-                WHERE StrataLayer IN ('model', 'serving') AND {_SPANS_IN}
-                UNION ALL
-                SELECT toString(ServiceName), toString(ServerAddress)
-                FROM otel_traces
-                WHERE StrataLayer IN ('model', 'serving', 'data') AND {_SPANS_IN})
-            WHERE dep != '' ORDER BY service, dep
-            """, {"start": start_ns, "end": end_ns}))  # noqa: S608 - fixed text
+        params = {"start": start_ns, "end": end_ns}
+        if rollups.covers(start_ns=start_ns, end_ns=end_ns, bucket_ns=MINUTE_NS):
+            found = rows(rollups.dependencies(self._engine, params))
+        else:
+            found = rows(self._engine.query(f"""
+                SELECT DISTINCT service, dep FROM (
+                    SELECT toString(ServiceName) AS service, toString(Host) AS dep
+                    FROM otel_traces
+                    WHERE StrataLayer IN ('model', 'serving') AND {_SPANS_IN}
+                    UNION ALL
+                    SELECT toString(ServiceName), toString(ServerAddress)
+                    FROM otel_traces
+                    WHERE StrataLayer IN ('model', 'serving', 'data') AND {_SPANS_IN})
+                WHERE dep != '' ORDER BY service, dep
+                """, params))  # noqa: S608 - fixed text
         return [(str(s), str(d)) for s, d in found]
 
     def event_time_range(self) -> tuple[int, int] | None:

@@ -89,3 +89,30 @@ def clock_reasons(engine: Engine, params: dict[str, Any]) -> pa.Table:
             GROUP BY bucket, Host, Device)
         """, params)  # noqa: S608 - fixed text; values are bound
 
+
+
+def thin_requests(engine: Engine, params: dict[str, Any], entity_rows: str) -> pa.Table:
+    """``thin_requests``' rows: *entity_rows* (the request rows of a service, filtered by
+    ``{window}``) of the entities with at most {max} requests in the window, found in
+    ``strata_service_minute``; the raw spans are read only for their services."""
+    thin = f"""SELECT ServiceName, Name FROM strata_service_minute
+        WHERE Kind = 'entity' AND {_MINUTES_IN}
+        GROUP BY ServiceName, Name HAVING sum(Requests) <= {{max:Int64}}"""
+    window = f"""ServiceName IN (SELECT ServiceName FROM ({thin}))
+        AND Timestamp >= fromUnixTimestamp64Nano({{start:Int64}})
+        AND Timestamp < fromUnixTimestamp64Nano({{end:Int64}})"""
+    return engine.query(f"""
+        SELECT * FROM ({entity_rows.replace("{window}", window)})
+        WHERE (service, entity) IN ({thin})
+        ORDER BY service, entity, start_ns
+        """, params)  # noqa: S608 - fixed text; values are bound
+
+
+def dependencies(engine: Engine, params: dict[str, Any]) -> pa.Table:
+    """``service_dependencies``' rows."""
+    return engine.query(f"""
+        SELECT DISTINCT toString(ServiceName) AS service, Name AS dep
+        FROM strata_service_minute
+        WHERE Kind = 'dependency' AND {_MINUTES_IN}
+        ORDER BY service, dep
+        """, params)  # noqa: S608 - fixed text; values are bound

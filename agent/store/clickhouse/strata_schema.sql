@@ -233,7 +233,7 @@ ORDER BY (Canonical, Minute, Host, Device, ServiceName, MetricUnit, StrataLayer,
 CREATE MATERIALIZED VIEW IF NOT EXISTS strata_gauge_minute_mv TO strata_samples_minute AS
     SELECT Canonical, intDiv(TimeNs, 60000000000) * 60000000000 AS Minute, Host, Device,
            ServiceName, MetricUnit, StrataLayer, sipHash128(Attributes) AS Series,
-           any(toJSONString(mapFilter((k, v) -> NOT startsWith(k, 'strata.'), Attributes)))
+           toJSONString(mapFilter((k, v) -> NOT startsWith(k, 'strata.'), any(Attributes)))
              AS Labels,
            count() AS Samples, sum(Value) AS Total, max(Value) AS Hi, min(Value) AS Lo,
            sumMap(if(Canonical = 'gpu.clock_event_reasons',
@@ -246,7 +246,7 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS strata_gauge_minute_mv TO strata_samples_
 CREATE MATERIALIZED VIEW IF NOT EXISTS strata_sum_minute_mv TO strata_samples_minute AS
     SELECT Canonical, intDiv(TimeNs, 60000000000) * 60000000000 AS Minute, Host, Device,
            ServiceName, MetricUnit, StrataLayer, sipHash128(Attributes) AS Series,
-           any(toJSONString(mapFilter((k, v) -> NOT startsWith(k, 'strata.'), Attributes)))
+           toJSONString(mapFilter((k, v) -> NOT startsWith(k, 'strata.'), any(Attributes)))
              AS Labels,
            count() AS Samples, sum(Value) AS Total, max(Value) AS Hi, min(Value) AS Lo,
            sumMap(if(Canonical = 'gpu.clock_event_reasons',
@@ -254,3 +254,33 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS strata_sum_minute_mv TO strata_samples_mi
                      CAST(map(), 'Map(Int64, UInt64)'))) AS Reasons
     FROM otel_metrics_sum
     GROUP BY Canonical, Minute, Host, Device, ServiceName, MetricUnit, StrataLayer, Series;
+
+-- Per service and minute: how many requests each entity judged request by request had
+-- (Kind 'entity': 'root', 'model <operation>', 'tool <name>', as reads.py's request reads
+-- name them) and which hosts and servers it depended on (Kind 'dependency'), so neither
+-- read scans the window's spans to find them. The entities are reads.py's _ENTITIES.
+CREATE TABLE IF NOT EXISTS strata_service_minute (
+    Minute Int64,
+    ServiceName LowCardinality(String),
+    Kind LowCardinality(String),
+    Name String,
+    Requests SimpleAggregateFunction(sum, UInt64)
+) ENGINE = AggregatingMergeTree
+PARTITION BY intDiv(Minute, 86400000000000)
+ORDER BY (Minute, ServiceName, Kind, Name);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS strata_service_minute_mv TO strata_service_minute AS
+    SELECT Minute, ServiceName, link.1 AS Kind, link.2 AS Name, count() AS Requests
+    FROM (
+        SELECT intDiv(StartNs, 60000000000) * 60000000000 AS Minute, ServiceName,
+               arrayJoin(arrayFilter(x -> x.2 != '', [
+                   ('entity', if(ParentSpanId = '', 'root', '')),
+                   ('entity', if(StrataLayer = 'model' AND GenAiOperation != '',
+                                 concat('model ', GenAiOperation), '')),
+                   ('entity', if(GenAiOperation = 'execute_tool', concat('tool ', SpanName),
+                                 '')),
+                   ('dependency', if(StrataLayer IN ('model', 'serving'), toString(Host), '')),
+                   ('dependency', if(StrataLayer IN ('model', 'serving', 'data'),
+                                     toString(ServerAddress), ''))])) AS link
+        FROM otel_traces)
+    GROUP BY Minute, ServiceName, link;

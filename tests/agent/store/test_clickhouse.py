@@ -158,7 +158,8 @@ def test_window_reads_of_whole_minutes_come_from_the_rollups(
     per_minute = {"span": ch.span_bucket_stats(**BUCKETS),
                   "model": ch.model_bucket_usage(**BUCKETS),
                   "sample": ch.sample_bucket_stats(**BUCKETS, canonicals=None),
-                  "reasons": ch.clock_reason_fractions(**BUCKETS, mask=32)}
+                  "reasons": ch.clock_reason_fractions(**BUCKETS, mask=32),
+                  "dependencies": ch.service_dependencies(**WINDOW)}
     for table in ("otel_traces", "otel_metrics_gauge"):
         chdb.engine.command(f"TRUNCATE TABLE {table}")
     assert _rows(ch.span_bucket_stats(**BUCKETS)) == _rows(per_minute["span"])
@@ -166,6 +167,7 @@ def test_window_reads_of_whole_minutes_come_from_the_rollups(
     assert _rows(ch.sample_bucket_stats(**BUCKETS, canonicals=None)) == \
         _rows(per_minute["sample"])
     assert _rows(ch.clock_reason_fractions(**BUCKETS, mask=32)) == _rows(per_minute["reasons"])
+    assert ch.service_dependencies(**WINDOW) == per_minute["dependencies"]
     # other bucket widths group the raw rows, which are gone
     assert len(ch.span_bucket_stats(**{**BUCKETS, "bucket_ns": 30 * S})["bucket"]) == 0
 
@@ -179,6 +181,10 @@ def test_reads_of_part_minutes_group_the_raw_rows(both: tuple[Any, Any]) -> None
         _rows(duck.sample_bucket_stats(**args, canonicals=None))
     assert _rows(ch.clock_reason_fractions(**args, mask=8)) == \
         _rows(duck.clock_reason_fractions(**args, mask=8))
+    part = {"start_ns": T0 + 30 * S, "end_ns": T0 + HOUR}
+    assert ch.service_dependencies(**part) == duck.service_dependencies(**part)
+    assert _rows(ch.thin_requests(**part, max_requests=3)) == \
+        _rows(duck.thin_requests(**part, max_requests=3))
 
 
 def test_cost_by_team_sums_stored_costs(both: tuple[Any, Any], chdb: ClickHouseStore) -> None:
