@@ -97,10 +97,10 @@ def thin_requests(engine: Engine, params: dict[str, Any], entity_rows: str) -> p
     ``strata_service_minute``; the raw spans are read only for their services."""
     thin = f"""SELECT ServiceName, Name FROM strata_service_minute
         WHERE Kind = 'entity' AND {_MINUTES_IN}
-        GROUP BY ServiceName, Name HAVING sum(Requests) <= {{max:Int64}}"""
+        GROUP BY ServiceName, Name HAVING sum(Requests) <= {{max:Int64}}"""  # noqa: S608
     window = f"""ServiceName IN (SELECT ServiceName FROM ({thin}))
         AND Timestamp >= fromUnixTimestamp64Nano({{start:Int64}})
-        AND Timestamp < fromUnixTimestamp64Nano({{end:Int64}})"""
+        AND Timestamp < fromUnixTimestamp64Nano({{end:Int64}})"""  # noqa: S608
     return engine.query(f"""
         SELECT * FROM ({entity_rows.replace("{window}", window)})
         WHERE (service, entity) IN ({thin})
