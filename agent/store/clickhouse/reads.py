@@ -215,12 +215,19 @@ class ClickHouseReads:
         return [(str(s), str(d)) for s, d in found]
 
     def event_time_range(self) -> tuple[int, int] | None:
+        # min/max of the partition key's column: answered from each part's own min/max
+        # (ClickHouse's implicit minmax projection), not by scanning every row
         found = rows(self._engine.query("""
-            SELECT min(t0), max(t1) FROM (
-                SELECT minOrNull(StartNs) AS t0, maxOrNull(StartNs) AS t1 FROM otel_traces
+            SELECT toUnixTimestamp64Nano(min(t0)), toUnixTimestamp64Nano(max(t1)), count()
+            FROM (
+                SELECT min(Timestamp) AS t0, max(Timestamp) AS t1, count() AS n
+                FROM otel_traces
                 UNION ALL
-                SELECT minOrNull(TimeNs), maxOrNull(TimeNs) FROM strata_samples)
+                SELECT min(TimeUnix), max(TimeUnix), count() FROM otel_metrics_gauge
+                UNION ALL
+                SELECT min(TimeUnix), max(TimeUnix), count() FROM otel_metrics_sum)
+            WHERE n > 0
             """))
-        if not found or found[0][0] is None:
+        if not found or found[0][2] == 0:
             return None
         return int(found[0][0]), int(found[0][1])
