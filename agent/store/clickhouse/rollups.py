@@ -16,6 +16,14 @@ from strata.agent.units import MINUTE_NS
 
 _MINUTES_IN: Final = "Minute >= {start:Int64} AND Minute < {end:Int64}"
 _BUCKET: Final = "intDiv(Minute, {b:Int64}) * {b:Int64}"
+# Minute buckets (the analyzer's) group by the sort key's prefix, so ClickHouse aggregates
+# in order: a minute's quantile states are merged and dropped before the next is read,
+# and the read holds one minute of durations, not the window's.
+_IN_ORDER: Final = "SETTINGS optimize_aggregation_in_order = 1"
+
+
+def _bucket(params: dict[str, Any]) -> str:
+    return "Minute" if params["b"] == MINUTE_NS else _BUCKET
 
 
 def covers(*, start_ns: int, end_ns: int, bucket_ns: int) -> bool:
@@ -31,7 +39,7 @@ def span_stats(engine: Engine, params: dict[str, Any]) -> pa.Table:
                n, errors, q[1] / 1e9 AS p50, q[2] / 1e9 AS p95, in_tok, out_tok, n_tok,
                cost, n_cost
         FROM (
-            SELECT {_BUCKET} AS bucket, ServiceName, StrataLayer, GenAiOperation, Name,
+            SELECT {_bucket(params)} AS bucket, ServiceName, StrataLayer, GenAiOperation, Name,
                    sum(Requests) AS n, sum(Errors) AS errors,
                    quantilesExactInclusiveIfMerge(0.5, 0.95)(Latency) AS q,
                    sum(InTokens) AS in_tok, sum(OutTokens) AS out_tok, sum(Tokened) AS n_tok,
@@ -39,6 +47,7 @@ def span_stats(engine: Engine, params: dict[str, Any]) -> pa.Table:
             FROM strata_spans_minute
             WHERE {_MINUTES_IN}
             GROUP BY bucket, ServiceName, StrataLayer, GenAiOperation, Name)
+        {_IN_ORDER}
         """, params)  # noqa: S608 - fixed text; values are bound
 
 
