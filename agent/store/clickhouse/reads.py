@@ -51,16 +51,22 @@ def _entity_rows(extra: str, where: str) -> str:
 
 
 class ClickHouseReads:
-    """The window's reads on one ClickHouse database."""
+    """The window's reads on one ClickHouse database (*rollups*: False reads the raw rows
+    whatever the bounds, to check the rollups against them)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, rollups: bool = True) -> None:
         self._engine = engine
+        self._rollups = rollups
+
+    def _by_minute(self, start_ns: int, end_ns: int, bucket_ns: int = MINUTE_NS) -> bool:
+        return self._rollups and rollups.covers(start_ns=start_ns, end_ns=end_ns,
+                                                bucket_ns=bucket_ns)
 
     def span_bucket_stats(self, *, start_ns: int, end_ns: int, bucket_ns: int,
                           sep: str) -> dict[str, Any]:
         params = {"b": bucket_ns, "sep": sep, "start": start_ns, "end": end_ns}
-        table = rollups.span_stats(self._engine, params) if rollups.covers(
-            start_ns=start_ns, end_ns=end_ns, bucket_ns=bucket_ns) else self._engine.query(f"""
+        table = rollups.span_stats(self._engine, params) if self._by_minute(
+            start_ns, end_ns, bucket_ns) else self._engine.query(f"""
             SELECT bucket, concat(ServiceName, {{sep:String}}, StrataLayer, {{sep:String}},
                                   GenAiOperation, {{sep:String}}, Name) AS gkey,
                    n, errors, q[1] / 1e9 AS p50,
@@ -90,7 +96,7 @@ class ClickHouseReads:
     def model_bucket_usage(self, *, start_ns: int, end_ns: int, bucket_ns: int,
                            sep: str) -> list[tuple[Any, ...]]:
         params = {"b": bucket_ns, "sep": sep, "start": start_ns, "end": end_ns}
-        if rollups.covers(start_ns=start_ns, end_ns=end_ns, bucket_ns=bucket_ns):
+        if self._by_minute(start_ns, end_ns, bucket_ns):
             return rows(rollups.model_usage(self._engine, params))
         return rows(self._engine.query(f"""
             SELECT {_BUCKET} AS bucket, {_GROUP_KEY} AS gkey,
@@ -112,7 +118,7 @@ class ClickHouseReads:
                                   "end": end_ns}
         if canonicals is not None:
             params["names"] = list(canonicals)
-        if rollups.covers(start_ns=start_ns, end_ns=end_ns, bucket_ns=bucket_ns):
+        if self._by_minute(start_ns, end_ns, bucket_ns):
             return columns(rollups.sample_stats(self._engine, params, wanted))
         # aggregate first, then format each series' key once (not once per sample)
         return columns(self._engine.query(f"""
@@ -136,7 +142,7 @@ class ClickHouseReads:
     def clock_reason_fractions(self, *, start_ns: int, end_ns: int, bucket_ns: int, sep: str,
                                mask: int) -> dict[str, Any]:
         params = {"b": bucket_ns, "sep": sep, "mask": mask, "start": start_ns, "end": end_ns}
-        if rollups.covers(start_ns=start_ns, end_ns=end_ns, bucket_ns=bucket_ns):
+        if self._by_minute(start_ns, end_ns, bucket_ns):
             return columns(rollups.clock_reasons(self._engine, params))
         return columns(self._engine.query(f"""
             SELECT intDiv(TimeNs, {{b:Int64}}) * {{b:Int64}} AS bucket,
@@ -183,7 +189,7 @@ class ClickHouseReads:
 
     def thin_requests(self, *, start_ns: int, end_ns: int, max_requests: int) -> dict[str, Any]:
         params = {"t0": start_ns, "start": start_ns, "end": end_ns, "max": max_requests}
-        if rollups.covers(start_ns=start_ns, end_ns=end_ns, bucket_ns=MINUTE_NS):
+        if self._by_minute(start_ns, end_ns):
             return columns(rollups.thin_requests(
                 self._engine, params, _entity_rows("ServiceName AS service, ", "{window}")))
         spans = _entity_rows("ServiceName AS service, ", _SPANS_IN)
@@ -198,7 +204,7 @@ class ClickHouseReads:
 
     def service_dependencies(self, *, start_ns: int, end_ns: int) -> list[tuple[str, str]]:
         params = {"start": start_ns, "end": end_ns}
-        if rollups.covers(start_ns=start_ns, end_ns=end_ns, bucket_ns=MINUTE_NS):
+        if self._by_minute(start_ns, end_ns):
             found = rows(rollups.dependencies(self._engine, params))
         else:
             found = rows(self._engine.query(f"""
