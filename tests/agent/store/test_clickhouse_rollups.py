@@ -18,7 +18,7 @@ from strata.agent.units import MINUTE_NS
 
 from benchmarks.fleet_data import Fleet, fill
 
-FLEET = Fleet(services=14, nodes=8, gpus=4, spans=60_000, samples=200_000)  # svc-3, -13, node-7
+FLEET = Fleet(services=14, nodes=8, gpus=4, spans=20_000, samples=60_000)  # svc-3, -13, node-7
 SEP = "\x1f"
 
 
@@ -68,7 +68,7 @@ def test_thin_entities_and_dependencies_equal_the_raw_rows(
     rolled, raw = reads
     window = {"start_ns": FLEET.start_ns, "end_ns": FLEET.end_ns}
     assert rolled.service_dependencies(**window) == raw.service_dependencies(**window)
-    assert len(raw.thin_requests(**window, max_requests=500)["service"]) == 0
-    assert len(rolled.thin_requests(**window, max_requests=500)["service"]) == 0
-    _same(_rows(rolled.thin_requests(**window, max_requests=5_000)),  # every entity thin
-          _rows(raw.thin_requests(**window, max_requests=5_000)))
+    assert len(raw.thin_requests(**window, max_requests=100)["service"]) == 0
+    assert len(rolled.thin_requests(**window, max_requests=100)["service"]) == 0
+    _same(_rows(rolled.thin_requests(**window, max_requests=1_000)),  # every entity thin
+          _rows(raw.thin_requests(**window, max_requests=1_000)))
