@@ -7,16 +7,18 @@ own memory, which a hub talking to a ClickHouse server does not carry):
    ``--services`` services through the real OTLP codec into ClickHouse
    (``ClickHouseStore.write_batch``, as the hub's receiver writes), then the real
    ``Analyzer`` once cold and once 5 min later (the periodic pass). Peak RSS of the process.
-2. **Scale of the pushed-down reads**: ``--synthetic-spans`` spans and ``--synthetic-samples``
-   samples generated inside ClickHouse (``numbers()``) over 7 days for 200 services x 50
-   nodes x 10 teams, then the window's heaviest reads over 24 h (per-minute span statistics
-   with quantiles, per-minute sample series) and cost by team over 7 days (p50/p95 of
-   ``--repeats`` runs).
+2. **Fleet scale** (``--parts fleet-fill``, then ``--parts fleet`` in a fresh process): a
+   day of 200 services x 50 nodes (10^8 spans, 5 x 10^8 GPU samples; ``--fleet-scale``
+   shrinks it) generated inside ClickHouse (``benchmarks/fleet_data.py``) into
+   ``--fleet-dir``, then the hub's ``Analyzer`` over it, cold and 5 min later, the peak RSS
+   of that process, and cost by team over 7 days (p50/p95 of ``--repeats`` runs).
    ``--parts duckdb`` runs the same pass on DuckDB (the sidecar's engine) as a baseline.
 
 The direct forwarder's rates (``[forward.clickhouse]``) are ``benchmarks/clickhouse_forward.py``.
 
     .venv/bin/python benchmarks/hub.py [--services 20 --hours 24] [--markdown]
+    .venv/bin/python benchmarks/hub.py --parts fleet-fill --fleet-dir DIR [--fleet-scale 0.1]
+    .venv/bin/python benchmarks/hub.py --parts fleet --fleet-dir DIR [--fleet-scale 0.1]
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from fleet_data import Fleet, fill  # benchmarks/: run as a script, its folder is on the path
 from strata.agent.analysis.analyzer import Analyzer
 from strata.agent.simulator.load import load_batches
 from strata.agent.simulator.scenario import plan_scenario
@@ -79,34 +82,42 @@ def analysis_pass(store: ClickHouseStore | DuckDBStore, services: int,
             "loaded_rss_mib": loaded_rss, "rss_mib": peak_rss_mib()}
 
 
-_SYNTHETIC_SPANS = """
-INSERT INTO otel_traces (Timestamp, TraceId, SpanId, SpanName, SpanKind, ServiceName,
-                         ResourceAttributes, SpanAttributes, Duration, StatusCode)
-SELECT fromUnixTimestamp64Nano({start:Int64} + toInt64(number * ({span:Int64} / {n:Int64}))),
-       hex(cityHash64(number)), hex(number), 'chat gpt-4o', 'Client',
-       concat('svc-', toString(number % 200)),
-       map('service.version', concat('1.', toString(intDiv(number * 4, {n:Int64}))),
-           'host.name', concat('node-', toString(number % 50))),
-       map('strata.layer', 'model', 'gen_ai.operation.name', 'chat',
-           'gen_ai.provider.name', 'openai', 'gen_ai.request.model', 'gpt-4o',
-           'gen_ai.usage.input_tokens', toString(100 + number % 400),
-           'gen_ai.usage.output_tokens', toString(20 + number % 200),
-           'gen_ai.usage.cost.usd', toString((100 + number % 400) * 2.5e-6),
-           'strata.team', concat('team-', toString(number % 10))),
-       200000000 + (cityHash64(number) % 1000000000),
-       if(number % 97 = 0, 'Error', 'Ok')
-FROM numbers({n:Int64}) SETTINGS max_threads = 2, max_block_size = 65536
-"""
-_SYNTHETIC_SAMPLES = """
-INSERT INTO otel_metrics_gauge (ServiceName, MetricName, MetricUnit, Attributes, TimeUnix, Value)
-SELECT '', 'DCGM_FI_DEV_GPU_UTIL', '%',
-       map('strata.canonical', 'gpu.utilization', 'strata.layer', 'infrastructure',
-           'strata.host', concat('node-', toString(number % 50)),
-           'strata.device', concat('GPU-', toString(intDiv(number, 50) % 8))),
-       fromUnixTimestamp64Nano({start:Int64} + toInt64(number * ({span:Int64} / {n:Int64}))),
-       toFloat64(number % 100)
-FROM numbers({n:Int64}) SETTINGS max_threads = 2, max_block_size = 65536
-"""
+def fleet_fill(directory: Path, fleet: Fleet) -> dict[str, float]:
+    """Generate *fleet*'s day in a chdb directory (and six more days of the hourly cost
+    rollup: copies of this day's hours, so cost by team reads a week of rollup rows)."""
+    engine = ChdbEngine(directory, "otel")
+    store = ClickHouseStore(engine)
+    started = time.perf_counter()
+    fill(engine, fleet)
+    engine.command("INSERT INTO strata_cost_hourly SELECT Hour - toIntervalDay(d), * EXCEPT Hour "
+                   "FROM strata_cost_hourly ARRAY JOIN range(1, 7) AS d")
+    fill_s = time.perf_counter() - started
+    counts = store.counts()
+    store.close()
+    return {"spans": counts["spans"], "samples": counts["samples"], "fill_s": fill_s,
+            "disk_gib": sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
+            / 2**30}
+
+
+def fleet_pass(directory: Path, fleet: Fleet, repeats: int) -> dict[str, float]:
+    """The hub's analysis over the generated day, cold then 5 min later, in this process
+    (peak RSS: the hub and chdb's engine), and cost by team over the 7 days."""
+    store = ClickHouseStore(ChdbEngine(directory, "otel"))
+    analyzer = Analyzer(store, price=price, lookback_ns=fleet.hours * HOUR_NS)
+    started = time.perf_counter()
+    report = analyzer.analyze(fleet.end_ns)
+    cold = time.perf_counter() - started
+    started = time.perf_counter()
+    analyzer.analyze(fleet.end_ns + 5 * MINUTE_NS)
+    periodic = time.perf_counter() - started
+    rss = peak_rss_mib()
+    teams = _timed(lambda: store.cost_by_team(fleet.end_ns - 7 * DAY_NS, fleet.end_ns), repeats)
+    kinds = sorted(f"{i.kind} {i.service or i.host}" for i in report.new)
+    print(f"incidents: {kinds}", file=sys.stderr)
+    store.close()
+    return {"cold_s": cold, "periodic_s": periodic, "incidents": len(report.new),
+            "rss_mib": rss, "teams_p50_s": statistics.median(teams),
+            "teams_p95_s": sorted(teams)[max(0, int(0.95 * len(teams)) - 1)]}
 
 
 def _timed(fn: object, repeats: int) -> list[float]:
@@ -118,41 +129,64 @@ def _timed(fn: object, repeats: int) -> list[float]:
     return times
 
 
-def pushed_down_reads(store: ClickHouseStore, spans: int, samples: int,
-                      repeats: int) -> dict[str, float]:
-    span_range = 7 * DAY_NS
-    started = time.perf_counter()
-    store.engine.command(_SYNTHETIC_SPANS, {"start": START_NS, "span": span_range, "n": spans})
-    store.engine.command(_SYNTHETIC_SAMPLES, {"start": START_NS, "span": span_range,
-                                              "n": samples})
-    fill_s = time.perf_counter() - started
-    reads = store.window_reads()
-    day = {"start_ns": START_NS + 6 * DAY_NS, "end_ns": START_NS + 7 * DAY_NS,
-           "bucket_ns": MINUTE_NS, "sep": "\x1f"}
-    span_stats = _timed(lambda: reads.span_bucket_stats(**day), repeats)
-    sample_stats = _timed(lambda: reads.sample_bucket_stats(**day, canonicals=None), repeats)
-    teams = _timed(lambda: store.cost_by_team(START_NS, START_NS + span_range), repeats)
-    groups = len(reads.span_bucket_stats(**day)["bucket"])
-    return {"spans": spans, "samples": samples, "fill_s": fill_s,
-            "span_stats_s": statistics.median(span_stats),
-            "sample_stats_s": statistics.median(sample_stats), "span_rows": groups,
-            "teams_p50_s": statistics.median(teams),
-            "teams_p95_s": sorted(teams)[max(0, int(0.95 * len(teams)) - 1)],
-            "rss_mib": peak_rss_mib()}
+def fleet_rows(args: argparse.Namespace, parts: set[str]) -> list[tuple[str, str, str]]:
+    """The fleet parts (chdb holds one directory a process: run apart from the others)."""
+    scale = args.fleet_scale
+    fleet = Fleet(services=round(200 * scale), nodes=max(1, round(50 * scale)),
+                  spans=round(100_000_000 * scale), samples=round(500_000_000 * scale))
+    directory = Path(args.fleet_dir)
+    rows: list[tuple[str, str, str]] = []
+    if "fleet-fill" in parts:
+        f = fleet_fill(directory, fleet)
+        print(f"fleet-fill: {f}", file=sys.stderr)
+        rows += [("generated fleet day", f"{fleet.services} services x {fleet.nodes} nodes: "
+                  f"{f['spans']:,.0f} spans, {f['samples']:,.0f} samples in {f['fill_s']:.0f} s "
+                  f"({f['disk_gib']:.1f} GiB)", "")]
+    if "fleet" in parts:
+        r = fleet_pass(directory, fleet, args.repeats)
+        print(f"fleet: {r}", file=sys.stderr)
+        rows += [
+            ("analysis pass, cold", f"{r['cold_s']:.1f} s ({r['incidents']:.0f} incidents)",
+             "<= 30 s at 200 x 50 x 24 h"),
+            ("analysis pass, periodic (5 min later)", f"{r['periodic_s']:.1f} s", ""),
+            ("peak RSS of the pass (chdb in-process)", f"{r['rss_mib']:.0f} MiB", "<= 1 GiB"),
+            ("cost by team over 7 days", f"p50 {r['teams_p50_s'] * 1000:.0f} ms, "
+             f"p95 {r['teams_p95_s'] * 1000:.0f} ms", "p95 <= 500 ms"),
+        ]
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--services", type=int, default=20)
     parser.add_argument("--hours", type=int, default=24)
-    parser.add_argument("--synthetic-spans", type=int, default=20_000_000)
-    parser.add_argument("--synthetic-samples", type=int, default=50_000_000)
+    parser.add_argument("--fleet-dir", default="fleet-data",
+                        help="chdb directory of the generated fleet (fleet-fill writes it)")
+    parser.add_argument("--fleet-scale", type=float, default=1.0,
+                        help="1: 200 services x 50 nodes, 1e8 spans, 5e8 samples; 0.1: a tenth")
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--parts", default="analysis,reads",
-                        help="comma-separated subset of: analysis, duckdb, reads")
+    parser.add_argument("--parts", default="analysis",
+                        help="comma-separated subset of: analysis, duckdb; or of: "
+                             "fleet-fill, fleet (on their own)")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
+    rows: list[tuple[str, str, str]] = []
+    if parts & {"fleet", "fleet-fill"}:
+        rows = fleet_rows(args, parts)
+    else:
+        rows = simulated_rows(args, parts)
+    if args.markdown:
+        print("| measure | value | goal |\n|---|---|---|")
+        for name, value, goal in rows:
+            print(f"| {name} | {value} | {goal} |")
+    else:
+        for name, value, goal in rows:
+            print(f"{name:45} {value:45} {goal}")
+
+
+def simulated_rows(args: argparse.Namespace, parts: set[str]) -> list[tuple[str, str, str]]:
+    """The simulated fleet's pass, on chdb and (as a baseline) DuckDB."""
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="strata-hub-") as tmp:
         directory = Path(tmp)
@@ -165,11 +199,10 @@ def main() -> None:
                  f"{a['spans']:,.0f} spans, {a['samples']:,.0f} samples", ""),
                 ("load through the hub's write path", f"{a['load_s']:.1f} s", ""),
                 ("analysis pass, cold",
-                 f"{a['cold_s']:.2f} s ({a['incidents']:.0f} incidents)",
-                 "<= 30 s at 200 x 50 x 24 h"),
+                 f"{a['cold_s']:.2f} s ({a['incidents']:.0f} incidents)", ""),
                 ("analysis pass, periodic (5 min later)", f"{a['periodic_s']:.2f} s", ""),
                 ("peak RSS: after the load / after analysis (chdb in-process)",
-                 f"{a['loaded_rss_mib']:.0f} / {a['rss_mib']:.0f} MiB", "<= 1 GiB"),
+                 f"{a['loaded_rss_mib']:.0f} / {a['rss_mib']:.0f} MiB", ""),
             ]
         if "duckdb" in parts:  # the same pass on the sidecar's engine, as a baseline
             d = analysis_pass(DuckDBStore(directory / "baseline.duckdb"), args.services,
@@ -178,30 +211,8 @@ def main() -> None:
             rows += [("baseline: the same pass on DuckDB, cold / periodic",
                       f"{d['cold_s']:.2f} s / {d['periodic_s']:.2f} s "
                       f"({d['incidents']:.0f} incidents)", "")]
-        if "reads" in parts:
-            engine.command("CREATE DATABASE IF NOT EXISTS synth")
-            engine.command("USE synth")
-            b = pushed_down_reads(ClickHouseStore(engine), args.synthetic_spans,
-                                  args.synthetic_samples, args.repeats)
-            print(f"reads: {b}", file=sys.stderr)
-            rows += [
-                ("synthetic 7-day store", f"{b['spans']:,.0f} spans, {b['samples']:,.0f} "
-                 f"samples (filled in {b['fill_s']:.0f} s)", ""),
-                ("24 h per-minute span statistics (200 svc)",
-                 f"{b['span_stats_s']:.2f} s median ({b['span_rows']:,.0f} rows out)", ""),
-                ("24 h per-minute sample series", f"{b['sample_stats_s']:.2f} s median", ""),
-                ("cost by team over 7 days", f"p50 {b['teams_p50_s'] * 1000:.0f} ms, "
-                 f"p95 {b['teams_p95_s'] * 1000:.0f} ms", "p95 <= 500 ms"),
-                ("peak RSS after the synthetic reads", f"{b['rss_mib']:.0f} MiB", ""),
-            ]
         engine.close()
-    if args.markdown:
-        print("| measure | value | goal |\n|---|---|---|")
-        for name, value, goal in rows:
-            print(f"| {name} | {value} | {goal} |")
-    else:
-        for name, value, goal in rows:
-            print(f"{name:45} {value:45} {goal}")
+    return rows
 
 
 if __name__ == "__main__":

@@ -26,6 +26,19 @@ PriceFn = Callable[[str | None, str | None], tuple[float, float] | None]
 _SEP = "\x1f"
 
 
+def _factorize(values: Any) -> tuple[list[str], np.ndarray]:
+    """The distinct strings of *values* in sorted order and each row's index among them
+    (``np.unique(..., return_inverse=True)`` without a fixed-width copy of every row: a
+    fleet's read is 10^6 rows of ~100-character keys over a few thousand series)."""
+    first: dict[str, int] = {}
+    ids = np.fromiter((first.setdefault(str(v), len(first)) for v in values), dtype=np.int64,
+                      count=len(values))
+    keys = sorted(first)
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[[first[k] for k in keys]] = np.arange(len(keys))
+    return keys, rank[ids]
+
+
 @dataclass(frozen=True, slots=True)
 class SpanSeries:
     """Per-bucket statistics of one span group.
@@ -140,8 +153,7 @@ class Window:
         models = self._reads.model_bucket_usage(start_ns=self.start_ns,
                                                end_ns=self.end_ns, bucket_ns=self.bucket_ns,
                                                sep=_SEP)
-        keys, gid = np.unique(np.asarray(cols["gkey"], dtype=object).astype(str),
-                              return_inverse=True)
+        keys, gid = _factorize(cols["gkey"])
         idx = self._index(np.asarray(cols["bucket"], dtype=np.int64))
         shape = (len(keys), self.n_buckets)
 
@@ -171,7 +183,7 @@ class Window:
         return series
 
     def _priced(
-        self, rows: list[tuple[Any, ...]], keys: np.ndarray, shape: tuple[int, int]
+        self, rows: list[tuple[Any, ...]], keys: list[str], shape: tuple[int, int]
     ) -> tuple[np.ndarray, np.ndarray, dict[int, tuple[str, str]]]:
         """Token cost per group and bucket at list prices, the spans priced, and each
         group's most used (model, provider)."""
@@ -221,8 +233,7 @@ class Window:
             sep=_SEP, canonicals=canonicals)
         if len(cols["bucket"]) == 0:
             return []
-        keys, gid = np.unique(np.asarray(cols["skey"], dtype=object).astype(str),
-                              return_inverse=True)
+        keys, gid = _factorize(cols["skey"])
         idx = self._index(np.asarray(cols["bucket"], dtype=np.int64))
         shape = (len(keys), self.n_buckets)
         grids = {}
@@ -254,8 +265,7 @@ class Window:
             sep=_SEP, mask=mask)
         series: list[SampleSeries] = []
         if len(cols["bucket"]) and self.n_buckets:
-            keys, gid = np.unique(np.asarray(cols["skey"], dtype=object).astype(str),
-                                  return_inverse=True)
+            keys, gid = _factorize(cols["skey"])
             idx = self._index(np.asarray(cols["bucket"], dtype=np.int64))
             frac = np.full((len(keys), self.n_buckets), np.nan)
             frac[gid, idx] = np.asarray(cols["frac"], dtype=float)

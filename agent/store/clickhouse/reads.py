@@ -2,6 +2,8 @@
 bucket, per service x layer x operation, quantiles with ``quantilesExactInclusive``, the
 same linear interpolation as DuckDB's ``quantile_cont``); raw spans never reach Python,
 except the bounded per-request reads of deploy comparison (``requests``), as on DuckDB.
+Per-bucket reads of whole minutes (the analyzer's) read the per-minute rollups
+(``rollups``); other bounds group the raw rows.
 
 Columns and rows are those of the DuckDB functions in ``strata.agent.store.spans``,
 ``samples``, ``requests`` and ``deployments``. Time filters use ``Timestamp``/``TimeUnix``
@@ -14,7 +16,9 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from strata.agent.model import Deployment
+from strata.agent.store.clickhouse import rollups
 from strata.agent.store.clickhouse.engine import Engine, columns, rows
+from strata.agent.units import MINUTE_NS
 
 _SPANS_IN: Final = """Timestamp >= fromUnixTimestamp64Nano({start:Int64})
     AND Timestamp < fromUnixTimestamp64Nano({end:Int64})"""
@@ -47,14 +51,22 @@ def _entity_rows(extra: str, where: str) -> str:
 
 
 class ClickHouseReads:
-    """The window's reads on one ClickHouse database."""
+    """The window's reads on one ClickHouse database (*rollups*: False reads the raw rows
+    whatever the bounds, to check the rollups against them)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, rollups: bool = True) -> None:
         self._engine = engine
+        self._rollups = rollups
+
+    def _by_minute(self, start_ns: int, end_ns: int, bucket_ns: int = MINUTE_NS) -> bool:
+        return self._rollups and rollups.covers(start_ns=start_ns, end_ns=end_ns,
+                                                bucket_ns=bucket_ns)
 
     def span_bucket_stats(self, *, start_ns: int, end_ns: int, bucket_ns: int,
                           sep: str) -> dict[str, Any]:
-        table = self._engine.query(f"""
+        params = {"b": bucket_ns, "sep": sep, "start": start_ns, "end": end_ns}
+        table = rollups.span_stats(self._engine, params) if self._by_minute(
+            start_ns, end_ns, bucket_ns) else self._engine.query(f"""
             SELECT bucket, concat(ServiceName, {{sep:String}}, StrataLayer, {{sep:String}},
                                   GenAiOperation, {{sep:String}}, Name) AS gkey,
                    n, errors, q[1] / 1e9 AS p50,
@@ -72,7 +84,7 @@ class ClickHouseReads:
                 FROM otel_traces
                 WHERE {_SPANS_IN} AND GenAiOperation != ''
                 GROUP BY bucket, ServiceName, StrataLayer, GenAiOperation, Name)
-            """, {"b": bucket_ns, "sep": sep, "start": start_ns, "end": end_ns})  # noqa: S608
+            """, params)  # noqa: S608
         cols = columns(table)
         # no successful request in a bucket: no latency (DuckDB's NULL), not ClickHouse's 0
         ok = cols["n"] > cols["errors"]
@@ -83,6 +95,9 @@ class ClickHouseReads:
 
     def model_bucket_usage(self, *, start_ns: int, end_ns: int, bucket_ns: int,
                            sep: str) -> list[tuple[Any, ...]]:
+        params = {"b": bucket_ns, "sep": sep, "start": start_ns, "end": end_ns}
+        if self._by_minute(start_ns, end_ns, bucket_ns):
+            return rows(rollups.model_usage(self._engine, params))
         return rows(self._engine.query(f"""
             SELECT {_BUCKET} AS bucket, {_GROUP_KEY} AS gkey,
                    if(GenAiResponseModel != '', GenAiResponseModel, GenAiRequestModel) AS model,
@@ -93,7 +108,7 @@ class ClickHouseReads:
             WHERE {_SPANS_IN} AND GenAiOperation != '' AND StrataLayer = 'model'
               AND OutputTokens IS NOT NULL
             GROUP BY bucket, gkey, model, provider
-            """, {"b": bucket_ns, "sep": sep, "start": start_ns, "end": end_ns}))  # noqa: S608
+            """, params))  # noqa: S608
 
     def sample_bucket_stats(self, *, start_ns: int, end_ns: int, bucket_ns: int, sep: str,
                             canonicals: Sequence[str] | None) -> dict[str, Any]:
@@ -103,6 +118,8 @@ class ClickHouseReads:
                                   "end": end_ns}
         if canonicals is not None:
             params["names"] = list(canonicals)
+        if self._by_minute(start_ns, end_ns, bucket_ns):
+            return columns(rollups.sample_stats(self._engine, params, wanted))
         # aggregate first, then format each series' key once (not once per sample)
         return columns(self._engine.query(f"""
             SELECT bucket,
@@ -124,6 +141,9 @@ class ClickHouseReads:
 
     def clock_reason_fractions(self, *, start_ns: int, end_ns: int, bucket_ns: int, sep: str,
                                mask: int) -> dict[str, Any]:
+        params = {"b": bucket_ns, "sep": sep, "mask": mask, "start": start_ns, "end": end_ns}
+        if self._by_minute(start_ns, end_ns, bucket_ns):
+            return columns(rollups.clock_reasons(self._engine, params))
         return columns(self._engine.query(f"""
             SELECT intDiv(TimeNs, {{b:Int64}}) * {{b:Int64}} AS bucket,
                    concat(Host, {{sep:String}}, Device) AS skey,
@@ -132,8 +152,7 @@ class ClickHouseReads:
             FROM strata_samples
             WHERE Canonical = 'gpu.clock_event_reasons' AND {_SAMPLES_IN}
             GROUP BY bucket, skey
-            """, {"b": bucket_ns, "sep": sep, "mask": mask, "start": start_ns,  # noqa: S608
-                  "end": end_ns}))
+            """, params))  # noqa: S608
 
     def deployments_between(self, since_ns: int, until_ns: int) -> list[Deployment]:
         found = rows(self._engine.query(
@@ -169,7 +188,11 @@ class ClickHouseReads:
         return cols
 
     def thin_requests(self, *, start_ns: int, end_ns: int, max_requests: int) -> dict[str, Any]:
-        spans = _entity_rows("ServiceName AS service, ", _SPANS_IN.replace("{start:", "{t0:"))
+        params = {"t0": start_ns, "start": start_ns, "end": end_ns, "max": max_requests}
+        if self._by_minute(start_ns, end_ns):
+            return columns(rollups.thin_requests(
+                self._engine, params, _entity_rows("ServiceName AS service, ", "{window}")))
+        spans = _entity_rows("ServiceName AS service, ", _SPANS_IN)
         return columns(self._engine.query(f"""
             WITH req AS ({spans})
             SELECT * FROM req
@@ -177,29 +200,40 @@ class ClickHouseReads:
                 SELECT service, entity FROM req GROUP BY service, entity
                 HAVING count() <= {{max:Int64}})
             ORDER BY service, entity, start_ns
-            """, {"t0": start_ns, "end": end_ns, "max": max_requests}))  # noqa: S608
+            """, params))  # noqa: S608
 
     def service_dependencies(self, *, start_ns: int, end_ns: int) -> list[tuple[str, str]]:
-        found = rows(self._engine.query(f"""
-            SELECT DISTINCT service, dep FROM (
-                SELECT toString(ServiceName) AS service, toString(Host) AS dep
-                FROM otel_traces
-                WHERE StrataLayer IN ('model', 'serving') AND {_SPANS_IN}
-                UNION ALL
-                SELECT toString(ServiceName), toString(ServerAddress)
-                FROM otel_traces
-                WHERE StrataLayer IN ('model', 'serving', 'data') AND {_SPANS_IN})
-            WHERE dep != '' ORDER BY service, dep
-            """, {"start": start_ns, "end": end_ns}))  # noqa: S608 - fixed text
+        params = {"start": start_ns, "end": end_ns}
+        if self._by_minute(start_ns, end_ns):
+            found = rows(rollups.dependencies(self._engine, params))
+        else:
+            found = rows(self._engine.query(f"""
+                SELECT DISTINCT service, dep FROM (
+                    SELECT toString(ServiceName) AS service, toString(Host) AS dep
+                    FROM otel_traces
+                    WHERE StrataLayer IN ('model', 'serving') AND {_SPANS_IN}
+                    UNION ALL
+                    SELECT toString(ServiceName), toString(ServerAddress)
+                    FROM otel_traces
+                    WHERE StrataLayer IN ('model', 'serving', 'data') AND {_SPANS_IN})
+                WHERE dep != '' ORDER BY service, dep
+                """, params))  # noqa: S608 - fixed text
         return [(str(s), str(d)) for s, d in found]
 
     def event_time_range(self) -> tuple[int, int] | None:
+        # min/max of the partition key's column: answered from each part's own min/max
+        # (ClickHouse's implicit minmax projection), not by scanning every row
         found = rows(self._engine.query("""
-            SELECT min(t0), max(t1) FROM (
-                SELECT minOrNull(StartNs) AS t0, maxOrNull(StartNs) AS t1 FROM otel_traces
+            SELECT toUnixTimestamp64Nano(min(t0)), toUnixTimestamp64Nano(max(t1)), count()
+            FROM (
+                SELECT min(Timestamp) AS t0, max(Timestamp) AS t1, count() AS n
+                FROM otel_traces
                 UNION ALL
-                SELECT minOrNull(TimeNs), maxOrNull(TimeNs) FROM strata_samples)
+                SELECT min(TimeUnix), max(TimeUnix), count() FROM otel_metrics_gauge
+                UNION ALL
+                SELECT min(TimeUnix), max(TimeUnix), count() FROM otel_metrics_sum)
+            WHERE n > 0
             """))
-        if not found or found[0][0] is None:
+        if not found or found[0][2] == 0:
             return None
         return int(found[0][0]), int(found[0][1])

@@ -185,3 +185,126 @@ CREATE TABLE IF NOT EXISTS strata_anomalies (
     received_ns Int64
 ) ENGINE = ReplacingMergeTree
 ORDER BY (series, time_ns);
+
+-- Per-minute rollups that the window reads query instead of raw rows (issue 20's scale:
+-- a 24 h window of a fleet is 10^8 spans and 10^9 samples, too many to group on every
+-- analysis pass). Filled by the views below at insert; every column merges exactly, so a
+-- read over whole minutes gives what the raw rows give: latency quantiles keep their exact
+-- state (quantilesExactInclusive: the values themselves, as DuckDB's quantile_cont reads
+-- them), means keep sum and count. Rows stored before a view existed are not in its rollup:
+-- backfill with the view's SELECT as an INSERT (docs/deploy.md).
+CREATE TABLE IF NOT EXISTS strata_spans_minute (
+    Minute Int64,
+    ServiceName LowCardinality(String),
+    StrataLayer LowCardinality(String),
+    GenAiOperation LowCardinality(String),
+    Name LowCardinality(String),
+    Model LowCardinality(String),
+    Provider LowCardinality(String),
+    Requests SimpleAggregateFunction(sum, UInt64),
+    Errors SimpleAggregateFunction(sum, UInt64),
+    Latency AggregateFunction(quantilesExactInclusiveIf(0.5, 0.95), UInt64, UInt8),
+    Tokened SimpleAggregateFunction(sum, UInt64),
+    InTokens SimpleAggregateFunction(sum, Int64),
+    OutTokens SimpleAggregateFunction(sum, Int64),
+    Priced SimpleAggregateFunction(sum, UInt64),
+    Usd SimpleAggregateFunction(sum, Float64)
+) ENGINE = AggregatingMergeTree
+PARTITION BY intDiv(Minute, 86400000000000)
+ORDER BY (Minute, ServiceName, StrataLayer, GenAiOperation, Name, Model, Provider);
+
+-- GenAI spans only (the window's span reads); Name is '' on the model layer, whose spans
+-- group by operation whatever their name. Tokened: spans reporting output tokens (their
+-- input tokens are the ones summed); Priced: spans with a stored cost.
+CREATE MATERIALIZED VIEW IF NOT EXISTS strata_spans_minute_mv TO strata_spans_minute AS
+    SELECT intDiv(StartNs, 60000000000) * 60000000000 AS Minute, ServiceName, StrataLayer,
+           GenAiOperation, if(StrataLayer = 'model', '', SpanName) AS Name,
+           if(GenAiResponseModel != '', GenAiResponseModel, GenAiRequestModel) AS Model,
+           GenAiProvider AS Provider, count() AS Requests,
+           countIf(StatusCode = 'Error') AS Errors,
+           quantilesExactInclusiveIfState(0.5, 0.95)(Duration, StatusCode != 'Error')
+             AS Latency,
+           count(OutputTokens) AS Tokened,
+           sumIf(coalesce(InputTokens, 0), OutputTokens IS NOT NULL) AS InTokens,
+           sum(coalesce(OutputTokens, 0)) AS OutTokens, count(CostUsd) AS Priced,
+           sum(coalesce(CostUsd, 0)) AS Usd
+    FROM otel_traces
+    WHERE GenAiOperation != ''
+    GROUP BY Minute, ServiceName, StrataLayer, GenAiOperation, Name, Model, Provider;
+
+-- One row per series and minute (the grouping of the window's sample reads: the labels
+-- are the series' whole attribute map, hashed). Labels: the attributes less Strata's own
+-- keys, as JSON; Reasons: how many samples of gpu.clock_event_reasons had each bit mask.
+CREATE TABLE IF NOT EXISTS strata_samples_minute (
+    Canonical LowCardinality(String),
+    Minute Int64,
+    Host LowCardinality(String),
+    Device LowCardinality(String),
+    ServiceName LowCardinality(String),
+    MetricUnit LowCardinality(String),
+    StrataLayer LowCardinality(String),
+    Series FixedString(16),
+    Labels SimpleAggregateFunction(any, String),
+    Samples SimpleAggregateFunction(sum, UInt64),
+    Total SimpleAggregateFunction(sum, Float64),
+    Hi SimpleAggregateFunction(max, Float64),
+    Lo SimpleAggregateFunction(min, Float64),
+    Reasons SimpleAggregateFunction(sumMap, Map(Int64, UInt64))
+) ENGINE = AggregatingMergeTree
+PARTITION BY intDiv(Minute, 86400000000000)
+ORDER BY (Canonical, Minute, Host, Device, ServiceName, MetricUnit, StrataLayer, Series);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS strata_gauge_minute_mv TO strata_samples_minute AS
+    SELECT Canonical, intDiv(TimeNs, 60000000000) * 60000000000 AS Minute, Host, Device,
+           ServiceName, MetricUnit, StrataLayer, sipHash128(Attributes) AS Series,
+           toJSONString(mapFilter((k, v) -> NOT startsWith(k, 'strata.'), any(Attributes)))
+             AS Labels,
+           count() AS Samples, sum(Value) AS Total, max(Value) AS Hi, min(Value) AS Lo,
+           sumMap(if(Canonical = 'gpu.clock_event_reasons',
+                     map(toInt64(round(Value)), toUInt64(1)),
+                     CAST(map(), 'Map(Int64, UInt64)'))) AS Reasons
+    FROM otel_metrics_gauge
+    GROUP BY Canonical, Minute, Host, Device, ServiceName, MetricUnit, StrataLayer, Series;
+
+-- the same SELECT on the sums (a view fires on inserts into its one source table)
+CREATE MATERIALIZED VIEW IF NOT EXISTS strata_sum_minute_mv TO strata_samples_minute AS
+    SELECT Canonical, intDiv(TimeNs, 60000000000) * 60000000000 AS Minute, Host, Device,
+           ServiceName, MetricUnit, StrataLayer, sipHash128(Attributes) AS Series,
+           toJSONString(mapFilter((k, v) -> NOT startsWith(k, 'strata.'), any(Attributes)))
+             AS Labels,
+           count() AS Samples, sum(Value) AS Total, max(Value) AS Hi, min(Value) AS Lo,
+           sumMap(if(Canonical = 'gpu.clock_event_reasons',
+                     map(toInt64(round(Value)), toUInt64(1)),
+                     CAST(map(), 'Map(Int64, UInt64)'))) AS Reasons
+    FROM otel_metrics_sum
+    GROUP BY Canonical, Minute, Host, Device, ServiceName, MetricUnit, StrataLayer, Series;
+
+-- Per service and minute: how many requests each entity judged request by request had
+-- (Kind 'entity': 'root', 'model <operation>', 'tool <name>', as reads.py's request reads
+-- name them) and which hosts and servers it depended on (Kind 'dependency'), so neither
+-- read scans the window's spans to find them. The entities are reads.py's _ENTITIES.
+CREATE TABLE IF NOT EXISTS strata_service_minute (
+    Minute Int64,
+    ServiceName LowCardinality(String),
+    Kind LowCardinality(String),
+    Name String,
+    Requests SimpleAggregateFunction(sum, UInt64)
+) ENGINE = AggregatingMergeTree
+PARTITION BY intDiv(Minute, 86400000000000)
+ORDER BY (Minute, ServiceName, Kind, Name);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS strata_service_minute_mv TO strata_service_minute AS
+    SELECT Minute, ServiceName, link.1 AS Kind, link.2 AS Name, count() AS Requests
+    FROM (
+        SELECT intDiv(StartNs, 60000000000) * 60000000000 AS Minute, ServiceName,
+               arrayJoin(arrayFilter(x -> x.2 != '', [
+                   ('entity', if(ParentSpanId = '', 'root', '')),
+                   ('entity', if(StrataLayer = 'model' AND GenAiOperation != '',
+                                 concat('model ', GenAiOperation), '')),
+                   ('entity', if(GenAiOperation = 'execute_tool', concat('tool ', SpanName),
+                                 '')),
+                   ('dependency', if(StrataLayer IN ('model', 'serving'), toString(Host), '')),
+                   ('dependency', if(StrataLayer IN ('model', 'serving', 'data'),
+                                     toString(ServerAddress), ''))])) AS link
+        FROM otel_traces)
+    GROUP BY Minute, ServiceName, link;

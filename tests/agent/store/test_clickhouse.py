@@ -79,8 +79,10 @@ def both_fixture(store: DuckDBStore, chdb: ClickHouseStore) -> tuple[Any, Any]:
     spans, samples, deployments = _data()
     costs = [(0.01 * i, "list_price", None, None, None) if i % 3 == 0 else (None,) * 5
              for i in range(len(spans))]
-    for target in (store, chdb):
-        target.write_batch(spans, samples, deployments, received_ns=1, costs=costs)
+    for target in (store, chdb):  # in two inserts: ClickHouse's rollups merge two parts
+        target.write_batch(spans[::2], samples[::2], deployments, received_ns=1,
+                           costs=costs[::2])
+        target.write_batch(spans[1::2], samples[1::2], received_ns=1, costs=costs[1::2])
     return DuckDBReads(store), chdb.window_reads()
 
 
@@ -148,6 +150,41 @@ def test_request_reads_equal_duckdb(both: tuple[Any, Any],
         _rows(duck.requests_around("rag-api", **args))
     thin = {**WINDOW, "max_requests": 3}
     assert _rows(ch.thin_requests(**thin)) == _rows(duck.thin_requests(**thin))
+
+
+def test_window_reads_of_whole_minutes_come_from_the_rollups(
+        both: tuple[Any, Any], chdb: ClickHouseStore) -> None:
+    ch = both[1]
+    per_minute = {"span": ch.span_bucket_stats(**BUCKETS),
+                  "model": ch.model_bucket_usage(**BUCKETS),
+                  "sample": ch.sample_bucket_stats(**BUCKETS, canonicals=None),
+                  "reasons": ch.clock_reason_fractions(**BUCKETS, mask=32),
+                  "dependencies": ch.service_dependencies(**WINDOW)}
+    for table in ("otel_traces", "otel_metrics_gauge"):
+        chdb.engine.command(f"TRUNCATE TABLE {table}")
+    assert _rows(ch.span_bucket_stats(**BUCKETS)) == _rows(per_minute["span"])
+    assert sorted(ch.model_bucket_usage(**BUCKETS)) == sorted(per_minute["model"])
+    assert _rows(ch.sample_bucket_stats(**BUCKETS, canonicals=None)) == \
+        _rows(per_minute["sample"])
+    assert _rows(ch.clock_reason_fractions(**BUCKETS, mask=32)) == _rows(per_minute["reasons"])
+    assert ch.service_dependencies(**WINDOW) == per_minute["dependencies"]
+    # other bucket widths group the raw rows, which are gone
+    assert len(ch.span_bucket_stats(**{**BUCKETS, "bucket_ns": 30 * S})["bucket"]) == 0
+
+
+def test_reads_of_part_minutes_group_the_raw_rows(both: tuple[Any, Any]) -> None:
+    duck, ch = both
+    args = {**BUCKETS, "bucket_ns": 30 * S}
+    assert _rows(ch.span_bucket_stats(**args)) == _rows(duck.span_bucket_stats(**args))
+    assert sorted(ch.model_bucket_usage(**args)) == sorted(duck.model_bucket_usage(**args))
+    assert _rows(ch.sample_bucket_stats(**args, canonicals=None)) == \
+        _rows(duck.sample_bucket_stats(**args, canonicals=None))
+    assert _rows(ch.clock_reason_fractions(**args, mask=8)) == \
+        _rows(duck.clock_reason_fractions(**args, mask=8))
+    part = {"start_ns": T0 + 30 * S, "end_ns": T0 + HOUR}
+    assert ch.service_dependencies(**part) == duck.service_dependencies(**part)
+    assert _rows(ch.thin_requests(**part, max_requests=3)) == \
+        _rows(duck.thin_requests(**part, max_requests=3))
 
 
 def test_cost_by_team_sums_stored_costs(both: tuple[Any, Any], chdb: ClickHouseStore) -> None:
