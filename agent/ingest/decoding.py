@@ -38,11 +38,12 @@ from strata.agent.ingest.otlp_codec import (
 )
 from strata.agent.ingest.otlp_logs import decode_logs_request
 from strata.agent.model import SpanRecord
-from strata.agent.store.db import CostColumns, spans_to_arrow
+from strata.agent.store.db import CostColumns
 
 logger = logging.getLogger(__name__)
 
 Pricer = Callable[[Sequence[SpanRecord]], Sequence[CostColumns]]
+_NO_COST: CostColumns = (None, None, None, None, None)
 
 
 class Signal(StrEnum):
@@ -55,15 +56,16 @@ class Signal(StrEnum):
 
 @dataclass(slots=True)
 class Decoded:
-    """A decoded request: records (``result``), or, from a worker, its spans as Arrow columns
-    (``span_table``, with ``result.spans`` empty)."""
+    """A decoded request: its records (``result``) and, for traces, its spans as the store's
+    Arrow columns, priced (``span_table``; ``costs`` one per span when decoded here)."""
 
     result: DecodeResult
     span_table: pa.Table | None = None
+    costs: list[CostColumns] | None = None
 
     @property
     def span_count(self) -> int:
-        return self.span_table.num_rows if self.span_table is not None else len(self.result.spans)
+        return self.span_table.num_rows if self.span_table is not None else 0
 
 
 def decode_body(raw: bytes, encoding: str, *, as_json: bool, signal: Signal,
@@ -104,20 +106,35 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
+def decode_traces(raw: bytes, encoding: str, *, as_json: bool, policy: IngestPolicy,
+                  limit: int, price: Pricer | None) -> Decoded:
+    """Decode a trace body into the store's columns, priced: the same in a thread here and in
+    a worker process (BodyTooLarge and DecodeError as ``decode_body``)."""
+    result = decode_body(raw, encoding, as_json=as_json, signal=Signal.TRACES, policy=policy,
+                         limit=limit)
+    columns = result.span_columns
+    if columns is None or not len(columns):
+        return Decoded(result)
+    priced = price(columns.records(columns.priced)) if price is not None and columns.priced else ()
+    costs = [_NO_COST] * len(columns)
+    for index, cost in zip(columns.priced, priced, strict=False):
+        costs[index] = cost
+    return Decoded(result, columns.to_arrow(costs), costs)
+
+
 def _decode_traces_in_worker(
     raw: bytes, encoding: str, as_json: bool
 ) -> tuple[bytes, DecodeResult]:
     """(Arrow IPC stream of the priced span columns, the result without its spans)."""
-    result = decode_body(raw, encoding, as_json=as_json, signal=Signal.TRACES,
-                         policy=_worker["policy"], limit=_worker["limit"])
-    price: Pricer | None = _worker["price"]
-    costs = price(result.spans) if price is not None and result.spans else None
-    table = spans_to_arrow(result.spans, 0, costs)  # received_ns is set at commit
+    decoded = decode_traces(raw, encoding, as_json=as_json, policy=_worker["policy"],
+                            limit=_worker["limit"], price=_worker["price"])
+    decoded.result.span_columns = None  # handed over as Arrow, not pickled
+    if decoded.span_table is None:
+        return b"", decoded.result
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as stream:
-        stream.write_table(table)
-    result.spans = []
-    return sink.getvalue().to_pybytes(), result
+    with pa.ipc.new_stream(sink, decoded.span_table.schema) as stream:
+        stream.write_table(decoded.span_table)
+    return sink.getvalue().to_pybytes(), decoded.result
 
 
 # -- in the agent ---------------------------------------------------------------------------
@@ -150,11 +167,15 @@ class Decoder:
             BackpressureError: a worker process died; the pool is restarted for the next
                 request (the receiver answers 503 + Retry-After).
         """
-        if signal is not Signal.TRACES or self.workers <= 0:
+        if signal is not Signal.TRACES:
             result = await run_in_threadpool(decode_body, raw, encoding, as_json=as_json,
                                              signal=signal, policy=self.policy,
                                              limit=self.limit)
             return Decoded(result)
+        if self.workers <= 0:
+            return await run_in_threadpool(decode_traces, raw, encoding, as_json=as_json,
+                                           policy=self.policy, limit=self.limit,
+                                           price=self._price)
         pool = self._ensure_pool()
         try:
             ipc, result = await asyncio.wrap_future(
@@ -163,8 +184,7 @@ class Decoder:
             logger.exception("a decode worker died; restarting the pool")
             self._discard(pool)
             raise BackpressureError(retry_after_s=1) from None
-        table = pa.ipc.open_stream(ipc).read_all()
-        return Decoded(result, table if table.num_rows else None)
+        return Decoded(result, pa.ipc.open_stream(ipc).read_all() if ipc else None)
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         with self._lock:

@@ -38,7 +38,7 @@ _SPAN_COLUMNS = (
     "error_type", "host", "team", "cost_usd", "cost_source", "energy_wh", "energy_source", "co2e_g",
     "attributes", "resource", "received_ns",
 )
-_SPAN_SCHEMA = pa.schema([
+SPAN_SCHEMA = pa.schema([
     (c, pa.int64() if c.endswith(("_ns", "_tokens")) else
      pa.float64() if c in {"cost_usd", "energy_wh", "co2e_g"} else pa.string())
     for c in _SPAN_COLUMNS
@@ -100,7 +100,7 @@ def spans_to_arrow(
         "resource": _dump_shared([s.resource for s in spans], dumps),
         "received_ns": [received_ns] * n,
     }
-    return pa.Table.from_pydict(columns, schema=_SPAN_SCHEMA)
+    return pa.Table.from_pydict(columns, schema=SPAN_SCHEMA)
 
 
 def _dump_shared(maps: list[Any], dumps: Any) -> list[str]:
@@ -118,7 +118,7 @@ def _dump_shared(maps: list[Any], dumps: Any) -> list[str]:
 def _received_at(table: pa.Table, received_ns: int) -> pa.Table:
     index = table.schema.get_field_index("received_ns")
     column = pa.array([received_ns] * table.num_rows, pa.int64())
-    return table.set_column(index, _SPAN_SCHEMA.field(index), column)
+    return table.set_column(index, SPAN_SCHEMA.field(index), column)
 
 
 def samples_to_arrow(samples: Sequence[Sample], received_ns: int) -> pa.Table:
