@@ -20,14 +20,13 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
-from starlette.concurrency import run_in_threadpool
 from strata.agent.errors import BackpressureError
 from strata.agent.ingest.normalize import IngestPolicy
 from strata.agent.ingest.otlp_codec import (
@@ -38,12 +37,13 @@ from strata.agent.ingest.otlp_codec import (
 )
 from strata.agent.ingest.otlp_logs import decode_logs_request
 from strata.agent.model import SpanRecord
-from strata.agent.store.db import CostColumns
+from strata.agent.store.columns import CostColumns
 
 logger = logging.getLogger(__name__)
 
 Pricer = Callable[[Sequence[SpanRecord]], Sequence[CostColumns]]
 _NO_COST: CostColumns = (None, None, None, None, None)
+T = TypeVar("T")
 
 
 class Signal(StrEnum):
@@ -156,6 +156,7 @@ class Decoder:
         self.workers = workers
         self._price = price
         self._pool: ProcessPoolExecutor | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="strata-decode")
         self._lock = threading.Lock()
         self._closed = False
 
@@ -168,14 +169,13 @@ class Decoder:
                 request (the receiver answers 503 + Retry-After).
         """
         if signal is not Signal.TRACES:
-            result = await run_in_threadpool(decode_body, raw, encoding, as_json=as_json,
-                                             signal=signal, policy=self.policy,
-                                             limit=self.limit)
+            result = await self._in_thread(decode_body, raw, encoding, as_json=as_json,
+                                           signal=signal, policy=self.policy, limit=self.limit)
             return Decoded(result)
         if self.workers <= 0:
-            return await run_in_threadpool(decode_traces, raw, encoding, as_json=as_json,
-                                           policy=self.policy, limit=self.limit,
-                                           price=self._price)
+            return await self._in_thread(decode_traces, raw, encoding, as_json=as_json,
+                                         policy=self.policy, limit=self.limit,
+                                         price=self._price)
         pool = self._ensure_pool()
         try:
             ipc, result = await asyncio.wrap_future(
@@ -185,6 +185,11 @@ class Decoder:
             self._discard(pool)
             raise BackpressureError(retry_after_s=1) from None
         return Decoded(result, pa.ipc.open_stream(ipc).read_all() if ipc else None)
+
+    async def _in_thread(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run *function* on the decode thread: one, since decoding holds the GIL (several
+        threads only take turns at it, each turn a forced switch that costs cache and time)."""
+        return await asyncio.wrap_future(self._thread.submit(function, *args, **kwargs))
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -204,9 +209,10 @@ class Decoder:
         pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
-        """Stop the worker processes (idempotent)."""
+        """Stop the decode thread and the worker processes (idempotent)."""
         with self._lock:
             self._closed = True
             pool, self._pool = self._pool, None
+        self._thread.shutdown(wait=True, cancel_futures=True)
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -22,7 +22,7 @@ from strata.agent.errors import DecodeError
 from strata.agent.ingest.normalize import INT64_MAX, promote
 from strata.agent.model import AttributeValue, Layer, SpanRecord
 from strata.agent.protowire import SPAN_KINDS, STATUS_NAMES
-from strata.agent.store.db import SPAN_SCHEMA, CostColumns
+from strata.agent.store.columns import SPAN_SCHEMA, CostColumns
 
 _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)

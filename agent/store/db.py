@@ -25,24 +25,14 @@ import pyarrow.compute as pc
 from strata.agent.errors import StoreError
 from strata.agent.model import Deployment, LogRecord, Sample, SpanRecord
 from strata.agent.store import deployments as deployment_store
+from strata.agent.store.columns import SPAN_SCHEMA
+from strata.agent.store.columns import CostColumns as CostColumns  # re-exported
 from strata.agent.store.logs import insert_logs
 from strata.agent.store.memory import DEFAULT_LIMIT_BYTES
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3  # v2: table anomalies; v3: table logs
-_SPAN_COLUMNS = (
-    "trace_id", "span_id", "parent_span_id", "name", "kind", "start_ns", "end_ns", "duration_ns",
-    "status", "service", "service_version", "layer", "operation", "provider", "request_model",
-    "response_model", "input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens",
-    "error_type", "host", "team", "cost_usd", "cost_source", "energy_wh", "energy_source", "co2e_g",
-    "attributes", "resource", "received_ns",
-)
-SPAN_SCHEMA = pa.schema([
-    (c, pa.int64() if c.endswith(("_ns", "_tokens")) else
-     pa.float64() if c in {"cost_usd", "energy_wh", "co2e_g"} else pa.string())
-    for c in _SPAN_COLUMNS
-])
 _SAMPLE_SCHEMA = pa.schema([
     ("time_ns", pa.int64()), ("name", pa.string()), ("canonical", pa.string()),
     ("layer", pa.string()), ("unit", pa.string()), ("value", pa.float64()),
@@ -55,8 +45,6 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-CostColumns = tuple[float | None, str | None, float | None, str | None, float | None]
-"""(cost_usd, cost_source, energy_wh, energy_source, co2e_g) of one span."""
 
 
 def spans_to_arrow(
