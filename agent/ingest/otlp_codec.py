@@ -395,7 +395,12 @@ def _in_range(point: Any, metric: Metric, result: DecodeResult) -> bool:
 
 
 def _labels(kvs: Any) -> dict[str, str]:
-    return {kv.key: str(any_value(kv.value))[:2048] for kv in kvs}
+    out = {}
+    for kv in kvs:
+        value = kv.value
+        text = value.string_value  # most labels are strings: one accessor (attributes_of)
+        out[kv.key] = (text or str(any_value(value)))[:2048]
+    return out
 
 
 def _metric_samples(

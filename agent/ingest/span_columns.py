@@ -11,8 +11,7 @@ exporter (forwarding) or a test asks for ``records()``.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,25 +21,12 @@ from strata.agent.errors import DecodeError
 from strata.agent.ingest.normalize import INT64_MAX, promote
 from strata.agent.model import AttributeValue, Layer, SpanRecord
 from strata.agent.protowire import SPAN_KINDS, STATUS_NAMES
-from strata.agent.store.columns import SPAN_SCHEMA, CostColumns
+from strata.agent.store.columns import SPAN_SCHEMA, CostColumns, json_text
 
 _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
 
 
-def _json_encoder() -> Callable[[Any], str]:
-    """Compact JSON text (non-ASCII kept, unknown types as ``str``), from one reused C
-    encoder: ``JSONEncoder.encode`` builds a new one on every call (a third of its cost).
-    No circular-reference check is needed: decoded values are trees, depth-bounded."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # pragma: no cover - CPython always has the C accelerator
-        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
-    encode = make(None, str, json.encoder.encode_basestring, None, ":", ",", False, False, True)
-    join = "".join
-    return lambda value: join(encode(value, 0))
-
-
-json_text = _json_encoder()
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +161,6 @@ __all__ = [
     "ResourceContext",
     "SpanColumns",
     "checked_ids_and_times",
-    "json_text",
     "resource_context",
     "span_kind",
     "status_name",

@@ -3,7 +3,9 @@ which do not load DuckDB) builds and ``DuckDBStore.write_batch`` inserts."""
 
 from __future__ import annotations
 
-from typing import Final
+import json
+from collections.abc import Callable
+from typing import Any, Final
 
 import pyarrow as pa
 
@@ -23,4 +25,22 @@ SPAN_SCHEMA: Final = pa.schema([
 CostColumns = tuple[float | None, str | None, float | None, str | None, float | None]
 """(cost_usd, cost_source, energy_wh, energy_source, co2e_g) of one span."""
 
-__all__ = ["SPAN_COLUMNS", "SPAN_SCHEMA", "CostColumns"]
+
+
+def _json_encoder() -> Callable[[Any], str]:
+    """Compact JSON text (non-ASCII kept, unknown types as ``str``) from one reused C
+    encoder: ``json.dumps`` with these options builds a new encoder on every call, a third
+    of its cost on an attribute map. No circular-reference check: the values are decoded
+    trees (depth-bounded at ingest)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has the C accelerator
+        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+    encode = make(None, str, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+    join = "".join
+    return lambda value: join(encode(value, 0))
+
+
+json_text = _json_encoder()
+"""The JSON text of an attribute, resource or label map, as the store keeps it."""
+
+__all__ = ["SPAN_COLUMNS", "SPAN_SCHEMA", "CostColumns", "json_text"]

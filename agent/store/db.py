@@ -8,7 +8,6 @@ locked, so no SQL reaching it can read or write other files. All SQL is paramete
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import threading
@@ -25,7 +24,7 @@ import pyarrow.compute as pc
 from strata.agent.errors import StoreError
 from strata.agent.model import Deployment, LogRecord, Sample, SpanRecord
 from strata.agent.store import deployments as deployment_store
-from strata.agent.store.columns import SPAN_SCHEMA
+from strata.agent.store.columns import SPAN_SCHEMA, json_text
 from strata.agent.store.columns import CostColumns as CostColumns  # re-exported
 from strata.agent.store.logs import insert_logs
 from strata.agent.store.memory import DEFAULT_LIMIT_BYTES
@@ -41,10 +40,6 @@ _SAMPLE_SCHEMA = pa.schema([
 ])
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
 
 
 def spans_to_arrow(
@@ -54,7 +49,6 @@ def spans_to_arrow(
     n = len(spans)
     nulls: list[Any] = [None] * n
     cost_columns: list[Any] = list(zip(*costs, strict=True)) if costs else [nulls] * 5
-    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
     columns: dict[str, list[Any]] = {
         "trace_id": [s.trace_id for s in spans],
         "span_id": [s.span_id for s in spans],
@@ -84,21 +78,26 @@ def spans_to_arrow(
         "energy_wh": cost_columns[2],
         "energy_source": cost_columns[3],
         "co2e_g": cost_columns[4],
-        "attributes": [dumps(s.attributes) for s in spans],
-        "resource": _dump_shared([s.resource for s in spans], dumps),
+        "attributes": [json_text(_as_dict(s.attributes)) for s in spans],
+        "resource": _dump_shared([s.resource for s in spans]),
         "received_ns": [received_ns] * n,
     }
     return pa.Table.from_pydict(columns, schema=SPAN_SCHEMA)
 
 
-def _dump_shared(maps: list[Any], dumps: Any) -> list[str]:
+def _as_dict(mapping: Any) -> dict[str, Any]:
+    """The C JSON encoder writes only a real dict as an object."""
+    return mapping if type(mapping) is dict else dict(mapping)
+
+
+def _dump_shared(maps: list[Any]) -> list[str]:
     """JSON of each map, encoding a map shared by many spans (their resource) only once."""
     cache: dict[int, str] = {}
     out = []
     for m in maps:
         text = cache.get(id(m))
         if text is None:
-            text = cache[id(m)] = dumps(m)
+            text = cache[id(m)] = json_text(_as_dict(m))
         out.append(text)
     return out
 
@@ -121,7 +120,7 @@ def samples_to_arrow(samples: Sequence[Sample], received_ns: int) -> pa.Table:
             "host": [s.host for s in samples],
             "device": [s.device for s in samples],
             "service": [s.service for s in samples],
-            "labels": [_json(dict(s.attributes)) for s in samples],
+            "labels": [json_text(_as_dict(s.attributes)) for s in samples],
             "received_ns": [received_ns] * len(samples),
         },
         schema=_SAMPLE_SCHEMA,
