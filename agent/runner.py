@@ -187,6 +187,8 @@ class Agent:
         self, result: DecodeResult, costs: Sequence[CostColumns] | None = None
     ) -> None:
         """Called by the receiver after a request's records are committed (with their costs)."""
+        if not self.exporters.records:
+            return  # (result.spans builds the SpanRecords: only when something needs them)
         committed = [Records(result.spans, result.samples, costs)]
         for exporter in self.exporters.records:
             exporter.export(committed)

@@ -32,7 +32,7 @@ from typing import Literal, TypeAlias
 
 import numpy as np
 from strata.agent.model import Sample, SpanId, SpanRecord, TraceId
-from strata.agent.store.db import CostColumns
+from strata.agent.store.columns import CostColumns
 from strata.agent.units import NS_PER_S
 from strata.analytics.pricing import (
     ModelPrice,

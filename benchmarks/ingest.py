@@ -158,6 +158,16 @@ def rss_mib(pid: int) -> tuple[float, float]:
     return current, peak
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by *pid* and its live child processes."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for proc in (pid, *children(pid)):
+        fields = Path(f"/proc/{proc}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
 def children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -166,14 +176,23 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def run_load(url: str, bodies: list[bytes], seconds: float, connections: int) -> dict:
+def run_load(url: str, bodies: list[bytes], seconds: float, connections: int,
+             server_pid: int) -> dict:
+    """The load from a separate process; also the CPU time the server (with its worker
+    processes) spent, per acked span: a figure that load from other processes on the machine
+    disturbs much less than spans/s."""
     queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
     proc = mp.Process(target=load_process, args=(url, bodies, seconds, connections, queue))
+    cpu_before = cpu_s(server_pid)
     started = time.monotonic()
     proc.start()
     results = queue.get()
     proc.join()
-    return summarize(results, time.monotonic() - started, len(bodies))
+    result = summarize(results, time.monotonic() - started, len(bodies))
+    spent = cpu_s(server_pid) - cpu_before
+    result["server_cpu_s"] = spent
+    result["server_cpu_us_per_span"] = spent / max(result["acked_spans"], 1) * 1e6
+    return result
 
 
 def bench_strata(bodies: list[bytes], seconds: float, connections: int, workdir: Path,
@@ -198,7 +217,7 @@ def bench_strata(bodies: list[bytes], seconds: float, connections: int, workdir:
         assert warm.status_code == 200, warm.status_code
         # the warm-up body is not sent again: a resent body is stored once (same span ids)
         result = run_load(f"http://127.0.0.1:{otlp}/v1/{signal}", bodies[:-1], seconds,
-                          connections)
+                          connections, agent.pid)
         result["rss_mib"], result["peak_rss_mib"] = rss_mib(agent.pid)
         counts = httpx.get(f"http://127.0.0.1:{api}/api/v1/health").json()["counts"]
         stored = counts["spans" if signal == "traces" else "samples"]
@@ -320,7 +339,8 @@ def bench_phoenix(bodies: list[bytes], seconds: float, connections: int, workdir
                               stderr=subprocess.DEVNULL)
     try:
         wait_ready(f"http://127.0.0.1:{port}/healthz", 120)
-        result = run_load(f"http://127.0.0.1:{port}/v1/traces", bodies, seconds, connections)
+        result = run_load(f"http://127.0.0.1:{port}/v1/traces", bodies, seconds, connections,
+                          server.pid)
         result["rss_mib"], result["peak_rss_mib"] = rss_mib(server.pid)
         # Phoenix acks before inserting; count what became queryable by the end of the run
         # and again after a grace period.

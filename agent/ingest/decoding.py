@@ -20,14 +20,13 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
-from starlette.concurrency import run_in_threadpool
 from strata.agent.errors import BackpressureError
 from strata.agent.ingest.normalize import IngestPolicy
 from strata.agent.ingest.otlp_codec import (
@@ -38,11 +37,13 @@ from strata.agent.ingest.otlp_codec import (
 )
 from strata.agent.ingest.otlp_logs import decode_logs_request
 from strata.agent.model import SpanRecord
-from strata.agent.store.db import CostColumns, spans_to_arrow
+from strata.agent.store.columns import CostColumns
 
 logger = logging.getLogger(__name__)
 
 Pricer = Callable[[Sequence[SpanRecord]], Sequence[CostColumns]]
+_NO_COST: CostColumns = (None, None, None, None, None)
+T = TypeVar("T")
 
 
 class Signal(StrEnum):
@@ -55,15 +56,16 @@ class Signal(StrEnum):
 
 @dataclass(slots=True)
 class Decoded:
-    """A decoded request: records (``result``), or, from a worker, its spans as Arrow columns
-    (``span_table``, with ``result.spans`` empty)."""
+    """A decoded request: its records (``result``) and, for traces, its spans as the store's
+    Arrow columns, priced (``span_table``; ``costs`` one per span when decoded here)."""
 
     result: DecodeResult
     span_table: pa.Table | None = None
+    costs: list[CostColumns] | None = None
 
     @property
     def span_count(self) -> int:
-        return self.span_table.num_rows if self.span_table is not None else len(self.result.spans)
+        return self.span_table.num_rows if self.span_table is not None else 0
 
 
 def decode_body(raw: bytes, encoding: str, *, as_json: bool, signal: Signal,
@@ -104,20 +106,35 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
+def decode_traces(raw: bytes, encoding: str, *, as_json: bool, policy: IngestPolicy,
+                  limit: int, price: Pricer | None) -> Decoded:
+    """Decode a trace body into the store's columns, priced: the same in a thread here and in
+    a worker process (BodyTooLarge and DecodeError as ``decode_body``)."""
+    result = decode_body(raw, encoding, as_json=as_json, signal=Signal.TRACES, policy=policy,
+                         limit=limit)
+    columns = result.span_columns
+    if columns is None or not len(columns):
+        return Decoded(result)
+    priced = price(columns.records(columns.priced)) if price is not None and columns.priced else ()
+    costs = [_NO_COST] * len(columns)
+    for index, cost in zip(columns.priced, priced, strict=False):
+        costs[index] = cost
+    return Decoded(result, columns.to_arrow(costs), costs)
+
+
 def _decode_traces_in_worker(
     raw: bytes, encoding: str, as_json: bool
 ) -> tuple[bytes, DecodeResult]:
     """(Arrow IPC stream of the priced span columns, the result without its spans)."""
-    result = decode_body(raw, encoding, as_json=as_json, signal=Signal.TRACES,
-                         policy=_worker["policy"], limit=_worker["limit"])
-    price: Pricer | None = _worker["price"]
-    costs = price(result.spans) if price is not None and result.spans else None
-    table = spans_to_arrow(result.spans, 0, costs)  # received_ns is set at commit
+    decoded = decode_traces(raw, encoding, as_json=as_json, policy=_worker["policy"],
+                            limit=_worker["limit"], price=_worker["price"])
+    decoded.result.span_columns = None  # handed over as Arrow, not pickled
+    if decoded.span_table is None:
+        return b"", decoded.result
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as stream:
-        stream.write_table(table)
-    result.spans = []
-    return sink.getvalue().to_pybytes(), result
+    with pa.ipc.new_stream(sink, decoded.span_table.schema) as stream:
+        stream.write_table(decoded.span_table)
+    return sink.getvalue().to_pybytes(), decoded.result
 
 
 # -- in the agent ---------------------------------------------------------------------------
@@ -139,6 +156,7 @@ class Decoder:
         self.workers = workers
         self._price = price
         self._pool: ProcessPoolExecutor | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="strata-decode")
         self._lock = threading.Lock()
         self._closed = False
 
@@ -150,11 +168,14 @@ class Decoder:
             BackpressureError: a worker process died; the pool is restarted for the next
                 request (the receiver answers 503 + Retry-After).
         """
-        if signal is not Signal.TRACES or self.workers <= 0:
-            result = await run_in_threadpool(decode_body, raw, encoding, as_json=as_json,
-                                             signal=signal, policy=self.policy,
-                                             limit=self.limit)
+        if signal is not Signal.TRACES:
+            result = await self._in_thread(decode_body, raw, encoding, as_json=as_json,
+                                           signal=signal, policy=self.policy, limit=self.limit)
             return Decoded(result)
+        if self.workers <= 0:
+            return await self._in_thread(decode_traces, raw, encoding, as_json=as_json,
+                                         policy=self.policy, limit=self.limit,
+                                         price=self._price)
         pool = self._ensure_pool()
         try:
             ipc, result = await asyncio.wrap_future(
@@ -163,8 +184,12 @@ class Decoder:
             logger.exception("a decode worker died; restarting the pool")
             self._discard(pool)
             raise BackpressureError(retry_after_s=1) from None
-        table = pa.ipc.open_stream(ipc).read_all()
-        return Decoded(result, table if table.num_rows else None)
+        return Decoded(result, pa.ipc.open_stream(ipc).read_all() if ipc else None)
+
+    async def _in_thread(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run *function* on the decode thread: one, since decoding holds the GIL (several
+        threads only take turns at it, each turn a forced switch that costs cache and time)."""
+        return await asyncio.wrap_future(self._thread.submit(function, *args, **kwargs))
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -184,9 +209,10 @@ class Decoder:
         pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
-        """Stop the worker processes (idempotent)."""
+        """Stop the decode thread and the worker processes (idempotent)."""
         with self._lock:
             self._closed = True
             pool, self._pool = self._pool, None
+        self._thread.shutdown(wait=True, cancel_futures=True)
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -29,21 +29,27 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
-from strata.agent import semconv
 from strata.agent.errors import DecodeError
 from strata.agent.ingest.normalize import (
     INT64_MAX,
+    PLAIN_KEYS,
+    CleanedAttributes,
     IngestPolicy,
     clean_attributes,
     metric_sample,
-    promote,
+)
+from strata.agent.ingest.span_columns import (
+    ResourceContext,
+    SpanColumns,
+    checked_ids_and_times,
+    resource_context,
+    span_kind,
+    status_name,
 )
 from strata.agent.model import AttributeValue, LogRecord, Sample, SpanRecord
-from strata.agent.protowire import SPAN_KINDS, STATUS_NAMES
+from strata.agent.semconv import CONTENT_HEURISTIC_MIN_BYTES
 
 MAX_ANY_VALUE_DEPTH = 32
-_ZERO_TRACE_ID = bytes(16)
-_ZERO_SPAN_ID = bytes(8)
 _INFLATE_STEP = 1024 * 1024
 
 
@@ -130,11 +136,34 @@ def attributes_of(kvs: Any) -> dict[str, AttributeValue]:
     return out
 
 
+def cleaned_attributes_of(kvs: Any, policy: IngestPolicy) -> CleanedAttributes:
+    """``clean_attributes(attributes_of(kvs))`` in one pass when nothing needs cleaning (the
+    common case: known plain keys, short strings and numbers), else exactly that."""
+    out: dict[str, AttributeValue] = {}
+    plain = PLAIN_KEYS
+    needs_cleaning = len(kvs) > policy.max_attributes
+    for kv in kvs:
+        key = kv.key
+        value = kv.value
+        text = value.string_value
+        if text:
+            out[key] = text
+            if len(text) > CONTENT_HEURISTIC_MIN_BYTES or key not in plain:
+                needs_cleaning = True
+        else:
+            scalar = out[key] = any_value(value)  # bytes come back as (hex) text
+            if key not in plain or not (type(scalar) is not str or
+                                        len(scalar) <= CONTENT_HEURISTIC_MIN_BYTES) or (
+                    type(scalar) is list or type(scalar) is dict):
+                needs_cleaning = True
+    return clean_attributes(out, policy) if needs_cleaning else CleanedAttributes(out, 0, 0)
+
+
 @dataclass(slots=True)
 class DecodeResult:
     """Records decoded from one request, and the items rejected with the first reasons."""
 
-    spans: list[SpanRecord] = field(default_factory=list)
+    span_columns: SpanColumns | None = None  # traces: the spans, as the store's columns
     samples: list[Sample] = field(default_factory=list)
     logs: list[LogRecord] = field(default_factory=list)
     rejected: int = 0
@@ -150,29 +179,47 @@ class DecodeResult:
     def error_message(self) -> str:
         return "; ".join(self.errors)
 
+    @property
+    def spans(self) -> list[SpanRecord]:
+        """The decoded spans as SpanRecords (built on each call: the ingest path uses
+        ``span_columns``)."""
+        return self.span_columns.records() if self.span_columns is not None else []
+
+    @property
+    def span_count(self) -> int:
+        return len(self.span_columns) if self.span_columns is not None else 0
+
 
 # -- traces -----------------------------------------------------------------------------------
 
 
 def decode_trace_request(body: bytes, *, is_json: bool, policy: IngestPolicy) -> DecodeResult:
-    """Decode an ExportTraceServiceRequest body into SpanRecords.
+    """Decode an ExportTraceServiceRequest body into the store's span columns
+    (``result.span_columns``) and its span events into ``result.logs``.
 
     Raises:
         DecodeError: the body is not a decodable request at all.
     """
     result = DecodeResult()
+    columns = result.span_columns = SpanColumns()
     groups = _json_span_groups(body, result) if is_json else _proto_span_groups(body)
     for resource_pb, spans in groups:
-        resource = _resource_context(resource_pb)
+        resource = resource_context(attributes_of(resource_pb.attributes))
         for span in spans:
             try:
-                record = _span_record(span, resource, policy, result)
+                trace_id, span_id, start, end = checked_ids_and_times(span)
+                cleaned = cleaned_attributes_of(span.attributes, policy)
             except (DecodeError, ValueError, UnicodeError) as exc:
                 result.reject(str(exc))
                 continue
-            result.spans.append(record)
+            result.redaction_failures += cleaned.redaction_failures
+            status = status_name(span.status.code)
+            columns.add(trace_id, span_id, span.parent_span_id, span.name, span_kind(span.kind),
+                        start, end, status, cleaned.attributes, resource,
+                        _exception_type(span) if status == "error" else None)
             if span.events:
-                result.logs.extend(_event_logs(span, record, policy, result))
+                result.logs.extend(_event_logs(span, columns.rows[-1], start, resource,
+                                               policy, result))
     return result
 
 
@@ -276,100 +323,29 @@ def _hex_to_b64(value: Any, key: str) -> str:
         raise DecodeError(msg) from None
 
 
-@dataclass(frozen=True, slots=True)
-class _ResourceContext:
-    attributes: dict[str, AttributeValue]
-    service: str
-    version: str | None
-    host: str | None
-    team: str | None
-
-
-def _resource_context(resource: Resource) -> _ResourceContext:
-    attrs = attributes_of(resource.attributes)
-    get = attrs.get
-    return _ResourceContext(
-        attributes=attrs,
-        service=str(get(semconv.SERVICE_NAME) or "unknown_service"),
-        version=None if get(semconv.SERVICE_VERSION) is None else str(get(semconv.SERVICE_VERSION)),
-        host=None if get(semconv.HOST_NAME) is None else str(get(semconv.HOST_NAME)),
-        team=None if get(semconv.TEAM) is None else str(get(semconv.TEAM)),
-    )
-
-
-def _span_record(
-    span: Span, resource: _ResourceContext, policy: IngestPolicy, result: DecodeResult
-) -> SpanRecord:
-    trace_id, span_id, parent_span_id = span.trace_id, span.span_id, span.parent_span_id
-    if len(trace_id) != 16 or trace_id == _ZERO_TRACE_ID:
-        msg = "invalid trace_id (must be 16 non-zero bytes)"
-        raise DecodeError(msg)
-    if len(span_id) != 8 or span_id == _ZERO_SPAN_ID:
-        msg = "invalid span_id (must be 8 non-zero bytes)"
-        raise DecodeError(msg)
-    start, end = span.start_time_unix_nano, span.end_time_unix_nano
-    if start == 0 or end < start or end > INT64_MAX:
-        msg = "invalid times (start must be set, end >= start, both below 2^63 ns)"
-        raise DecodeError(msg)
-    kind = SPAN_KINDS[span.kind] if 0 <= span.kind < len(SPAN_KINDS) else "unspecified"
-    cleaned = clean_attributes(attributes_of(span.attributes), policy)
-    result.redaction_failures += cleaned.redaction_failures
-    attributes = cleaned.attributes
-    promoted = promote(attributes, kind)
-    code = span.status.code
-    status = STATUS_NAMES[code] if 0 <= code < len(STATUS_NAMES) else "unset"
-    error_type = promoted.error_type
-    if status == "error" and error_type is None:
-        error_type = _exception_type(span) or "error"
-    host = attributes.get(semconv.HOST_NAME)
-    return SpanRecord(
-        trace_id=trace_id.hex(),
-        span_id=span_id.hex(),
-        parent_span_id=parent_span_id.hex() if parent_span_id else None,
-        name=span.name[:1024],
-        kind=kind,
-        start_unix_nano=start,
-        end_unix_nano=end,
-        status=status,
-        service=resource.service,
-        layer=promoted.layer,
-        service_version=resource.version,
-        operation=promoted.operation,
-        provider=promoted.provider,
-        request_model=promoted.request_model,
-        response_model=promoted.response_model,
-        input_tokens=promoted.input_tokens,
-        output_tokens=promoted.output_tokens,
-        cache_read_tokens=promoted.cache_read_tokens,
-        reasoning_tokens=promoted.reasoning_tokens,
-        error_type=error_type,
-        host=str(host) if isinstance(host, str) else resource.host,
-        team=resource.team,
-        attributes=attributes,
-        resource=resource.attributes,
-    )
-
-
 MAX_EVENTS_PER_SPAN = 128
 
 
 def _event_logs(
-    span: Span, record: SpanRecord, policy: IngestPolicy, result: DecodeResult
+    span: Span, row: tuple[Any, ...], start: int, resource: ResourceContext,
+    policy: IngestPolicy, result: DecodeResult,
 ) -> Iterator[LogRecord]:
     """A span's events, stored with its logs (the ``logs`` table) so the trace shows both
-    together; attributes cleaned (content redacted) as the span's are."""
+    together; attributes cleaned (content redacted) as the span's are. *row*: the span's
+    row in ``SpanColumns`` (its ids, hex)."""
+    trace_id, span_id = row[0], row[1]
     for event in span.events[:MAX_EVENTS_PER_SPAN]:
-        cleaned = clean_attributes(attributes_of(event.attributes), policy)
+        cleaned = cleaned_attributes_of(event.attributes, policy)
         result.redaction_failures += cleaned.redaction_failures
         error_type = cleaned.attributes.get("exception.type")
         yield LogRecord(
             # an unset time, or one past 2262 (the store's BIGINT), is dated by its span
             time_unix_nano=(event.time_unix_nano if 0 < event.time_unix_nano <= INT64_MAX
-                            else record.start_unix_nano),
-            service=record.service, event_name=event.name[:256] or None,
-            trace_id=record.trace_id, span_id=record.span_id,
+                            else start),
+            service=resource.service, event_name=event.name[:256] or None,
+            trace_id=trace_id, span_id=span_id,
             error_type=str(error_type)[:256] if error_type is not None else None,
-            attributes=cleaned.attributes, resource=record.resource, span_event=True,
+            attributes=cleaned.attributes, resource=resource.attributes, span_event=True,
         )
 
 
@@ -419,7 +395,12 @@ def _in_range(point: Any, metric: Metric, result: DecodeResult) -> bool:
 
 
 def _labels(kvs: Any) -> dict[str, str]:
-    return {kv.key: str(any_value(kv.value))[:2048] for kv in kvs}
+    out = {}
+    for kv in kvs:
+        value = kv.value
+        text = value.string_value  # most labels are strings: one accessor (attributes_of)
+        out[kv.key] = (text or str(any_value(value)))[:2048]
+    return out
 
 
 def _metric_samples(

@@ -28,12 +28,11 @@ from strata.agent.ingest.otlp_codec import (
     _hex_to_b64,
     _parse_json,
     _parse_proto,
-    _resource_context,
-    _ResourceContext,
     any_value,
     attributes_of,
     json_groups,
 )
+from strata.agent.ingest.span_columns import ResourceContext, resource_context
 from strata.agent.model import AttributeValue, LogRecord
 
 _BODY = "body"
@@ -50,7 +49,7 @@ def decode_logs_request(body: bytes, *, is_json: bool, policy: IngestPolicy) -> 
     result = DecodeResult()
     groups = _json_log_groups(body, result) if is_json else _proto_log_groups(body)
     for resource_pb, records in groups:
-        resource = _resource_context(resource_pb)
+        resource = resource_context(attributes_of(resource_pb.attributes))
         for record in records:
             try:
                 result.logs.append(_log_record(record, resource, policy, result))
@@ -81,7 +80,7 @@ def _hex_ids(record: Any) -> Any:
 
 
 def _log_record(
-    record: LogRecordPb, resource: _ResourceContext, policy: IngestPolicy, result: DecodeResult
+    record: LogRecordPb, resource: ResourceContext, policy: IngestPolicy, result: DecodeResult
 ) -> LogRecord:
     time_ns = record.time_unix_nano or record.observed_time_unix_nano
     if time_ns == 0:

@@ -109,9 +109,9 @@ class OtlpPipeline:
             return Reply(Outcome.BUSY, message=str(exc), retry_after_s=exc.retry_after_s)
         result = decoded.result
         try:
-            future = agent.writer.submit(result.spans, result.samples, logs=result.logs,
+            future = agent.writer.submit(samples=result.samples, logs=result.logs,
                                          span_table=decoded.span_table)
-            costs = await asyncio.wrap_future(future)
+            await asyncio.wrap_future(future)
         except BackpressureError as exc:
             stats.throttled += 1
             outcome = Outcome.STORE_UNAVAILABLE if isinstance(exc, StoreFailedError) else (
@@ -130,7 +130,7 @@ class OtlpPipeline:
             body = encode_logs_partial_success(result.rejected, result.error_message,
                                                as_json=as_json)
             return Reply(Outcome.OK, body=body)  # logs are not forwarded (Records has none)
-        agent.after_commit(result, costs)
+        agent.after_commit(result, decoded.costs)
         body = encode_partial_success(result.rejected, result.error_message,
                                       metrics=signal is Signal.METRICS, as_json=as_json)
         return Reply(Outcome.OK, body=body)

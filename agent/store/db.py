@@ -8,7 +8,6 @@ locked, so no SQL reaching it can read or write other files. All SQL is paramete
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import threading
@@ -25,24 +24,14 @@ import pyarrow.compute as pc
 from strata.agent.errors import StoreError
 from strata.agent.model import Deployment, LogRecord, Sample, SpanRecord
 from strata.agent.store import deployments as deployment_store
+from strata.agent.store.columns import SPAN_SCHEMA, json_text
+from strata.agent.store.columns import CostColumns as CostColumns  # re-exported
 from strata.agent.store.logs import insert_logs
 from strata.agent.store.memory import DEFAULT_LIMIT_BYTES
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3  # v2: table anomalies; v3: table logs
-_SPAN_COLUMNS = (
-    "trace_id", "span_id", "parent_span_id", "name", "kind", "start_ns", "end_ns", "duration_ns",
-    "status", "service", "service_version", "layer", "operation", "provider", "request_model",
-    "response_model", "input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens",
-    "error_type", "host", "team", "cost_usd", "cost_source", "energy_wh", "energy_source", "co2e_g",
-    "attributes", "resource", "received_ns",
-)
-_SPAN_SCHEMA = pa.schema([
-    (c, pa.int64() if c.endswith(("_ns", "_tokens")) else
-     pa.float64() if c in {"cost_usd", "energy_wh", "co2e_g"} else pa.string())
-    for c in _SPAN_COLUMNS
-])
 _SAMPLE_SCHEMA = pa.schema([
     ("time_ns", pa.int64()), ("name", pa.string()), ("canonical", pa.string()),
     ("layer", pa.string()), ("unit", pa.string()), ("value", pa.float64()),
@@ -51,12 +40,6 @@ _SAMPLE_SCHEMA = pa.schema([
 ])
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-CostColumns = tuple[float | None, str | None, float | None, str | None, float | None]
-"""(cost_usd, cost_source, energy_wh, energy_source, co2e_g) of one span."""
 
 
 def spans_to_arrow(
@@ -66,7 +49,6 @@ def spans_to_arrow(
     n = len(spans)
     nulls: list[Any] = [None] * n
     cost_columns: list[Any] = list(zip(*costs, strict=True)) if costs else [nulls] * 5
-    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
     columns: dict[str, list[Any]] = {
         "trace_id": [s.trace_id for s in spans],
         "span_id": [s.span_id for s in spans],
@@ -96,21 +78,26 @@ def spans_to_arrow(
         "energy_wh": cost_columns[2],
         "energy_source": cost_columns[3],
         "co2e_g": cost_columns[4],
-        "attributes": [dumps(s.attributes) for s in spans],
-        "resource": _dump_shared([s.resource for s in spans], dumps),
+        "attributes": [json_text(_as_dict(s.attributes)) for s in spans],
+        "resource": _dump_shared([s.resource for s in spans]),
         "received_ns": [received_ns] * n,
     }
-    return pa.Table.from_pydict(columns, schema=_SPAN_SCHEMA)
+    return pa.Table.from_pydict(columns, schema=SPAN_SCHEMA)
 
 
-def _dump_shared(maps: list[Any], dumps: Any) -> list[str]:
+def _as_dict(mapping: Any) -> dict[str, Any]:
+    """The C JSON encoder writes only a real dict as an object."""
+    return mapping if type(mapping) is dict else dict(mapping)
+
+
+def _dump_shared(maps: list[Any]) -> list[str]:
     """JSON of each map, encoding a map shared by many spans (their resource) only once."""
     cache: dict[int, str] = {}
     out = []
     for m in maps:
         text = cache.get(id(m))
         if text is None:
-            text = cache[id(m)] = dumps(m)
+            text = cache[id(m)] = json_text(_as_dict(m))
         out.append(text)
     return out
 
@@ -118,7 +105,7 @@ def _dump_shared(maps: list[Any], dumps: Any) -> list[str]:
 def _received_at(table: pa.Table, received_ns: int) -> pa.Table:
     index = table.schema.get_field_index("received_ns")
     column = pa.array([received_ns] * table.num_rows, pa.int64())
-    return table.set_column(index, _SPAN_SCHEMA.field(index), column)
+    return table.set_column(index, SPAN_SCHEMA.field(index), column)
 
 
 def samples_to_arrow(samples: Sequence[Sample], received_ns: int) -> pa.Table:
@@ -133,7 +120,7 @@ def samples_to_arrow(samples: Sequence[Sample], received_ns: int) -> pa.Table:
             "host": [s.host for s in samples],
             "device": [s.device for s in samples],
             "service": [s.service for s in samples],
-            "labels": [_json(dict(s.attributes)) for s in samples],
+            "labels": [json_text(_as_dict(s.attributes)) for s in samples],
             "received_ns": [received_ns] * len(samples),
         },
         schema=_SAMPLE_SCHEMA,

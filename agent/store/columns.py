@@ -1,0 +1,46 @@
+"""The ``spans`` table's columns as Arrow: what the decoder (also in its worker processes,
+which do not load DuckDB) builds and ``DuckDBStore.write_batch`` inserts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Final
+
+import pyarrow as pa
+
+SPAN_COLUMNS: Final = (
+    "trace_id", "span_id", "parent_span_id", "name", "kind", "start_ns", "end_ns", "duration_ns",
+    "status", "service", "service_version", "layer", "operation", "provider", "request_model",
+    "response_model", "input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens",
+    "error_type", "host", "team", "cost_usd", "cost_source", "energy_wh", "energy_source", "co2e_g",
+    "attributes", "resource", "received_ns",
+)  # fmt: skip
+SPAN_SCHEMA: Final = pa.schema([
+    (c, pa.int64() if c.endswith(("_ns", "_tokens")) else
+     pa.float64() if c in {"cost_usd", "energy_wh", "co2e_g"} else pa.string())
+    for c in SPAN_COLUMNS
+])
+
+CostColumns = tuple[float | None, str | None, float | None, str | None, float | None]
+"""(cost_usd, cost_source, energy_wh, energy_source, co2e_g) of one span."""
+
+
+
+def _json_encoder() -> Callable[[Any], str]:
+    """Compact JSON text (non-ASCII kept, unknown types as ``str``) from one reused C
+    encoder: ``json.dumps`` with these options builds a new encoder on every call, a third
+    of its cost on an attribute map. No circular-reference check: the values are decoded
+    trees (depth-bounded at ingest)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has the C accelerator
+        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+    encode = make(None, str, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+    join = "".join
+    return lambda value: join(encode(value, 0))
+
+
+json_text = _json_encoder()
+"""The JSON text of an attribute, resource or label map, as the store keeps it."""
+
+__all__ = ["SPAN_COLUMNS", "SPAN_SCHEMA", "CostColumns", "json_text"]
