@@ -86,7 +86,7 @@ class Hub:
         self.policy = IngestPolicy(salt=self.store.salt, capture_content=settings.capture_content)
         # Decoded in a thread (ClickHouse takes span records, not DuckDB's Arrow columns);
         # the writer prices the spans before the insert.
-        self.decoder = Decoder(self.policy, settings.max_body_bytes)
+        self.decoder = Decoder(self.policy, settings.max_body_bytes, store_columns=False)
         self.writer = BatchWriter(self.store, max_queue_items=settings.max_queue_spans,
                                   price=self.price_at_ingest)
         self.analyzer = Analyzer(self.store, price=self.token_rates, scoring=SeriesScoring(

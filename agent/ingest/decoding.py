@@ -65,7 +65,9 @@ class Decoded:
 
     @property
     def span_count(self) -> int:
-        return self.span_table.num_rows if self.span_table is not None else 0
+        if self.span_table is not None:
+            return self.span_table.num_rows
+        return self.result.span_count
 
 
 def decode_body(raw: bytes, encoding: str, *, as_json: bool, signal: Signal,
@@ -147,13 +149,16 @@ class Decoder:
         policy, limit: the ingest policy and the decompressed body limit.
         workers: worker processes for trace bodies (0: decode in a thread here).
         price: cost columns of spans, run in the workers (picklable).
+        store_columns: build DuckDB's Arrow span columns (``Decoded.span_table``); False
+            for a store that takes the spans as records (ClickHouse's: ``result.spans``).
     """
 
     def __init__(self, policy: IngestPolicy, limit: int, *, workers: int = 0,
-                 price: Pricer | None = None) -> None:
+                 price: Pricer | None = None, store_columns: bool = True) -> None:
         self.policy = policy
         self.limit = limit
         self.workers = workers
+        self.store_columns = store_columns
         self._price = price
         self._pool: ProcessPoolExecutor | None = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="strata-decode")
@@ -168,7 +173,7 @@ class Decoder:
             BackpressureError: a worker process died; the pool is restarted for the next
                 request (the receiver answers 503 + Retry-After).
         """
-        if signal is not Signal.TRACES:
+        if signal is not Signal.TRACES or not self.store_columns:
             result = await self._in_thread(decode_body, raw, encoding, as_json=as_json,
                                            signal=signal, policy=self.policy, limit=self.limit)
             return Decoded(result)

@@ -109,8 +109,10 @@ class OtlpPipeline:
             return Reply(Outcome.BUSY, message=str(exc), retry_after_s=exc.retry_after_s)
         result = decoded.result
         try:
-            future = agent.writer.submit(samples=result.samples, logs=result.logs,
-                                         span_table=decoded.span_table)
+            future = agent.writer.submit(
+                # records only for a store that takes them (the hub's: no span_table)
+                result.spans if decoded.span_table is None else (), result.samples,
+                logs=result.logs, span_table=decoded.span_table)
             await asyncio.wrap_future(future)
         except BackpressureError as exc:
             stats.throttled += 1
