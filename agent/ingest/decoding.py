@@ -66,7 +66,7 @@ class Decoded:
     @property
     def span_count(self) -> int:
         if self.span_table is not None:
-            return self.span_table.num_rows
+            return int(self.span_table.num_rows)
         return self.result.span_count
 
 
