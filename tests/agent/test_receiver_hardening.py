@@ -49,13 +49,6 @@ NASTY = "nul\x00 rtl\u202egnp.exe emoji\U0001f680 comb\u0065\u0301\u0301 ‮"
 
 
 @pytest.fixture(name="upstream", scope="module")
-def _readable(sock: socket.socket) -> bool:
-    """poll, not select: by this point of a full run the test process may hold fds > 1024."""
-    poller = select.poll()
-    poller.register(sock, select.POLLIN)
-    return bool(poller.poll(0))
-
-
 def upstream_fixture() -> Iterator[RecordingUpstream]:
     server = RecordingUpstream()
     yield server
@@ -117,6 +110,13 @@ def agent_fixture(tmp_path_factory: pytest.TempPathFactory, upstream: RecordingU
     if live.process.poll() is None:
         live.process.kill()
         live.process.wait(10)
+
+
+def _readable(sock: socket.socket) -> bool:
+    """poll, not select: by this point of a full run the test process may hold fds > 1024."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def post(agent: LiveAgent, body: bytes, headers: dict[str, str] = PB) -> httpx.Response:
