@@ -132,7 +132,9 @@ class OtlpPipeline:
             body = encode_logs_partial_success(result.rejected, result.error_message,
                                                as_json=as_json)
             return Reply(Outcome.OK, body=body)  # logs are not forwarded (Records has none)
-        agent.after_commit(result, decoded.costs)
+        # Off the event loop: a forwarder encodes and fsyncs its queue here, which would
+        # stall every other request's reply meanwhile.
+        await asyncio.to_thread(agent.after_commit, result, decoded.costs)
         body = encode_partial_success(result.rejected, result.error_message,
                                       metrics=signal is Signal.METRICS, as_json=as_json)
         return Reply(Outcome.OK, body=body)
