@@ -73,7 +73,7 @@ def row_nanmedians(rows: np.ndarray) -> np.ndarray:
     at = np.arange(len(rows))
     low = ordered[at, np.maximum(present - 1, 0) // 2]
     high = ordered[at, present // 2]
-    out = (low + high) / 2.0
+    out: np.ndarray = (low + high) / 2.0
     out[present == 0] = np.nan
     return out
 

@@ -36,7 +36,7 @@ class WindowReads(Protocol):
     def span_bucket_stats(self, *, start_ns: int, end_ns: int, bucket_ns: int,
                           sep: str) -> Columns: ...
     def model_bucket_usage(self, *, start_ns: int, end_ns: int, bucket_ns: int,
-                           sep: str) -> list[tuple[Any, ...]]: ...
+                           sep: str) -> Columns: ...
     def sample_bucket_stats(self, *, start_ns: int, end_ns: int, bucket_ns: int, sep: str,
                             canonicals: Sequence[str] | None) -> Columns: ...
     def clock_reason_fractions(self, *, start_ns: int, end_ns: int, bucket_ns: int, sep: str,
@@ -142,7 +142,7 @@ class DuckDBReads:
                                             end_ns=end_ns, bucket_ns=bucket_ns, sep=sep)
 
     def model_bucket_usage(self, *, start_ns: int, end_ns: int, bucket_ns: int,
-                           sep: str) -> list[tuple[Any, ...]]:
+                           sep: str) -> Columns:
         return span_store.model_bucket_usage(self._store.cursor(), start_ns=start_ns,
                                              end_ns=end_ns, bucket_ns=bucket_ns, sep=sep)
 

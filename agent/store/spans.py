@@ -291,10 +291,10 @@ def span_bucket_stats(
 
 def model_bucket_usage(
     cur: duckdb.DuckDBPyConnection, *, start_ns: int, end_ns: int, bucket_ns: int, sep: str
-) -> list[tuple[Any, ...]]:
+) -> dict[str, np.ndarray]:
     """Per (bucket, group, model, provider), token sums of model spans reporting output tokens.
 
-    Rows ``(bucket, gkey, model, provider, input_tokens, output_tokens, spans)``; *gkey* as
+    Columns ``bucket, gkey, model, provider, in_tok, out_tok, n_tok`` (spans); *gkey* as
     in ``span_bucket_stats``, model and provider ``''`` when absent. Unordered.
     """
     return cur.execute(
@@ -310,7 +310,7 @@ def model_bucket_usage(
         GROUP BY ALL
         """,  # noqa: S608 - the interpolated text is a fixed expression
         {"b": bucket_ns, "sep": sep, "start": start_ns, "end": end_ns},
-    ).fetchall()
+    ).fetchnumpy()
 
 
 def service_dependencies(

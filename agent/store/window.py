@@ -185,26 +185,41 @@ class Window:
         return series
 
     def _priced(
-        self, rows: list[tuple[Any, ...]], keys: list[str], shape: tuple[int, int]
+        self, usage: dict[str, np.ndarray], keys: list[str], shape: tuple[int, int]
     ) -> tuple[np.ndarray, np.ndarray, dict[int, tuple[str, str]]]:
         """Token cost per group and bucket at list prices, the spans priced, and each
-        group's most used (model, provider)."""
+        group's most used (model, provider) (ties: the first in sorted order)."""
         priced = np.zeros(shape)
         priced_n = np.zeros(shape)
-        position = {str(k): i for i, k in enumerate(keys)}
-        usage: dict[int, dict[tuple[str, str], float]] = {}
-        for bucket, gkey, model, provider, in_tok, out_tok, count in rows:
-            g = position.get(gkey)
-            if g is None:
-                continue
-            i = (int(bucket) - self.start_ns) // self.bucket_ns
-            per_model = usage.setdefault(g, {})
-            per_model[model, provider] = per_model.get((model, provider), 0.0) + count
-            rates = self._rates(provider, model)
-            if rates is not None:
-                priced[g, i] += (in_tok * rates[0] + out_tok * rates[1]) / 1e6
-                priced_n[g, i] += count
-        names = {g: max(sorted(m.items()), key=lambda kv: kv[1])[0] for g, m in usage.items()}
+        rows = len(usage["bucket"])
+        if rows == 0:
+            return priced, priced_n, {}
+        position = {k: i for i, k in enumerate(keys)}
+        group = np.fromiter((position.get(k, -1) for k in usage["gkey"]), np.int64, rows)
+        pair_ids: dict[tuple[str, str], int] = {}
+        pair = np.fromiter((pair_ids.setdefault((m, p), len(pair_ids))
+                            for m, p in zip(usage["model"], usage["provider"], strict=True)),
+                           np.int64, rows)
+        pairs = sorted(pair_ids)
+        rank = np.empty(len(pairs), np.int64)
+        rank[[pair_ids[p] for p in pairs]] = np.arange(len(pairs))
+        rates = [self._rates(provider, model) for model, provider in pairs]
+        has_rate = np.array([r is not None for r in rates])
+        rate_in = np.array([r[0] if r else 0.0 for r in rates])
+        rate_out = np.array([r[1] if r else 0.0 for r in rates])
+        bucket = (np.asarray(usage["bucket"], np.int64) - self.start_ns) // self.bucket_ns
+        count = np.asarray(usage["n_tok"], float)
+        known = group >= 0
+        hit = known & has_rate[rank[pair]]
+        at = (group[hit], bucket[hit])
+        p = rank[pair[hit]]  # np.add.at adds in row order, as a loop over the rows would
+        np.add.at(priced, at, (np.asarray(usage["in_tok"], float)[hit] * rate_in[p]
+                               + np.asarray(usage["out_tok"], float)[hit] * rate_out[p]) / 1e6)
+        np.add.at(priced_n, at, count[hit])
+        per_pair = np.zeros((len(keys), len(pairs)))
+        np.add.at(per_pair, (group[known], rank[pair[known]]), count[known])
+        best = per_pair.argmax(axis=1)
+        names = {int(g): pairs[best[g]] for g in np.flatnonzero(per_pair.max(axis=1) > 0)}
         return priced, priced_n, names
 
     # -- samples --------------------------------------------------------------------------

@@ -55,17 +55,28 @@ class Engine(Protocol):
 
 def columns(table: pa.Table) -> dict[str, np.ndarray]:
     """Arrow columns as numpy arrays (nulls: NaN in numbers, None in strings)."""
-    return {name: _strings(column) if pa.types.is_string(column.type) else column.to_numpy()
+    return {name: _strings(column) if _is_text(column.type) else column.to_numpy()
             for name, column in zip(table.column_names, table.columns, strict=True)}
 
 
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or (pa.types.is_dictionary(kind)
+                                        and pa.types.is_string(kind.value_type))
+
+
 def _strings(column: pa.ChunkedArray) -> np.ndarray:
-    """A string column as objects, one Python string per distinct value: a fleet's window
-    read is millions of rows over a few thousand series keys, and a string object a row
-    was seconds of a hub's pass and hundreds of MiB of its memory."""
-    encoded = column.combine_chunks().dictionary_encode()
-    distinct = np.array([*encoded.dictionary.to_pylist(), None], dtype=object)
-    return distinct[encoded.indices.fill_null(len(distinct) - 1).to_numpy()]
+    """A string column (plain, or LowCardinality sent as a dictionary) as objects, one
+    Python string per distinct value: a fleet's window read is millions of rows over a
+    few thousand series keys, and a string object a row was seconds of a hub's pass and
+    hundreds of MiB of its memory."""
+    if not pa.types.is_dictionary(column.type):
+        column = column.dictionary_encode()
+    column = column.unify_dictionaries()
+    values = column.chunk(0).dictionary.to_pylist() if column.num_chunks else []
+    distinct = np.array([*values, None], dtype=object)
+    indices = pa.chunked_array([c.indices for c in column.chunks], column.type.index_type)
+    rows: np.ndarray = distinct[indices.fill_null(len(values)).to_numpy()]
+    return rows
 
 
 def rows(table: pa.Table) -> list[tuple[Any, ...]]:
@@ -135,6 +146,9 @@ class ChdbEngine:
 
     def query(self, sql: str, params: Params | None = None) -> pa.Table:
         result: pa.Table = self._run(sql, params, "ArrowTable")
+        # ClickHouse's allocator keeps what a query freed for the next one; in the hub's
+        # own process that is RSS the hub never uses again (a fleet pass: ~100 MiB)
+        self._run("SYSTEM JEMALLOC PURGE", None, "CSV")
         return result
 
     def insert(self, table: str, data: pa.Table, *, token: str | None = None) -> None:

@@ -94,11 +94,11 @@ class ClickHouseReads:
         return cols
 
     def model_bucket_usage(self, *, start_ns: int, end_ns: int, bucket_ns: int,
-                           sep: str) -> list[tuple[Any, ...]]:
+                           sep: str) -> dict[str, Any]:
         params = {"b": bucket_ns, "sep": sep, "start": start_ns, "end": end_ns}
         if self._by_minute(start_ns, end_ns, bucket_ns):
-            return rows(rollups.model_usage(self._engine, params))
-        return rows(self._engine.query(f"""
+            return columns(rollups.model_usage(self._engine, params))
+        return columns(self._engine.query(f"""
             SELECT {_BUCKET} AS bucket, {_GROUP_KEY} AS gkey,
                    if(GenAiResponseModel != '', GenAiResponseModel, GenAiRequestModel) AS model,
                    toString(GenAiProvider) AS provider,

@@ -18,10 +18,15 @@ _MINUTES_IN: Final = "Minute >= {start:Int64} AND Minute < {end:Int64}"
 _BUCKET: Final = "intDiv(Minute, {b:Int64}) * {b:Int64}"
 # Minute buckets (the analyzer's) group by the sort key's prefix, so ClickHouse aggregates
 # in order: a minute's quantile states are merged and dropped before the next is read,
-# and the read holds one minute of durations, not the window's. On one stream: more
-# streams each hold partial minutes until they are merged at the end (a fleet's day on
-# chdb: 4.0 s and +540 MiB with two, 3.1 s and +230 MiB with one).
-_IN_ORDER: Final = "SETTINGS optimize_aggregation_in_order = 1, max_threads = 1"
+# and the read holds one minute of durations, not the window's. On one stream, in small
+# blocks: more streams each hold partial minutes until they are merged at the end, and
+# bigger blocks hold more rows at once (a fleet's day on chdb, span read: 4.0 s and +540
+# MiB with the defaults, 3.1 s and +200 MiB so; a GPU field's read: 1.15 s and +290 MiB,
+# 0.92 s and +160 MiB).
+_IN_ORDER: Final = "optimize_aggregation_in_order = 1, max_threads = 1, max_block_size = 4096"
+# Series keys repeat on every minute of their series: sent as LowCardinality they reach
+# Python as an Arrow dictionary (each key once) instead of a string a row.
+_KEYS_ONCE: Final = "output_format_arrow_low_cardinality_as_dictionary = 1"
 
 
 def _bucket(params: dict[str, Any]) -> str:
@@ -36,8 +41,8 @@ def covers(*, start_ns: int, end_ns: int, bucket_ns: int) -> bool:
 def span_stats(engine: Engine, params: dict[str, Any]) -> pa.Table:
     """``span_bucket_stats``'s rows (p50/p95 0 where no request succeeded)."""
     return engine.query(f"""
-        SELECT bucket, concat(ServiceName, {{sep:String}}, StrataLayer, {{sep:String}},
-                              GenAiOperation, {{sep:String}}, Name) AS gkey,
+        SELECT bucket, toLowCardinality(concat(ServiceName, {{sep:String}}, StrataLayer,
+                   {{sep:String}}, GenAiOperation, {{sep:String}}, Name)) AS gkey,
                n, errors, q[1] / 1e9 AS p50, q[2] / 1e9 AS p95, in_tok, out_tok, n_tok,
                cost, n_cost
         FROM (
@@ -49,7 +54,7 @@ def span_stats(engine: Engine, params: dict[str, Any]) -> pa.Table:
             FROM strata_spans_minute
             WHERE {_MINUTES_IN}
             GROUP BY bucket, ServiceName, StrataLayer, GenAiOperation, Name)
-        {_IN_ORDER}
+        SETTINGS {_IN_ORDER}, {_KEYS_ONCE}
         """, params)  # noqa: S608 - fixed text; values are bound
 
 
@@ -57,14 +62,15 @@ def model_usage(engine: Engine, params: dict[str, Any]) -> pa.Table:
     """``model_bucket_usage``'s rows: model spans reporting output tokens."""
     return engine.query(f"""
         SELECT {_BUCKET} AS bucket,
-               concat(ServiceName, {{sep:String}}, StrataLayer, {{sep:String}}, GenAiOperation,
-                      {{sep:String}}, Name) AS gkey,
-               toString(Model) AS model, toString(Provider) AS provider,
+               toLowCardinality(concat(ServiceName, {{sep:String}}, StrataLayer,
+                   {{sep:String}}, GenAiOperation, {{sep:String}}, Name)) AS gkey,
+               Model AS model, Provider AS provider,
                sum(InTokens) AS in_tok, sum(OutTokens) AS out_tok, sum(Tokened) AS n_tok
         FROM strata_spans_minute
         WHERE {_MINUTES_IN} AND StrataLayer = 'model'
         GROUP BY bucket, gkey, model, provider
         HAVING n_tok > 0
+        SETTINGS {_KEYS_ONCE}
         """, params)  # noqa: S608 - fixed text; values are bound
 
 
@@ -72,9 +78,9 @@ def sample_stats(engine: Engine, params: dict[str, Any], wanted: str) -> pa.Tabl
     """``sample_bucket_stats``'s rows of the canonicals *wanted* selects."""
     return engine.query(f"""
         SELECT bucket,
-               concat(Canonical, {{sep:String}}, Host, {{sep:String}}, Device, {{sep:String}},
-                      ServiceName, {{sep:String}}, labels, {{sep:String}}, MetricUnit,
-                      {{sep:String}}, StrataLayer) AS skey,
+               toLowCardinality(concat(Canonical, {{sep:String}}, Host, {{sep:String}},
+                   Device, {{sep:String}}, ServiceName, {{sep:String}}, labels,
+                   {{sep:String}}, MetricUnit, {{sep:String}}, StrataLayer)) AS skey,
                total / samples AS mean, hi, lo
         FROM (
             SELECT {_bucket(params)} AS bucket, Canonical, Host, Device, ServiceName,
@@ -84,14 +90,14 @@ def sample_stats(engine: Engine, params: dict[str, Any], wanted: str) -> pa.Tabl
             WHERE {wanted} AND {_MINUTES_IN}
             GROUP BY Canonical, bucket, Host, Device, ServiceName, MetricUnit, StrataLayer,
                      Series)
-        {_IN_ORDER}
+        SETTINGS {_IN_ORDER}, {_KEYS_ONCE}
         """, params)  # noqa: S608 - fixed filters; values are bound
 
 
 def clock_reasons(engine: Engine, params: dict[str, Any]) -> pa.Table:
     """``clock_reason_fractions``'s rows: the share of samples whose mask hits {mask}."""
     return engine.query(f"""
-        SELECT bucket, concat(Host, {{sep:String}}, Device) AS skey,
+        SELECT bucket, toLowCardinality(concat(Host, {{sep:String}}, Device)) AS skey,
                arraySum(arrayMap((m, n) -> if(bitAnd(m, {{mask:Int64}}) != 0, n, 0),
                                  mapKeys(r), mapValues(r))) / arraySum(mapValues(r)) AS frac
         FROM (
@@ -99,7 +105,7 @@ def clock_reasons(engine: Engine, params: dict[str, Any]) -> pa.Table:
             FROM strata_samples_minute
             WHERE Canonical = 'gpu.clock_event_reasons' AND {_MINUTES_IN}
             GROUP BY bucket, Host, Device)
-        {_IN_ORDER}
+        SETTINGS {_IN_ORDER}, {_KEYS_ONCE}
         """, params)  # noqa: S608 - fixed text; values are bound
 
 

@@ -115,7 +115,7 @@ def test_span_bucket_stats_equal_duckdb(both: tuple[Any, Any]) -> None:
 
 def test_model_usage_and_dependencies_equal_duckdb(both: tuple[Any, Any]) -> None:
     duck, ch = both
-    assert sorted(ch.model_bucket_usage(**BUCKETS)) == sorted(duck.model_bucket_usage(**BUCKETS))
+    assert _rows(ch.model_bucket_usage(**BUCKETS)) == _rows(duck.model_bucket_usage(**BUCKETS))
     deps = ch.service_dependencies(**WINDOW)
     assert deps == duck.service_dependencies(**WINDOW)
     assert deps == [("other", "gpu-node-1"), ("rag-api", "api.openai.com")]
@@ -163,7 +163,7 @@ def test_window_reads_of_whole_minutes_come_from_the_rollups(
     for table in ("otel_traces", "otel_metrics_gauge"):
         chdb.engine.command(f"TRUNCATE TABLE {table}")
     assert _rows(ch.span_bucket_stats(**BUCKETS)) == _rows(per_minute["span"])
-    assert sorted(ch.model_bucket_usage(**BUCKETS)) == sorted(per_minute["model"])
+    assert _rows(ch.model_bucket_usage(**BUCKETS)) == _rows(per_minute["model"])
     assert _rows(ch.sample_bucket_stats(**BUCKETS, canonicals=None)) == \
         _rows(per_minute["sample"])
     assert _rows(ch.clock_reason_fractions(**BUCKETS, mask=32)) == _rows(per_minute["reasons"])
@@ -176,7 +176,7 @@ def test_reads_of_part_minutes_group_the_raw_rows(both: tuple[Any, Any]) -> None
     duck, ch = both
     args = {**BUCKETS, "bucket_ns": 30 * S}
     assert _rows(ch.span_bucket_stats(**args)) == _rows(duck.span_bucket_stats(**args))
-    assert sorted(ch.model_bucket_usage(**args)) == sorted(duck.model_bucket_usage(**args))
+    assert _rows(ch.model_bucket_usage(**args)) == _rows(duck.model_bucket_usage(**args))
     assert _rows(ch.sample_bucket_stats(**args, canonicals=None)) == \
         _rows(duck.sample_bucket_stats(**args, canonicals=None))
     assert _rows(ch.clock_reason_fractions(**args, mask=8)) == \

@@ -126,9 +126,10 @@ def test_span_bucket_stats_per_bucket_and_group(window: DuckDBStore) -> None:
 
 
 def test_model_bucket_usage_of_spans_with_output_tokens(window: DuckDBStore) -> None:
-    rows = q.model_bucket_usage(window.cursor(), start_ns=T0, end_ns=T0 + 2 * MIN,
+    cols = q.model_bucket_usage(window.cursor(), start_ns=T0, end_ns=T0 + 2 * MIN,
                                 bucket_ns=MIN, sep="|")
-    assert sorted(rows) == [
+    assert list(cols) == ["bucket", "gkey", "model", "provider", "in_tok", "out_tok", "n_tok"]
+    assert column_rows(cols) == [
         (T0, "svc|model|chat|", "gpt-4o", "openai", 100, 10, 1),
         (T0 + MIN, "svc|model|chat|", "gpt-4o", "", 10, 5, 1),
     ]
