@@ -60,8 +60,9 @@ def columns(table: pa.Table) -> dict[str, np.ndarray]:
 
 
 def _is_text(kind: pa.DataType) -> bool:
-    return pa.types.is_string(kind) or (pa.types.is_dictionary(kind)
-                                        and pa.types.is_string(kind.value_type))
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return bool(pa.types.is_string(kind))
 
 
 def _strings(column: pa.ChunkedArray) -> np.ndarray:
