@@ -1,7 +1,7 @@
 """The agent's API routes served by the hub (issue 20): their ClickHouse reads on chdb.
 
 ``--spans`` spans and ``--samples`` GPU samples are generated inside ClickHouse over 7 days
-(``benchmarks/hub.py``'s synthetic fleet: 200 services x 50 nodes x 10 teams), then each
+(``benchmarks/fleet_data.py``'s fleet: 200 services x 50 nodes x 10 teams), then each
 ``ReportReads`` behind a route is timed ``--repeats`` times (median and p95): the cost
 report by team over 7 days (``GET /api/v1/cost``, aggregated from ``otel_traces`` on each
 call), by service per hour over a day, the trace list of the last hour, one trace's detail
@@ -29,12 +29,8 @@ from strata.agent.store.clickhouse.engine import ChdbEngine  # noqa: E402
 from strata.agent.store.clickhouse.store import ClickHouseStore  # noqa: E402
 from strata.agent.units import DAY_NS, HOUR_NS, MINUTE_NS  # noqa: E402
 
-from benchmarks.hub import (  # noqa: E402
-    _SYNTHETIC_SAMPLES,
-    _SYNTHETIC_SPANS,
-    START_NS,
-    peak_rss_mib,
-)
+from benchmarks.fleet_data import Fleet, fill  # noqa: E402
+from benchmarks.hub import peak_rss_mib  # noqa: E402
 
 
 def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
@@ -55,20 +51,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
-    week = 7 * DAY_NS
-    end = START_NS + week
+    fleet = Fleet(spans=args.spans, samples=args.samples, hours=7 * 24)
+    start, end = fleet.start_ns, fleet.end_ns
     with tempfile.TemporaryDirectory() as tmp:
         store = ClickHouseStore(ChdbEngine(Path(tmp) / "ch"))
         started = time.perf_counter()
-        store.engine.command(_SYNTHETIC_SPANS, {"start": START_NS, "span": week, "n": args.spans})
-        store.engine.command(_SYNTHETIC_SAMPLES, {"start": START_NS, "span": week,
-                                                  "n": args.samples})
+        fill(store.engine, fleet)
         fill_s = time.perf_counter() - started
         reads = store.report_reads()
         trace_id = reads.list_traces(since_ns=end - HOUR_NS, until_ns=end, limit=1)[0]["trace_id"]
         cases: dict[str, Callable[[], object]] = {
             "GET /api/v1/cost?group_by=team (7 days)": lambda: reads.cost_report(
-                group_by="team", since_ns=START_NS, until_ns=end),
+                group_by="team", since_ns=start, until_ns=end),
             "GET /api/v1/cost?group_by=service&bucket=1h (1 day)": lambda: reads.cost_report(
                 group_by="service", since_ns=end - DAY_NS, until_ns=end, bucket_ns=HOUR_NS),
             "GET /api/v1/traces (last hour, 100)": lambda: reads.list_traces(
