@@ -93,6 +93,13 @@ def bucketed_samples(
 # -- stored series (metrics API) --------------------------------------------------------------
 
 
+def check_label_key(key: str) -> None:
+    """Raises ValueError unless *key* may name a label in a filter (``ATTRIBUTE_KEY``)."""
+    if not ATTRIBUTE_KEY.fullmatch(key):
+        msg = f"label filter key must be letters, digits and _.-:/ , got {key[:60]!r}"
+        raise ValueError(msg)
+
+
 def _label_conditions(labels: Mapping[str, str]) -> tuple[list[str], dict[str, object]]:
     conds: list[str] = []
     params: dict[str, object] = {}
@@ -101,9 +108,7 @@ def _label_conditions(labels: Mapping[str, str]) -> tuple[list[str], dict[str, o
         if key in _COLUMN_LABELS:
             conds.append(f"{key} = $lv{i}")
             continue
-        if not ATTRIBUTE_KEY.fullmatch(key):
-            msg = f"label filter key must be letters, digits and _.-:/ , got {key[:60]!r}"
-            raise ValueError(msg)
+        check_label_key(key)
         params[f"lk{i}"] = f'$."{key}"'
         conds.append(f"json_extract_string(labels, $lk{i}) = $lv{i}")
     return conds, params

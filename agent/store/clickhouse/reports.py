@@ -18,9 +18,10 @@ from typing import Any, Final
 from strata.agent.model import Layer, Sample, SpanRecord
 from strata.agent.store.anomalies import ANOMALY_COLUMNS, WATERMARK_KEY
 from strata.agent.store.clickhouse.engine import Engine, rows
-from strata.agent.store.costs import ATTRIBUTE_KEY, MEASURES, USER_KEYS, group_spec
+from strata.agent.store.costs import MEASURES, USER_KEYS, group_spec
 from strata.agent.store.deployments import DEPLOYMENT_COLUMNS
 from strata.agent.store.logs import TRACE_LOG_COLUMNS
+from strata.agent.store.samples import check_label_key
 from strata.agent.store.spans import TARGET_KEYS, TRACE_SPAN_COLUMNS, span_record
 from strata.agent.units import HOUR_NS
 
@@ -335,9 +336,7 @@ class ClickHouseReports:
             if key in _SAMPLE_COLUMNS:
                 conds.append(f"{_SAMPLE_COLUMNS[key]} = {{lv{i}:String}}")
                 continue
-            if not ATTRIBUTE_KEY.fullmatch(key):
-                msg = f"label filter key must be letters, digits and _.-:/ , got {key[:60]!r}"
-                raise ValueError(msg)
+            check_label_key(key)
             params[f"lk{i}"] = key
             conds.append(f"Attributes[{{lk{i}:String}}] = {{lv{i}:String}}")
         table = self._engine.query(f"""
