@@ -7,12 +7,17 @@ ingest as the agent does (keeping the cost and energy a sidecar already attached
 same analyzer and detectors over the fleet's data, and serves the agent's API routers
 through the store seam; every read of ClickHouse answers 503 with the reason when
 ClickHouse is down or slow (``create_hub_app``). It keeps no state of its own: incidents
-live in ClickHouse, so several replicas can run behind one load balancer.
+live in ClickHouse, so several replicas can run behind one load balancer. With
+``[[webhook]]`` configured, one replica at a time sends the fleet's incident changes
+(``store.clickhouse.alerts``: chosen through ClickHouse, each change sent once).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -30,11 +35,13 @@ from strata.agent.ingest.otlp_codec import DecodeResult
 from strata.agent.ingest.stats import ReceiverStats
 from strata.agent.ingest.writer import BatchWriter
 from strata.agent.model import SpanRecord
+from strata.agent.store.clickhouse.alerts import AlertLedger
 from strata.agent.store.clickhouse.engine import open_engine
 from strata.agent.store.clickhouse.store import ClickHouseStore
 from strata.agent.store.db import CostColumns
 from strata.analytics.attribution import IngestPricer
 from strata.analytics.pricing import PriceTable
+from strata.exporters.build import build_webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +103,12 @@ class Hub:
         self.api_ports: set[int] = set()
         self.grpc_port: int | None = None  # the OTLP/gRPC receiver's, once bound
         self.last_report: AnalysisReport | None = None  # of the periodic analysis
+        self.webhooks = build_webhooks(settings)
+        # A sender is live while it analyses: three missed intervals hand over the alerts.
+        live_ns = int(max(3 * settings.analyze_interval_s, 30.0) * 1e9)
+        self.alerts = AlertLedger(
+            self.store.engine, f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}",
+            live_ns=live_ns, started_ns=self.clock())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -123,13 +136,31 @@ class Hub:
 
     def analyze_once(self, now_ns: int | None = None, *, full: bool = False) -> AnalysisReport:
         """Detection and incidents over the fleet up to *now_ns* (event time), then budget
-        alerts (wall time, as on the agent); both idempotent across replicas."""
+        alerts (wall time, as on the agent); both idempotent across replicas. Then, on the
+        replica that sends alerts, the fleet's incident changes go to the webhooks."""
         report = self.analyzer.analyze(now_ns, full=full)
         record_budget_alerts(self.store, self.settings.budgets, now_ns=self.clock())
+        self.send_alerts()
         return report
+
+    def send_alerts(self) -> int:
+        """Send the incident changes not sent yet when this replica is the sender (any
+        replica's writes: ``AlertLedger``); how many were sent."""
+        if not self.webhooks:
+            return 0
+        scanned_ns = self.clock()
+        if not self.alerts.is_sender(scanned_ns):
+            return 0
+        due = self.alerts.due()
+        for webhook in self.webhooks:
+            webhook.export(due)
+        self.alerts.sent(due, scanned_ns=scanned_ns)
+        return len(due)
 
     def start(self) -> None:
         self.writer.start()
+        for webhook in self.webhooks:
+            webhook.start()
         self._thread = threading.Thread(target=self._analysis_loop, name="strata-hub-analysis",
                                         daemon=True)
         self._thread.start()
@@ -149,5 +180,7 @@ class Hub:
         if self._thread is not None:
             self._thread.join(30)
         self.writer.close()
+        for webhook in self.webhooks:
+            webhook.shutdown()
         self.decoder.close()
         self.store.close()

@@ -23,7 +23,7 @@ from strata.exporters.webhook import WebhookExporter
 if TYPE_CHECKING:
     from strata.agent.store.db import CostColumns
 
-__all__ = ["Exporters", "build_exporters"]
+__all__ = ["Exporters", "build_exporters", "build_webhooks"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +78,9 @@ def build_exporters(
             max_queue_bytes=settings.forward_clickhouse_max_queue_bytes, price=price,
             initial_backoff_s=settings.forward_initial_backoff_s,
             max_backoff_s=settings.forward_max_backoff_s, start=False)
-    webhooks = tuple(WebhookExporter(w.url, format=w.format, start=False)
-                     for w in settings.webhooks)
-    return Exporters(forwarder, webhooks, clickhouse)
+    return Exporters(forwarder, build_webhooks(settings), clickhouse)
+
+
+def build_webhooks(settings: Settings) -> tuple[WebhookExporter, ...]:
+    """The ``[[webhook]]`` exporters, not started (the hub's only exporters)."""
+    return tuple(WebhookExporter(w.url, format=w.format, start=False) for w in settings.webhooks)

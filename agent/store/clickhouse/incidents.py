@@ -1,5 +1,6 @@
 """``seam.IncidentBook`` on ClickHouse: ``strata_incidents`` (ReplacingMergeTree by id,
 latest ``updated_ns`` wins) and ``strata_incident_events`` (a repeated event collapses).
+Which of its versions were alerted is ``alerts``'s.
 
 Every write is an insert and every read uses FINAL, so two analysers writing the same
 deterministic incident store it once, and no read sees a superseded version.
@@ -15,6 +16,7 @@ from typing import Any, Final
 import pyarrow as pa
 from strata.agent.model import Incident, IncidentEvent
 from strata.agent.store.anomalies import ANOMALY_COLUMNS, WATERMARK_KEY
+from strata.agent.store.clickhouse import alerts
 from strata.agent.store.clickhouse.engine import Engine, rows
 from strata.agent.store.incidents import (
     INCIDENT_COLUMNS,
@@ -25,8 +27,9 @@ from strata.agent.store.incidents import (
 
 _NAMES: Final = [c.strip() for c in INCIDENT_COLUMNS.split(",")]
 _TYPES: Final = {"started_ns": pa.int64(), "detected_ns": pa.int64(),
-                 "resolved_ns": pa.int64(), "updated_ns": pa.int64()}
-_SCHEMA: Final = pa.schema([(n, _TYPES.get(n, pa.string())) for n in [*_NAMES, "updated_ns"]])
+                 "resolved_ns": pa.int64(), "updated_ns": pa.int64(), "written_ns": pa.int64()}
+_SCHEMA: Final = pa.schema([(n, _TYPES.get(n, pa.string()))
+                            for n in [*_NAMES, "updated_ns", "written_ns"]])
 _ANOMALY_SCHEMA: Final = pa.schema(
     [(n, pa.int64() if n == "time_ns" else pa.float64() if n in ("value", "score")
       else pa.string()) for n in ANOMALY_COLUMNS] + [("received_ns", pa.int64())])
@@ -86,7 +89,8 @@ class ClickHouseIncidents:
         """Store *incident* as the newest version of its id.
 
         The version only grows: analysers stamp event time, operators wall time, so an
-        update stamped earlier than the stored version would otherwise lose to it.
+        update stamped earlier than the stored version would otherwise lose to it. The wall
+        time of the write goes with it (``written_ns``: what the alert sender scans).
         """
         stored = rows(self._engine.query(
             "SELECT max(updated_ns), count() FROM strata_incidents WHERE id = {id:String}",
@@ -94,7 +98,8 @@ class ClickHouseIncidents:
         if stored and stored[0][1]:
             updated_ns = max(updated_ns, int(stored[0][0]) + 1)
         self._engine.insert("strata_incidents", pa.Table.from_pylist(
-            [dict(zip(_SCHEMA.names, [*incident_row(incident), updated_ns], strict=True))],
+            [dict(zip(_SCHEMA.names, [*incident_row(incident), updated_ns, time.time_ns()],
+                      strict=True))],
             schema=_SCHEMA))
 
     update_incident = insert_incident  # a newer version of the same id replaces it
@@ -118,8 +123,9 @@ class ClickHouseIncidents:
             return None
         if current.status != status:
             resolved_ns = time_ns if status == "resolved" else current.resolved_at_ns
-            self.update_incident(replace(current, status=status, resolved_at_ns=resolved_ns),
-                                 time_ns)
+            changed = replace(current, status=status, resolved_at_ns=resolved_ns)
+            self.update_incident(changed, time_ns)
+            alerts.note(self._engine, [changed], time_ns)  # webhooks carry analysis only
             self.add_events(incident_id, [IncidentEvent(time_ns, status, detail)])
         return self.get_incident(incident_id)
 

@@ -308,3 +308,20 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS strata_service_minute_mv TO strata_servic
                                      toString(ServerAddress), ''))])) AS link
         FROM otel_traces)
     GROUP BY Minute, ServiceName, link;
+
+-- Alerts (webhooks) from the hub: the wall time each incident version was written (0 for
+-- versions written before this column), the incident contents already notified, and the
+-- replicas that send alerts (the live one with the lowest id sends; store/clickhouse/alerts.py).
+ALTER TABLE strata_incidents ADD COLUMN IF NOT EXISTS written_ns Int64 DEFAULT 0;
+
+CREATE TABLE IF NOT EXISTS strata_alert_ledger (
+    incident_id String,
+    digest String,
+    noted_ns Int64
+) ENGINE = ReplacingMergeTree(noted_ns)
+ORDER BY (incident_id, digest);
+
+CREATE TABLE IF NOT EXISTS strata_alert_senders (replica String, beat_ns Int64)
+ENGINE = ReplacingMergeTree(beat_ns)
+ORDER BY replica
+TTL toDateTime(intDiv(beat_ns, 1000000000)) + INTERVAL 1 DAY;
