@@ -3,7 +3,9 @@
 A prometheus_client custom collector (one method, ``collect``) over the agent's store and
 counters, registered in a private ``CollectorRegistry`` by ``agent/api/metrics_endpoint.py``
 (never the global one). Its data sources are constructor parameters, so tests feed a real
-store and plain counter objects.
+store and plain counter objects. The store is read through ``seam.MetricsReads``: the
+agent's DuckDB or the hub's ClickHouse; a family the store or the process does not have
+(the hub runs no collectors nor forwarders) is left out.
 
 Families (every name is ``strata_*``; the OTel-style internal names stay internal):
 
@@ -34,19 +36,11 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from strata.agent import __version__
-from strata.agent.store.incidents import open_incident_counts
-from strata.agent.store.samples import latest_collector_metrics
-from strata.agent.store.spans import (
-    busiest_services,
-    duration_quantiles,
-    usage_received_after,
-)
 from strata.agent.units import NS_PER_S
 
 if TYPE_CHECKING:
-    import duckdb
     from strata.agent.ingest.stats import ReceiverStats, WriterStats
-    from strata.agent.store.db import DuckDBStore
+    from strata.agent.store.seam import MetricsReads
     from strata.exporters.clickhouse_forward import ClickHouseForwarder
     from strata.exporters.otlp_forward import OTLPForwarder
     from strata.exporters.webhook import WebhookExporter
@@ -109,7 +103,7 @@ class StrataCollector:
     """prometheus_client collector over one agent.
 
     Args:
-        store: the agent's store (read through this thread's cursor).
+        reads: the store's reads (``seam.metrics_reads(store)``).
         receiver: the receiver's counters (``strata.agent.ingest.stats``), or None.
         writer: the writer's counters, or None.
         writer_queue: current write-queue depth (items), or None.
@@ -125,7 +119,7 @@ class StrataCollector:
 
     def __init__(
         self,
-        store: DuckDBStore,
+        reads: MetricsReads,
         *,
         receiver: ReceiverStats | None = None,
         writer: WriterStats | None = None,
@@ -139,7 +133,7 @@ class StrataCollector:
         max_series: int = 10_000,
         max_series_per_family: int = 1_000,
     ) -> None:
-        self._store = store
+        self._reads = reads
         self._receiver = receiver
         self._writer = writer
         self._writer_queue = writer_queue
@@ -178,13 +172,12 @@ class StrataCollector:
                                 value=self._last_collect_s)
         yield from self._receiver_families()
         yield from self._writer_families()
-        cur = self._store.cursor()
         yield from self._store_families()
         budget = _Budget(self._max_series, self._per_family)
-        yield from self._collector_families(cur, budget)
-        yield from self._incident_family(cur, budget)
-        self._refresh_totals(cur)
-        yield from self._latency_family(cur, budget)
+        yield from self._collector_families(budget)
+        yield from self._incident_family(budget)
+        self._refresh_totals()
+        yield from self._latency_family(budget)
         yield from self._usage_families(budget)
         yield from self._exporter_families()
         overflow = GaugeMetricFamily(
@@ -246,18 +239,21 @@ class StrataCollector:
                                       value=self._log_dropped())
 
     def _store_families(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily("strata_store_size_bytes", "DuckDB file plus WAL size.",
-                                value=self._store.size_bytes())
+        size = self._reads.size_bytes()
+        if size is not None:
+            yield GaugeMetricFamily("strata_store_size_bytes", "Store size on disk (DuckDB: "
+                                    "file plus WAL; ClickHouse: the database's active parts).",
+                                    value=size)
         rows = GaugeMetricFamily("strata_store_rows", "Rows stored, by table.", labels=["table"])
-        for table, count in sorted(self._store.counts().items()):
+        for table, count in sorted(self._reads.counts().items()):
             rows.add_metric([table], count)
         yield rows
 
-    def _collector_families(
-        self, cur: duckdb.DuckDBPyConnection, budget: _Budget
-    ) -> Iterator[Metric]:
+    def _collector_families(self, budget: _Budget) -> Iterator[Metric]:
         since = self._clock() - 15 * 60 * NS_PER_S  # a collector silent for 15 min is gone
-        rows = latest_collector_metrics(cur, _COLLECTOR_METRICS, received_since_ns=since)
+        rows = self._reads.latest_collector_metrics(_COLLECTOR_METRICS, received_since_ns=since)
+        if rows is None:
+            return
         latest: dict[str, dict[str, float]] = {}
         for collector, name, value in rows:
             latest.setdefault(_label(collector), {})[name] = float(value)
@@ -282,14 +278,15 @@ class StrataCollector:
 
     # -- derived layer metrics -------------------------------------------------------------
 
-    def _latency_family(self, cur: duckdb.DuckDBPyConnection, budget: _Budget) -> Iterator[Metric]:
+    def _latency_family(self, budget: _Budget) -> Iterator[Metric]:
         """A summary per service: quantiles over the window, ``_count``/``_sum`` cumulative.
 
         The same shape as a client library's Summary (sliding-window quantiles, cumulative
         count and sum); only services with spans in the window are listed.
         """
         since = self._clock() - self._window_ns
-        busiest = busiest_services(cur, received_since_ns=since, limit=self._max_series + 1)
+        busiest = self._reads.busiest_services(received_since_ns=since,
+                                               limit=self._max_series + 1)
         per_service = len(QUANTILES) + 2
         family = Metric("strata_span_duration_seconds",
                         f"Span duration by service; quantiles over spans received in the last "
@@ -299,8 +296,8 @@ class StrataCollector:
             return
         keep = budget.cap("strata_span_duration_seconds", len(busiest), series_each=per_service)
         kept = busiest if len(busiest) <= keep else busiest[: max(keep - 1, 0)]
-        rows = duration_quantiles(cur, received_since_ns=since, services=kept, other=OTHER,
-                                  quantiles=QUANTILES)
+        rows = self._reads.duration_quantiles(received_since_ns=since, services=kept,
+                                              other=OTHER, quantiles=QUANTILES)
         kept_labels = {_label(service) for service in kept}
         count: dict[str, float] = {}
         total: dict[str, float] = {}
@@ -318,9 +315,9 @@ class StrataCollector:
         budget.spend(len(rows) * per_service)
         yield family
 
-    def _refresh_totals(self, cur: duckdb.DuckDBPyConnection) -> None:
-        rows = usage_received_after(
-            cur, self._watermark_ns if self._watermark_ns is not None else -1)
+    def _refresh_totals(self) -> None:
+        rows = self._reads.usage_received_after(
+            self._watermark_ns if self._watermark_ns is not None else -1)
         for service, model, *values, newest in rows:
             key = (_label(service), _label(model))
             if key not in self._totals and len(self._totals) >= self._max_series:
@@ -349,8 +346,8 @@ class StrataCollector:
                 family.add_metric([service, model], getattr(totals, attr))
             yield family
 
-    def _incident_family(self, cur: duckdb.DuckDBPyConnection, budget: _Budget) -> Iterator[Metric]:
-        rows = open_incident_counts(cur)
+    def _incident_family(self, budget: _Budget) -> Iterator[Metric]:
+        rows = self._reads.open_incident_counts()
         keep = budget.cap("strata_incidents", len(rows))
         folded: dict[tuple[str, ...], float] = {}
         for index, (*labels, count) in enumerate(rows):

@@ -68,10 +68,10 @@ def create_app(
 
 
 # The agent's routers, served by the hub too: through the store seam, or 501 with the reason
-# where a read exists only for DuckDB (``host.duckdb_only``). Not ``metrics_endpoint``: its
-# counters are the sidecar's (the hub answers /metrics with 501, ``hub``).
+# where a read exists only for DuckDB (``host.duckdb_only``). ``metrics_endpoint``: the
+# hub's own receiver and writer counters and the fleet's derived metrics.
 HUB_ROUTERS = (health, traces, incidents, anomalies, deployments, cost, metrics_api, timeline,
-               ui)
+               metrics_endpoint, ui)
 
 
 async def _clickhouse_unavailable(_request: Request, exc: Exception) -> JSONResponse:

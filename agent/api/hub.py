@@ -25,9 +25,4 @@ def build_router(hub: Hub) -> APIRouter:
         found = hub.store.cost_by_team(lo, hi)
         return {"teams": [{"team": t or None, "requests": n, "usd": c} for t, n, c in found]}
 
-    @router.get("/metrics", include_in_schema=False)
-    def metrics() -> None:
-        raise HTTPException(501, "the Prometheus exposition (/metrics) is not served by strata "
-                                 "hub yet; scrape the sidecars' agents")
-
     return router

@@ -1,7 +1,8 @@
 """The store seam: what the analysis reads and writes, whatever engine holds the data.
 
 ``WindowReads`` are the aggregated reads behind ``window.Window`` (per bucket, per group:
-the engine aggregates, Python only shapes the grids); ``IncidentBook`` is incident state.
+the engine aggregates, Python only shapes the grids); ``IncidentBook`` is incident state;
+``ReportReads`` are the API's reads and ``MetricsReads`` those of ``/metrics``.
 DuckDB (the sidecar's file, ``DuckDBStore``) implements both here by delegating to this
 package's cursor functions; ClickHouse (``strata hub``) in ``store/clickhouse``. The
 detectors see a ``Window`` and never know which engine is under it.
@@ -115,6 +116,23 @@ class ReportReads(Protocol):
                     max_output_tokens: int) -> list[tuple[Any, ...]]: ...
 
 
+class MetricsReads(Protocol):
+    """What ``/metrics`` reads (``strata.exporters.prometheus.StrataCollector``); rows as
+    ``spans`` (``busiest_services``, ``duration_quantiles``, ``usage_received_after``),
+    ``samples.latest_collector_metrics`` and ``incidents.open_incident_counts`` document
+    them. None: this engine does not keep that, and its families are left out."""
+
+    def busiest_services(self, *, received_since_ns: int, limit: int) -> list[str]: ...
+    def duration_quantiles(self, *, received_since_ns: int, services: Sequence[str],
+                           other: str, quantiles: Sequence[float]) -> list[Any]: ...
+    def usage_received_after(self, received_after_ns: int) -> list[tuple[Any, ...]]: ...
+    def latest_collector_metrics(self, names: Sequence[str], *,
+                                 received_since_ns: int) -> list[Any] | None: ...
+    def open_incident_counts(self) -> list[tuple[Any, ...]]: ...
+    def size_bytes(self) -> int | None: ...
+    def counts(self) -> dict[str, int]: ...
+
+
 @runtime_checkable
 class AnalysisStore(Protocol):
     """A store other than DuckDB that the analyzer and the API can run on."""
@@ -122,6 +140,7 @@ class AnalysisStore(Protocol):
     def window_reads(self) -> WindowReads: ...
     def incident_book(self) -> AbstractContextManager[IncidentBook]: ...
     def report_reads(self) -> ReportReads: ...
+    def metrics_reads(self) -> MetricsReads: ...
     def counts(self) -> dict[str, int]: ...
     def known_versions(self) -> dict[str, tuple[str | None, int]]: ...
     def add_deployment(self, deployment: Deployment) -> None: ...
@@ -270,6 +289,40 @@ class DuckDBReports:
                                       max_output_tokens=max_output_tokens)
 
 
+class DuckDBMetrics:
+    """``MetricsReads`` on a DuckDB store (this thread's cursor)."""
+
+    def __init__(self, store: DuckDBStore) -> None:
+        self._store = store
+
+    def busiest_services(self, *, received_since_ns: int, limit: int) -> list[str]:
+        return span_store.busiest_services(self._store.cursor(),
+                                           received_since_ns=received_since_ns, limit=limit)
+
+    def duration_quantiles(self, *, received_since_ns: int, services: Sequence[str],
+                           other: str, quantiles: Sequence[float]) -> list[Any]:
+        return span_store.duration_quantiles(
+            self._store.cursor(), received_since_ns=received_since_ns, services=services,
+            other=other, quantiles=quantiles)
+
+    def usage_received_after(self, received_after_ns: int) -> list[tuple[Any, ...]]:
+        return span_store.usage_received_after(self._store.cursor(), received_after_ns)
+
+    def latest_collector_metrics(self, names: Sequence[str], *,
+                                 received_since_ns: int) -> list[Any]:
+        return sample_store.latest_collector_metrics(self._store.cursor(), names,
+                                                     received_since_ns=received_since_ns)
+
+    def open_incident_counts(self) -> list[tuple[Any, ...]]:
+        return incident_store.open_incident_counts(self._store.cursor())
+
+    def size_bytes(self) -> int:
+        return self._store.size_bytes()
+
+    def counts(self) -> dict[str, int]:
+        return self._store.counts()
+
+
 class DuckDBIncidents:
     """``IncidentBook`` on one DuckDB transaction's cursor (``cursor`` for other writes)."""
 
@@ -321,6 +374,11 @@ def window_reads(store: Store) -> WindowReads:
 def report_reads(store: Store) -> ReportReads:
     """The API's reads of *store*, whichever engine it is."""
     return DuckDBReports(store) if isinstance(store, DuckDBStore) else store.report_reads()
+
+
+def metrics_reads(store: Store) -> MetricsReads:
+    """What ``/metrics`` reads of *store*, whichever engine it is."""
+    return DuckDBMetrics(store) if isinstance(store, DuckDBStore) else store.metrics_reads()
 
 
 @contextmanager

@@ -129,15 +129,14 @@ def test_a_deployment_marker_posted_to_the_hub_is_listed(
         ("1.2", "explicit"), ("1.1", "service.version")]
 
 
-@pytest.mark.parametrize("path", ["/api/v1/energy", "/metrics"])
+@pytest.mark.parametrize("path", ["/api/v1/energy"])
 def test_routes_not_on_clickhouse_yet_answer_501_with_the_reason(
         clients: tuple[TestClient, TestClient, Hub], path: str) -> None:
     agent, hub, _ = clients
     reply = hub.get(path)
     assert reply.status_code == 501, path
     assert "not served by strata hub yet" in reply.json()["detail"]
-    if path != "/metrics":  # the agent serves each of them
-        assert agent.get(path).status_code == 200
+    assert agent.get(path).status_code == 200  # the agent serves each of them
 
 
 def test_every_hub_read_is_a_503_when_clickhouse_fails(

@@ -16,6 +16,7 @@ from strata.agent.model import Layer
 from strata.agent.store.clickhouse.engine import ChdbEngine, ClickHouseError, Engine
 from strata.agent.store.clickhouse.store import ClickHouseStore
 from strata.agent.store.db import DuckDBStore
+from strata.agent.store.seam import metrics_reads
 from strata.exporters.base import Records
 from strata.exporters.build import build_exporters
 from strata.exporters.clickhouse_forward import ClickHouseForwarder
@@ -82,7 +83,7 @@ def test_clickhouse_down_is_retried_and_nothing_is_lost(tmp_path: Path, engine: 
     assert delay > 0
     assert forwarder.stats.retries == 1
     assert forwarder.queue_bytes > 0
-    metrics = scrape(StrataCollector(store, clickhouse=forwarder))
+    metrics = scrape(StrataCollector(metrics_reads(store), clickhouse=forwarder))
     assert one(metrics["strata_clickhouse_forward_rows_total"], state="enqueued") == 1201
     assert one(metrics["strata_clickhouse_forward_rows_total"], state="inserted") == 0
     assert one(metrics["strata_clickhouse_forward_retries_total"]) == 1

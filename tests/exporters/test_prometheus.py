@@ -15,6 +15,7 @@ from strata.agent.ingest.stats import ReceiverStats, WriterStats
 from strata.agent.model import Incident, Layer, Sample, SpanRecord
 from strata.agent.store.db import DuckDBStore
 from strata.agent.store.incidents import insert_incident
+from strata.agent.store.seam import metrics_reads
 from strata.exporters.prometheus import OTHER, StrataCollector
 
 NOW = 1_800_000_000_000_000_000
@@ -82,7 +83,7 @@ def test_health_and_derived_families(store: DuckDBStore) -> None:
                 suggestion=None), NOW)
     receiver = ReceiverStats(requests=10, accepted_spans=7, bad_requests=2, throttled=1)
     writer = WriterStats(committed_spans=7, commits=1, last_commit_s=0.25)
-    values = scrape(StrataCollector(store, receiver=receiver, writer=writer,
+    values = scrape(StrataCollector(metrics_reads(store), receiver=receiver, writer=writer,
                                     writer_queue=lambda: 42, clock=lambda: NOW))
 
     assert one(values["strata_receiver_requests_total"]) == 10
@@ -119,7 +120,7 @@ def test_health_and_derived_families(store: DuckDBStore) -> None:
 
 
 def test_counters_are_incremental_and_survive_retention(store: DuckDBStore) -> None:
-    collector = StrataCollector(store, clock=lambda: NOW)
+    collector = StrataCollector(metrics_reads(store), clock=lambda: NOW)
     write(store, [span("a", 0.1) for _ in range(3)], received_ns=NOW - 100 * S)
     assert one(scrape(collector)["strata_gen_ai_spans_total"], service="a", model="gpt-4o") == 3
     write(store, [span("a", 0.1) for _ in range(2)], received_ns=NOW - 50 * S)
@@ -131,7 +132,8 @@ def test_counters_are_incremental_and_survive_retention(store: DuckDBStore) -> N
 def test_latency_window_is_on_received_time(store: DuckDBStore) -> None:
     write(store, [span("old", 1.0)], received_ns=NOW - 3600 * S)
     write(store, [span("new", 1.0)], received_ns=NOW - 10 * S)
-    latency = scrape(StrataCollector(store, clock=lambda: NOW))["strata_span_duration_seconds"]
+    latency = scrape(StrataCollector(metrics_reads(store),
+                                     clock=lambda: NOW))["strata_span_duration_seconds"]
     assert {dict(k)["service"] for k in latency} == {"new"}
 
 
@@ -139,7 +141,7 @@ def test_cardinality_is_capped_with_an_other_bucket(store: DuckDBStore) -> None:
     spans = [span(f"svc-{i:05d}", 0.1) for i in range(3000)]
     spans += [span("busy", 0.2) for _ in range(50)]
     write(store, spans)
-    collector = StrataCollector(store, clock=lambda: NOW, max_series=600,
+    collector = StrataCollector(metrics_reads(store), clock=lambda: NOW, max_series=600,
                                 max_series_per_family=300)
     values = scrape(collector)
     derived = [name for name in values
@@ -163,7 +165,7 @@ def test_default_cap_holds_under_a_cardinality_attack(store: DuckDBStore) -> Non
     # RELIABILITY I10: random service names and models; /metrics stays <= 10,000 series.
     write(store, [span(f"s{os.urandom(6).hex()}", 0.1, model=os.urandom(4).hex())
                   for _ in range(12_000)])
-    values = scrape(StrataCollector(store, clock=lambda: NOW))
+    values = scrape(StrataCollector(metrics_reads(store), clock=lambda: NOW))
     total = sum(len(v) for v in values.values())
     assert total <= 10_000 + 100  # + the fixed, label-free health families
 
@@ -171,7 +173,7 @@ def test_default_cap_holds_under_a_cardinality_attack(store: DuckDBStore) -> Non
 def test_label_values_are_escaped_and_cut(store: DuckDBStore) -> None:
     nasty = 'a"b\\c\nd\u202eé🚀' + "x" * 500
     write(store, [span(nasty, 0.1)])
-    values = scrape(StrataCollector(store, clock=lambda: NOW))
+    values = scrape(StrataCollector(metrics_reads(store), clock=lambda: NOW))
     (labels,) = values["strata_gen_ai_spans_total"]
     assert dict(labels)["service"] == nasty[:128]
 
@@ -181,7 +183,7 @@ def test_registering_does_not_query_the_store(tmp_path: Path) -> None:
     auto-describe): it succeeds on a closed store, where any query raises."""
     store = DuckDBStore(tmp_path / "s.duckdb")
     store.close()
-    collector = StrataCollector(store)
+    collector = StrataCollector(metrics_reads(store))
     for auto_describe in (False, True):
         CollectorRegistry(auto_describe=auto_describe).register(collector)
     with pytest.raises(duckdb.Error):  # the check has teeth: a query on this store fails

@@ -17,6 +17,7 @@ from typing import Final
 import pyarrow as pa
 from strata.agent.model import Deployment, LogRecord, Sample, SpanRecord
 from strata.agent.store.clickhouse.engine import ClickHouseError, Engine, rows
+from strata.agent.store.clickhouse.exposition import SETTLE_NS, ClickHouseMetrics, row_counts
 from strata.agent.store.clickhouse.incidents import ClickHouseIncidents
 from strata.agent.store.clickhouse.reads import ClickHouseReads
 from strata.agent.store.clickhouse.reports import ClickHouseReports
@@ -49,6 +50,24 @@ def migrate(engine: Engine) -> None:
     """Create the Collector's tables if absent, then Strata's columns and tables on top."""
     for statement in (*statements("otel_schema.sql"), *statements("strata_schema.sql")):
         engine.command(statement)
+    _pin_received_ns(engine)
+
+
+def _pin_received_ns(engine: Engine) -> None:
+    """Write ``otel_traces.ReceivedNs`` into the parts stored before the column existed.
+
+    Until then ClickHouse computes it on every read (``now64()``: the read's time), and
+    /metrics would count those spans again at each scrape. Runs once: only while some part
+    lacks the column (rewriting all of them again would count every span again)."""
+    lacking = rows(engine.query("""
+        SELECT count() FROM system.parts
+        WHERE database = currentDatabase() AND table = 'otel_traces' AND active
+          AND name NOT IN (SELECT name FROM system.parts_columns
+                           WHERE database = currentDatabase() AND table = 'otel_traces'
+                             AND active AND column = 'ReceivedNs')"""))
+    if lacking[0][0]:
+        engine.command("ALTER TABLE otel_traces MATERIALIZE COLUMN ReceivedNs "
+                       "SETTINGS mutations_sync = 1")
 
 
 class ClickHouseStore:
@@ -56,6 +75,8 @@ class ClickHouseStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # /metrics counts a span once its insert has surely committed (``exposition``)
+        self.metrics_settle_ns = SETTLE_NS
         migrate(engine)
         self.salt = self._meta("content_salt", secrets.token_hex(16))
         self._meta("schema_version", str(SCHEMA_VERSION))
@@ -82,6 +103,9 @@ class ClickHouseStore:
 
     def report_reads(self) -> ClickHouseReports:
         return ClickHouseReports(self.engine)
+
+    def metrics_reads(self) -> ClickHouseMetrics:
+        return ClickHouseMetrics(self.engine, settle_ns=self.metrics_settle_ns)
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -128,13 +152,7 @@ class ClickHouseStore:
         self.engine.query("SELECT 1")
 
     def counts(self) -> dict[str, int]:
-        found = rows(self.engine.query(
-            "SELECT (SELECT count() FROM otel_traces), (SELECT count() FROM strata_samples), "
-            "(SELECT count() FROM strata_incidents FINAL), "
-            "(SELECT count() FROM strata_deployments FINAL)"))
-        spans, samples, incidents, deployments = (int(v) for v in found[0])
-        return {"spans": spans, "samples": samples, "incidents": incidents,
-                "deployments": deployments}
+        return row_counts(self.engine)
 
     def known_versions(self) -> dict[str, tuple[str | None, int]]:
         """Latest deployed version per service, to resume change detection (``BatchWriter``)."""

@@ -45,7 +45,13 @@ ALTER TABLE otel_traces
     ADD COLUMN IF NOT EXISTS CostSource LowCardinality(String) MATERIALIZED
         SpanAttributes['strata.cost.source'],
     ADD COLUMN IF NOT EXISTS EnergySource LowCardinality(String) MATERIALIZED
-        SpanAttributes['strata.energy.source'];
+        SpanAttributes['strata.energy.source'],
+    -- When ClickHouse stored the span (whoever wrote it: the hub, a Collector, a sidecar's
+    -- forwarder): the hub's /metrics counts spans received since its previous scrape, as
+    -- the agent does with its received_ns. Parts stored before this column existed would
+    -- compute it anew on every read: migrate() writes it into them once.
+    ADD COLUMN IF NOT EXISTS ReceivedNs Int64 MATERIALIZED toUnixTimestamp64Nano(now64(9)),
+    ADD INDEX IF NOT EXISTS idx_received_ns ReceivedNs TYPE minmax GRANULARITY 1;
 
 ALTER TABLE otel_metrics_gauge
     ADD COLUMN IF NOT EXISTS Canonical LowCardinality(String) MATERIALIZED
