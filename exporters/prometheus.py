@@ -219,10 +219,11 @@ class StrataCollector:
         w = self._writer
         if w is not None:
             yield CounterMetricFamily("strata_writer_committed_spans",
-                                      "Spans committed to DuckDB.", value=w.committed_spans)
+                                      "Spans committed to the store.", value=w.committed_spans)
             yield CounterMetricFamily("strata_writer_committed_samples",
-                                      "Samples committed to DuckDB.", value=w.committed_samples)
-            yield CounterMetricFamily("strata_writer_commits", "DuckDB commits.", value=w.commits)
+                                      "Samples committed to the store.", value=w.committed_samples)
+            yield CounterMetricFamily("strata_writer_commits", "Store commits (DuckDB "
+                                      "transactions, ClickHouse inserts).", value=w.commits)
             yield CounterMetricFamily("strata_writer_failed_commits", "Failed commits.",
                                       value=w.failed_commits)
             yield CounterMetricFamily("strata_writer_queue_full",

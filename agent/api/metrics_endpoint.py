@@ -4,7 +4,7 @@ A private ``CollectorRegistry`` per app (never prometheus_client's global one) h
 ``strata.exporters.prometheus.StrataCollector`` and the process collector (RSS, CPU, open fds).
 Served on the API port; the handler is synchronous so the store queries run in the
 threadpool, off the event loop. ``strata hub`` serves it too, over ClickHouse: the same
-families less those it has no source for (collectors, forwarders, webhooks).
+families less those it has no source for (collectors, forwarders).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 def build_registry(agent: Agent | Hub) -> CollectorRegistry:
     """The private registry for *agent* (or the hub): StrataCollector plus process metrics."""
     exporters = None if isinstance(agent, Hub) else agent.exporters
+    webhooks = agent.webhooks if isinstance(agent, Hub) else agent.exporters.webhooks
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StrataCollector(
         metrics_reads(agent.store),
@@ -34,7 +35,7 @@ def build_registry(agent: Agent | Hub) -> CollectorRegistry:
         writer_queue=lambda: agent.writer.queued_items,
         forwarder=exporters.forwarder if exporters else None,
         clickhouse=exporters.clickhouse if exporters else None,
-        webhooks=exporters.webhooks if exporters else (),
+        webhooks=webhooks,
         log_dropped=dropped_records,
         clock=agent.clock,
     ))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from strata.agent.api.app import create_hub_app
 from strata.agent.config import Settings, Webhook
 from strata.agent.hub import Hub
@@ -132,6 +133,10 @@ def test_the_hub_posts_the_fleets_incident_changes_to_its_webhook(tmp_path: Path
             assert hub.send_alerts() == 1
             wait_until(lambda: len(endpoint.requests) == 2, 10, "the resolution's POST")
             assert hub.send_alerts() == 0
+            exposition = client.get("/metrics").text  # the sender's deliveries, as an agent's
+            delivered = [s.value for f in text_string_to_metric_families(exposition)
+                         for s in f.samples if s.name == "strata_webhook_delivered_total"]
+            assert delivered == [2]
     finally:
         endpoint.stop()
     sent = [json.loads(r.body) for r in endpoint.requests]
