@@ -67,8 +67,7 @@ def create_app(
     return app
 
 
-# The agent's routers, served by the hub too: through the store seam, or 501 with the reason
-# where a read exists only for DuckDB (``host.duckdb_only``). Not ``metrics_endpoint``: its
+# The agent's routers, served by the hub too, through the store seam. Not ``metrics_endpoint``: its
 # counters are the sidecar's (the hub answers /metrics with 501, ``hub``).
 HUB_ROUTERS = (health, traces, incidents, anomalies, deployments, cost, metrics_api, timeline,
                ui)
