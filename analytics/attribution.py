@@ -33,7 +33,7 @@ from typing import Literal, TypeAlias
 import numpy as np
 from strata.agent.model import Sample, SpanId, SpanRecord, TraceId
 from strata.agent.store.columns import CostColumns
-from strata.agent.units import NS_PER_S
+from strata.agent.units import NS_PER_S, WH_PER_UNIT
 from strata.analytics.pricing import (
     ModelPrice,
     PriceTable,
@@ -80,7 +80,6 @@ MEASURED_NOTE = (
     "measured: cumulative GPU energy counter (NVML/DCGM), shared among in-flight requests"
 )
 _S_PER_H = 3600
-WH_PER_UNIT = {"mJ": 1 / 3_600_000, "J": 1 / 3600, "kJ": 1 / 3.6, "Wh": 1.0, "kWh": 1000.0}
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,9 +67,8 @@ def create_app(
     return app
 
 
-# The agent's routers, served by the hub too: through the store seam, or 501 with the reason
-# where a read exists only for DuckDB (``host.duckdb_only``). ``metrics_endpoint``: the
-# hub's own receiver and writer counters and the fleet's derived metrics.
+# The agent's routers, served by the hub too, through the store seam; ``metrics_endpoint``:
+# the hub's own receiver and writer counters and the fleet's derived metrics.
 HUB_ROUTERS = (health, traces, incidents, anomalies, deployments, cost, metrics_api, timeline,
                metrics_endpoint, ui)
 

@@ -11,7 +11,6 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, HTTPException, Request
-from strata.agent.api.host import duckdb_only
 from strata.agent.api.render import (
     count_query,
     number_query,
@@ -23,7 +22,6 @@ from strata.agent.finops.budgets import check_budgets
 from strata.agent.finops.coverage import coverage, unattributed
 from strata.agent.finops.reads import gpu_hours, model_profiles
 from strata.agent.finops.report import summarize
-from strata.agent.store.costs import cost_report, coverage_by_service, gpu_energy_summary
 from strata.agent.store.seam import report_reads
 from strata.agent.units import NS_PER_S
 from strata.analytics.rightsizing import cheaper_model_findings, idle_gpu_findings
@@ -149,21 +147,24 @@ def build_router(agent: ApiHost) -> APIRouter:
         until: str | None = None,
     ) -> dict[str, Any]:
         """Energy (measured vs estimated), carbon, per-request figures and GPU idle energy;
-        coverage per service and the requests without energy, with the reason."""
-        cur = duckdb_only(agent, "energy (GPU attribution and topology)").cursor()
+        coverage per service and the requests without energy, with the reason. On the hub a
+        GPU's ``attributed_wh``, ``idle_wh`` and ``idle_s`` are null: the split is the
+        sidecars' GPU pass."""
         since_ns, until_ns = time_range(agent, since, until)
+        reads = report_reads(agent.store)
         try:
-            rows = cost_report(cur, group_by=group_by, since_ns=since_ns, until_ns=until_ns,
-                               filters=request_filters(request))
+            rows = reads.cost_report(group_by=group_by, since_ns=since_ns, until_ns=until_ns,
+                                     filters=request_filters(request))
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
         keep = ("requests", "energy_requests", "energy_wh", "energy_wh_measured",
                 "energy_wh_estimated", "co2e_g", "wh_per_request", "j_per_token",
                 "gco2e_per_request", "input_tokens", "output_tokens")
         gpus = []
-        for g in gpu_energy_summary(cur, since_ns=since_ns, until_ns=until_ns):
+        for g in reads.gpu_energy_summary(since_ns=since_ns, until_ns=until_ns):
             g["start_time"], g["end_time"] = rfc3339(g.pop("start_ns")), rfc3339(g.pop("end_ns"))
-            g["idle_s"] = g.pop("idle_ns") / NS_PER_S
+            idle_ns = g.pop("idle_ns")
+            g["idle_s"] = None if idle_ns is None else idle_ns / NS_PER_S
             gpus.append(g)
         totals = summarize(rows)
         return {
@@ -174,9 +175,11 @@ def build_router(agent: ApiHost) -> APIRouter:
             "groups": [{"group": r["group"], **{k: s[k] for k in keep}}
                        for r in rows for s in [summarize([r])]],
             "gpus": gpus,
-            "coverage": coverage(coverage_by_service(cur, since_ns=since_ns, until_ns=until_ns)),
-            "unattributed": unattributed(cur, since_ns=since_ns, until_ns=until_ns,
-                                         settings=agent.settings, prices=agent.prices),
+            "coverage": coverage(reads.coverage_by_service(since_ns=since_ns,
+                                                           until_ns=until_ns)),
+            "unattributed": unattributed(reads, since_ns=since_ns, until_ns=until_ns,
+                                         settings=agent.settings, prices=agent.prices,
+                                         role=agent.role),
         }  # fmt: skip
 
     @router.get("/api/v1/budgets")

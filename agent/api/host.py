@@ -1,15 +1,10 @@
 """What the API routers need of the process serving them: the sidecar (``runner.Agent``,
 DuckDB) or the hub (``hub.Hub``, ClickHouse). A router reads and writes the store through
-``strata.agent.store.seam``, so one handler serves both engines; a route whose reads have
-no ClickHouse version yet takes the store through ``duckdb_only`` and answers 501 on the
-hub, with the reason."""
+``strata.agent.store.seam``, so one handler serves both engines."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
-
-from fastapi import HTTPException
-from strata.agent.store.db import DuckDBStore
 
 if TYPE_CHECKING:
     from strata.agent.analysis.analyzer import AnalysisReport
@@ -37,10 +32,3 @@ class ApiHost(Protocol):
     def correlate(self, spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Attach the layer samples overlapping each span (``correlated``)."""
 
-
-def duckdb_only(host: ApiHost, what: str) -> DuckDBStore:
-    """The agent's DuckDB store; on the hub a 501 saying that *what* is not served there."""
-    if isinstance(host.store, DuckDBStore):
-        return host.store
-    raise HTTPException(501, f"{what} is not served by strata hub yet (its reads exist only "
-                             "for DuckDB, the sidecar's store); ask the sidecars' agents")

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-import duckdb
 from strata.agent.config import Settings
 from strata.agent.finops.gpu import load_topology
 from strata.agent.model import Layer, SpanRecord
-from strata.agent.store.costs import COVERAGE_COLUMNS, unknown_energy_groups
+from strata.agent.store.costs import COVERAGE_COLUMNS
+from strata.agent.store.seam import ReportReads
 from strata.analytics.attribution import MEASURED_NOTE, estimate_unknown_reason
 from strata.analytics.pricing import PriceTable, TokenUsage
 from strata.analytics.topology import Topology
@@ -57,23 +57,26 @@ def coverage(rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
 
 
 def unattributed(
-    cur: duckdb.DuckDBPyConnection,
+    reads: ReportReads,
     *,
     since_ns: int,
     until_ns: int,
     settings: Settings,
     prices: PriceTable,
     limit: int = MAX_GROUPS,
+    role: str = "agent",
 ) -> list[dict[str, Any]]:
-    """The largest groups of requests without an energy figure, each with its reason."""
-    groups = unknown_energy_groups(cur, since_ns=since_ns, until_ns=until_ns, limit=limit)
+    """The largest groups of requests without an energy figure, each with its reason, from
+    either engine's reads. *role* is the process answering (``ApiHost.role``): on the hub
+    a GPU-tied request's energy is its node's sidecar's to attribute, and the reason says so."""
+    groups = reads.unknown_energy_groups(since_ns=since_ns, until_ns=until_ns, limit=limit)
     if not groups:
         return []
-    topology = load_topology(cur, since_ns, until_ns, settings)
+    topology = load_topology(reads, since_ns, until_ns, settings)
     out = []
     for service, provider, model, address, port, host, n, has_output in groups:
         reason = _reason(topology, prices, service, provider, model, address, port, host,
-                         has_output=bool(has_output))
+                         has_output=bool(has_output), on_hub=role == "hub")
         out.append({"service": service, "provider": provider, "model": model,
                     "server_address": address, "host": host, "requests": int(n),
                     "reason": reason})
@@ -83,7 +86,7 @@ def unattributed(
 def _reason(
     topology: Topology, prices: PriceTable, service: str, provider: str | None,
     model: str | None, address: str | None, port: str | None, host: str | None,
-    *, has_output: bool,
+    *, has_output: bool, on_hub: bool,
 ) -> str:
     attributes = {k: v for k, v in (("server.address", address), ("server.port", port)) if v}
     probe = SpanRecord("0" * 32, "0" * 16, None, "probe", "client", 0, 0, "unset", service,
@@ -96,6 +99,10 @@ def _reason(
             hosts = ", ".join(sorted({h for h, _ in join.gpus}))
             return (f"its GPUs ({hosts}) report no energy counter "
                     "(DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION or NVML)")
+        if on_hub:  # no GPU pass here, and a sidecar forwards spans before its pass runs
+            return ("on a GPU with an energy counter: measured energy is attributed by that "
+                    "node's sidecar (its GPU pass runs after it forwarded these spans), not by "
+                    "the hub; see GET /api/v1/energy on that sidecar")
         return ("on a GPU with an energy counter, not attributed yet: no counter samples "
                 "bracket it, or the GPU pass has not run since it arrived")
     price = prices.lookup(provider, model)

@@ -46,10 +46,10 @@ from strata.agent.model import Layer, Sample, SpanRecord
 from strata.agent.store import spans as span_store
 from strata.agent.store.costs import upsert_gpu_energy
 from strata.agent.store.db import DuckDBStore
-from strata.agent.store.samples import energy_counter_samples, gpu_inventory
-from strata.agent.units import HOUR_NS, MINUTE_NS
+from strata.agent.store.samples import energy_counter_samples
+from strata.agent.store.seam import DuckDBReports, ReportReads
+from strata.agent.units import HOUR_NS, MINUTE_NS, WH_PER_UNIT
 from strata.analytics.attribution import (
-    WH_PER_UNIT,
     GPUKey,
     Weighting,
     carbon_g,
@@ -77,12 +77,13 @@ _JOIN_FIELDS = span_store.GPU_CANDIDATE_COLUMNS[_COL["has_model"]:]
 
 
 def load_topology(
-    cur: duckdb.DuckDBPyConnection, lo_ns: int, hi_ns: int, settings: Settings,
+    reads: ReportReads, lo_ns: int, hi_ns: int, settings: Settings,
     *, local_host: str | None = None,
 ) -> Topology:
-    """The serving topology from the GPUs with samples in ``[lo_ns, hi_ns]`` and the
-    configured ``[[gpu_map]]``; loopback addresses name *local_host* (default: this host)."""
-    rows = gpu_inventory(cur, since_ns=lo_ns, until_ns=hi_ns, energy_signal=ENERGY_SIGNAL)
+    """The serving topology from the GPUs with samples in ``[lo_ns, hi_ns]`` (either engine's
+    reads) and the configured ``[[gpu_map]]``; loopback addresses name *local_host*
+    (default: this host)."""
+    rows = reads.gpu_inventory(since_ns=lo_ns, until_ns=hi_ns, energy_signal=ENERGY_SIGNAL)
     return Topology((GPUInfo(h, d, model, energy, pod) for h, d, model, pod, energy in rows),
                     settings.gpu_map, local_host=local_host or socket.gethostname())
 
@@ -240,8 +241,8 @@ def apply_gpu_attribution(
     """
     del prices
     cur = store.cursor()
-    topology = load_topology(cur, since_ns - pad_ns, until_ns + pad_ns, settings,
-                             local_host=local_host)
+    topology = load_topology(DuckDBReports(store), since_ns - pad_ns, until_ns + pad_ns,
+                             settings, local_host=local_host)
     # One read covers the context (every span sharing a GPU with an owned one while the
     # bracketing samples run): those samples lie within pad_ns of the owned spans.
     spans = _tied_spans(cur, since_ns - pad_ns, until_ns + pad_ns + 1, topology)

@@ -28,6 +28,7 @@ from strata.agent.store.deployments import deployments_between, list_deployments
 from strata.agent.store.logs import trace_logs
 
 Columns = dict[str, np.ndarray]
+GPUInventoryRow = tuple[str, str, str | None, str | None, bool]  # samples.gpu_inventory
 
 
 class WindowReads(Protocol):
@@ -76,8 +77,10 @@ class ReportReads(Protocol):
     """The API's reads (traces and their layer samples, deployments, cost); rows as
     ``strata.agent.store.spans`` (``list_traces``, ``trace_spans``, ``span_resources``),
     ``samples.samples_near``, ``logs.trace_logs``, ``deployments.list_deployments`` and
-    ``costs`` (``cost_report`` without the rollup switch, ``coverage_by_service``) document
-    them."""
+    ``costs`` (``cost_report`` without the rollup switch, ``coverage_by_service``,
+    ``unknown_energy_groups``, ``gpu_energy_summary``) and ``samples.gpu_inventory`` document
+    them. ``gpu_energy_summary`` on the hub measures each GPU's counter but has no split into
+    attributed and idle energy (that needs the sidecar's GPU pass): those fields are None."""
 
     def list_traces(self, *, service: str | None = None, model: str | None = None,
                     status: str | None = None, min_duration_ns: int | None = None,
@@ -114,6 +117,12 @@ class ReportReads(Protocol):
     def gpu_hourly_usage(self, *, since_ns: int, until_ns: int) -> list[tuple[Any, ...]]: ...
     def model_usage(self, *, since_ns: int, until_ns: int, max_input_tokens: int,
                     max_output_tokens: int) -> list[tuple[Any, ...]]: ...
+    def unknown_energy_groups(self, *, since_ns: int, until_ns: int,
+                              limit: int) -> list[tuple[Any, ...]]: ...
+    def gpu_inventory(self, *, since_ns: int, until_ns: int,
+                      energy_signal: str) -> list[GPUInventoryRow]: ...
+    def gpu_energy_summary(self, *, since_ns: int,
+                           until_ns: int) -> list[dict[str, Any]]: ...
 
 
 class MetricsReads(Protocol):
@@ -287,6 +296,20 @@ class DuckDBReports:
         return cost_store.model_usage(self._store.cursor(), since_ns=since_ns,
                                       until_ns=until_ns, max_input_tokens=max_input_tokens,
                                       max_output_tokens=max_output_tokens)
+
+    def unknown_energy_groups(self, *, since_ns: int, until_ns: int,
+                              limit: int) -> list[tuple[Any, ...]]:
+        return cost_store.unknown_energy_groups(self._store.cursor(), since_ns=since_ns,
+                                                until_ns=until_ns, limit=limit)
+
+    def gpu_inventory(self, *, since_ns: int, until_ns: int,
+                      energy_signal: str) -> list[GPUInventoryRow]:
+        return sample_store.gpu_inventory(self._store.cursor(), since_ns=since_ns,
+                                          until_ns=until_ns, energy_signal=energy_signal)
+
+    def gpu_energy_summary(self, *, since_ns: int, until_ns: int) -> list[dict[str, Any]]:
+        return cost_store.gpu_energy_summary(self._store.cursor(), since_ns=since_ns,
+                                             until_ns=until_ns)
 
 
 class DuckDBMetrics:

@@ -1,7 +1,6 @@
 """The agent's API routers served by ``strata hub`` over ClickHouse (chdb): the same data in
-an agent's DuckDB and in the hub's ClickHouse gives the same answers over HTTP; the routes
-whose reads exist only for DuckDB answer 501 with the reason; a ClickHouse that fails is a
-503 on every route."""
+an agent's DuckDB and in the hub's ClickHouse gives the same answers over HTTP; a ClickHouse
+that fails is a 503 on every route."""
 
 from __future__ import annotations
 
@@ -14,11 +13,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from strata.agent.api.app import create_app, create_hub_app
+from strata.agent.api.render import rfc3339
 from strata.agent.config import Budget, Settings
 from strata.agent.hub import Hub
 from strata.agent.runner import Agent
 
-from tests.agent.store.rows import HOUR, T0, TRACE_A, TRACE_B, sample
+from tests.agent.store.rows import HOUR, T0, TRACE_A, TRACE_B, S, sample, span
 from tests.agent.store.test_clickhouse import _data
 
 SINCE, UNTIL = str(T0), str(T0 + HOUR)
@@ -26,10 +26,9 @@ NOW = T0 + HOUR  # the clock of both apps (budgets: this month's spend and burn)
 ADMIN, READER = "admin-token-hub", "read-token-hub"
 
 
-@pytest.fixture(name="clients")
-def clients_fixture(tmp_path: Path) -> Iterator[tuple[TestClient, TestClient, Hub]]:
-    """(agent, hub, hub) holding the same spans, samples, logs and deployments; the apps'
-    lifespans are not run, so no background thread writes or analyses."""
+@pytest.fixture(name="pair")
+def pair_fixture(tmp_path: Path) -> Iterator[tuple[Agent, Hub]]:
+    """An agent and a hub holding the same spans, samples, logs and deployments."""
     budgets = (Budget("team", "search", 0.05), Budget("service", "other", 100.0))
     agent = Agent(Settings(db=str(tmp_path / "agent.duckdb"), budgets=budgets),
                   clock=lambda: NOW)
@@ -49,11 +48,19 @@ def clients_fixture(tmp_path: Path) -> Iterator[tuple[TestClient, TestClient, Hu
     for store in (agent.store, hub.store):
         store.write_batch(spans, samples, deployments, received_ns=1, costs=costs)
     try:
-        yield (TestClient(create_app(agent), base_url="http://127.0.0.1"),
-               TestClient(create_hub_app(hub), base_url="http://127.0.0.1"), hub)
+        yield agent, hub
     finally:
         agent.close()
         hub.close()
+
+
+@pytest.fixture(name="clients")
+def clients_fixture(pair: tuple[Agent, Hub]) -> tuple[TestClient, TestClient, Hub]:
+    """(agent, hub, hub) over *pair*; the apps' lifespans are not run, so no background
+    thread writes or analyses."""
+    agent, hub = pair
+    return (TestClient(create_app(agent), base_url="http://127.0.0.1"),
+            TestClient(create_hub_app(hub), base_url="http://127.0.0.1"), hub)
 
 
 def _plain(value: Any, *, drop: frozenset[str] = frozenset()) -> Any:
@@ -129,14 +136,65 @@ def test_a_deployment_marker_posted_to_the_hub_is_listed(
         ("1.2", "explicit"), ("1.1", "service.version")]
 
 
-@pytest.mark.parametrize("path", ["/api/v1/energy"])
-def test_routes_not_on_clickhouse_yet_answer_501_with_the_reason(
-        clients: tuple[TestClient, TestClient, Hub], path: str) -> None:
-    agent, hub, _ = clients
-    reply = hub.get(path)
-    assert reply.status_code == 501, path
-    assert "not served by strata hub yet" in reply.json()["detail"]
-    assert agent.get(path).status_code == 200  # the agent serves each of them
+def test_energy_matches_the_agent_and_measures_each_gpu_counter(
+        pair: tuple[Agent, Hub], clients: tuple[TestClient, TestClient, Hub]) -> None:
+    """Spans a sidecar priced (measured GPU energy), spans nobody could price, and GPU
+    counters: the hub's energy view equals the agent's on the same data, except the GPU
+    rows (measured by ClickHouse from the counter; the split is the sidecars') and the
+    reason for a GPU-served request without energy."""
+    agent, hub, owner = clients
+    carried = {"gen_ai.usage.cost.usd": "0.002", "strata.energy.wh": "0.5",
+               "strata.energy.source": "measured", "strata.co2e.g": "0.2"}
+    spans = [
+        span("g1", 60, 70, trace="1" * 32, service="chat", request_model="llama-3.1-8b",
+             provider="vllm", host="app-1", output_tokens=40,
+             attributes={"server.address": "gpu-node-2", **carried}),
+        span("g2", 80, 90, trace="2" * 32, service="chat", request_model="llama-3.1-8b",
+             provider="vllm", host="app-1", output_tokens=40,
+             attributes={"server.address": "gpu-node-2"}),  # no sidecar priced it
+        span("m1", 100, 101, trace="3" * 32, service="chat", request_model="mystery-9",
+             provider="acme", host="app-1", output_tokens=3),
+        span("n1", 110, 111, trace="4" * 32, service="other", request_model="llama-local",
+             provider="vllm", host="gpu-node-1", output_tokens=3),  # GPU-1: no counter
+    ]
+    # gpu-node-2's counter in J: +1 Wh, +2 Wh, a reset (+0.5 Wh: the new reading), +1 Wh
+    counter = [sample("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", v, t, unit="J",
+                      canonical="gpu.energy.consumed", host="gpu-node-2", device="GPU-2")
+               for t, v in ((0, 3600.0), (60, 7200.0), (120, 14400.0), (180, 1800.0),
+                            (240, 5400.0))]
+    costs = owner.price_at_ingest(spans)  # the hub's ingest keeps what the sidecar attached
+    assert costs[0] == (0.002, None, 0.5, "measured", 0.2)
+    for store in (pair[0].store, owner.store):
+        store.write_batch(spans, counter, received_ns=2, costs=costs)
+    window = {"since": SINCE, "until": UNTIL}
+    expected = agent.get("/api/v1/energy", params=window).json()
+    body = hub.get("/api/v1/energy", params=window)
+    assert body.status_code == 200, body.text
+    found = body.json()
+    for key in ("group_by", "since", "until", "carbon", "totals", "groups", "coverage"):
+        assert _plain(found[key]) == _plain(expected[key]), key
+    chat = {g["group"]: g for g in found["groups"]}["chat"]
+    assert (chat["requests"], chat["energy_wh_measured"]) == (3, pytest.approx(0.5))
+    assert expected["gpus"] == []  # the agent's come from its GPU pass, not run here
+    assert found["gpus"] == [{
+        "host": "gpu-node-2", "device": "GPU-2", "intervals": 4,
+        "measured_wh": pytest.approx(4.5), "attributed_wh": None, "idle_wh": None,
+        "counter_resets": 1, "start_time": rfc3339(T0), "end_time": rfc3339(T0 + 240 * S),
+        "idle_s": None}]
+    assert list(found["gpus"][0]) == ["host", "device", "intervals", "measured_wh",
+                                      "attributed_wh", "idle_wh", "counter_resets",
+                                      "start_time", "end_time", "idle_s"]
+    reasons = {g["model"]: g["reason"] for g in found["unattributed"]}
+    assert "not in the price table" in reasons["mystery-9"]
+    assert "(gpu-node-1) report no energy counter" in reasons["llama-local"]
+    assert "sidecar" in reasons["llama-3.1-8b"]
+    agent_reasons = {g["model"]: g["reason"] for g in expected["unattributed"]}
+    assert "GPU pass has not run" in agent_reasons.pop("llama-3.1-8b")
+    assert agent_reasons == {m: r for m, r in reasons.items() if m != "llama-3.1-8b"}
+    assert [(g["model"], g["requests"], g["server_address"]) for g in found["unattributed"]
+            ] == [(g["model"], g["requests"], g["server_address"])
+                  for g in expected["unattributed"]]
+    assert hub.get("/api/v1/energy", params={**window, "group_by": "a b"}).status_code == 400
 
 
 def test_every_hub_read_is_a_503_when_clickhouse_fails(

@@ -1,8 +1,9 @@
 """``seam.ReportReads`` in ClickHouse SQL: the API's reads on the hub (traces, deployments,
-cost and coverage). Rows are those of the DuckDB functions they mirror
+cost, coverage and energy). Rows are those of the DuckDB functions they mirror
 (``strata.agent.store.spans.list_traces``/``trace_spans``, ``logs.trace_logs``,
-``deployments.list_deployments``, ``costs.cost_report``/``coverage_by_service``); every
-aggregate is computed by ClickHouse, only the rows of one trace reach Python.
+``deployments.list_deployments``, ``costs.cost_report``/``coverage_by_service``/
+``unknown_energy_groups``; the GPU reads are ``gpu_energy``'s); every aggregate is computed
+by ClickHouse, only the rows of one trace reach Python.
 
 The Collector's maps hold ``''`` for an absent key where DuckDB holds NULL: reads turn
 ``''`` into NULL (``nullIf``) so both engines answer alike. Attribute values are strings
@@ -17,6 +18,7 @@ from typing import Any, Final
 
 from strata.agent.model import Layer, Sample, SpanRecord
 from strata.agent.store.anomalies import ANOMALY_COLUMNS, WATERMARK_KEY
+from strata.agent.store.clickhouse import gpu_energy
 from strata.agent.store.clickhouse.engine import Engine, rows
 from strata.agent.store.costs import MEASURES, USER_KEYS, group_spec
 from strata.agent.store.deployments import DEPLOYMENT_COLUMNS
@@ -491,3 +493,28 @@ class ClickHouseReports:
             FROM otel_traces WHERE {_IN_RANGE} AND {_REQUEST}
             GROUP BY ServiceName ORDER BY ServiceName
             """, {"since": since_ns, "until": until_ns}))  # noqa: S608
+
+    def unknown_energy_groups(self, *, since_ns: int, until_ns: int,
+                              limit: int) -> list[tuple[Any, ...]]:
+        """``costs.unknown_energy_groups`` over ``otel_traces``."""
+        found = rows(self._engine.query(f"""
+            SELECT ServiceName AS service, nullIf(GenAiProvider, '') AS provider,
+                   {_MODEL} AS model,
+                   lower(coalesce(nullIf(SpanAttributes['server.address'], ''),
+                                  nullIf(SpanAttributes['net.peer.name'], ''))) AS address,
+                   nullIf(SpanAttributes['server.port'], '') AS port, nullIf(Host, '') AS host,
+                   count() AS n, max(OutputTokens IS NOT NULL)
+            FROM otel_traces WHERE {_IN_RANGE} AND {_REQUEST} AND EnergyWh IS NULL
+            GROUP BY service, provider, model, address, port, host
+            ORDER BY n DESC, service, model NULLS LAST LIMIT {{limit:Int64}}
+            """, {"since": since_ns, "until": until_ns, "limit": limit}))  # noqa: S608
+        return [(*row[:6], int(row[6]), bool(row[7])) for row in found]
+
+    def gpu_inventory(self, *, since_ns: int, until_ns: int,
+                      energy_signal: str) -> list[tuple[str, str, str | None, str | None, bool]]:
+        return gpu_energy.gpu_inventory(self._engine, since_ns=since_ns, until_ns=until_ns,
+                                        energy_signal=energy_signal)
+
+    def gpu_energy_summary(self, *, since_ns: int, until_ns: int) -> list[dict[str, Any]]:
+        return gpu_energy.gpu_energy_summary(self._engine, since_ns=since_ns,
+                                             until_ns=until_ns)

@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from strata.agent.config import Settings
+from strata.agent.finops.gpu import apply_gpu_attribution
 from strata.agent.model import Incident, LogRecord
 from strata.agent.store.clickhouse.engine import ChdbEngine
 from strata.agent.store.clickhouse.store import ClickHouseStore
 from strata.agent.store.db import DuckDBStore
 from strata.agent.store.seam import DuckDBReports, ReportReads, incident_book
 
-from tests.agent.store.rows import HOUR, MIN, T0, TRACE_A, TRACE_B, sample
+from tests.agent.store.rows import HOUR, MIN, T0, TRACE_A, TRACE_B, sample, span
 from tests.agent.store.test_clickhouse import _data
 
 RANGE = {"since_ns": T0, "until_ns": T0 + HOUR}
@@ -266,3 +268,74 @@ def test_anomaly_rows_and_watermark(store: DuckDBStore, chdb: ClickHouseStore) -
     assert [(a["series"], a["time_ns"]) for a in ch.list_anomalies()] == [
         ("s1", T0 + MIN), ("s2", T0), ("s1", T0)]
     assert ch.scored_until() == duck.scored_until() == T0 + 2 * MIN
+
+
+def test_unattributed_energy_reads(both: tuple[ReportReads, ReportReads], store: DuckDBStore,
+                                   chdb: ClickHouseStore) -> None:
+    """Requests without energy by (service, provider, model, address, port, host), and the
+    GPUs of the window with their model name, pod and whether they count energy."""
+    gpu = [sample("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", 1e6 * t, t * 60,
+                  canonical="gpu.energy.consumed", unit="mJ", host="gpu-node-1", device="GPU-1")
+           for t in range(3)]
+    gpu += [sample("DCGM_FI_DEV_GPU_UTIL", 5.0, t * 60, canonical="gpu.utilization",
+                   host="gpu-node-2", device=f"GPU-{d}", attributes={"pod": "vllm-0"})
+            for t in range(3) for d in (2, 3)]
+    spans = [span(f"u{i}", 30, 31, service="chat", provider="acme", request_model="mystery-1",
+                  output_tokens=5 if i else None,
+                  attributes={"server.address": "GPU-Node-2", "server.port": 8000})
+             for i in range(3)]
+    for target in (store, chdb):
+        target.write_batch(spans, gpu, received_ns=1)
+    duck, ch = both
+    expected = duck.unknown_energy_groups(**RANGE, limit=50)
+    assert expected[0] == ("chat", "acme", "mystery-1", "gpu-node-2", "8000", None, 3, True)
+    assert len(expected) > 1  # the shared data's spans without energy too
+    assert sorted(ch.unknown_energy_groups(**RANGE, limit=50), key=repr) == sorted(expected,
+                                                                                  key=repr)
+    assert ch.unknown_energy_groups(**RANGE, limit=1) == expected[:1]
+    for window in (RANGE, {"since_ns": T0 + 2 * MIN, "until_ns": T0 + 3 * MIN}):
+        inventory = duck.gpu_inventory(**window, energy_signal="gpu.energy.consumed")
+        assert ch.gpu_inventory(**window, energy_signal="gpu.energy.consumed") == inventory
+    assert inventory == [("gpu-node-1", "GPU-1", "H100", None, True),
+                         ("gpu-node-2", "GPU-2", None, "vllm-0", False),
+                         ("gpu-node-2", "GPU-3", None, "vllm-0", False)]
+
+
+def test_gpu_energy_measured_by_clickhouse_as_the_gpu_pass_does(
+        both: tuple[ReportReads, ReportReads], store: DuckDBStore,
+        chdb: ClickHouseStore) -> None:
+    """Per GPU, the counter's increase over the intervals starting in the window (a reset
+    counts the new reading; units converted; a unit not known, or two units, skip the GPU):
+    the intervals the sidecar's GPU pass writes, without its attributed/idle split."""
+    counters = {  # (host, device, unit): readings (s, value) from T0
+        ("n1", "GPU-1", "J"): [(-60, 0.0), (0, 3600.0), (60, 7200.0), (120, 14400.0),
+                               (180, 1800.0), (240, 5400.0), (HOUR // 10**9 + 700, 9000.0)],
+        ("n1", "GPU-2", "kWh"): [(30, 1.0), (90, 1.5), (150, 1.5)],  # then idle: no reset
+        ("n2", "GPU-3", "mJ"): [(3000, 0.0), (3700, 3.6e6)],  # closed after the window
+        ("n2", "GPU-4", "W"): [(0, 1.0), (60, 2.0)],  # not an energy unit: skipped
+    }
+    gpu = [sample("energy", v, t, canonical="gpu.energy.consumed", unit=unit, host=host,
+                  device=device)
+           for (host, device, unit), points in counters.items() for t, v in points]
+    gpu += [sample("energy", v, t, canonical="gpu.energy.consumed", unit=unit, host="n2",
+                   device="GPU-5") for t, v, unit in ((0, 0.0, "J"), (60, 1.0, "Wh"))]
+    for target in (store, chdb):
+        target.write_batch(samples=gpu, received_ns=1)
+    apply_gpu_attribution(store, since_ns=T0, until_ns=T0 + HOUR, settings=Settings())
+    duck, ch = both
+    found = ch.gpu_energy_summary(**RANGE)
+    # GPU-1 from T0: 1 + 2 Wh, a reset (0.5 Wh: the new reading), 1 Wh; the reading after
+    # the window is further than the pass's pad (10 min), so it closes no interval
+    assert [(g["host"], g["device"], g["intervals"], g["counter_resets"]) for g in found] == [
+        ("n1", "GPU-1", 4, 1), ("n1", "GPU-2", 2, 0), ("n2", "GPU-3", 1, 0)]
+    assert [g["measured_wh"] for g in found] == pytest.approx([1 + 2 + 0.5 + 1, 500.0, 1.0])
+    assert (found[0]["start_ns"], found[0]["end_ns"]) == (T0, T0 + 240 * 10**9)
+    assert found[2]["end_ns"] == T0 + 3700 * 10**9
+    assert {k for g in found for k in ("attributed_wh", "idle_wh", "idle_ns") if g[k] is not None
+            } == set()
+    expected = duck.gpu_energy_summary(**RANGE)  # the GPU pass's intervals, in DuckDB
+    assert [list(g) for g in found] == [list(g) for g in expected]  # same keys, same order
+    split = {"attributed_wh", "idle_wh", "idle_ns"}
+    _same([{k: v for k, v in g.items() if k not in split} for g in expected],
+          [{k: v for k, v in g.items() if k not in split} for g in found])
+    assert ch.gpu_energy_summary(since_ns=T0 + HOUR, until_ns=T0 + 2 * HOUR) == []
