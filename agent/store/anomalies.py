@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import duckdb
+from strata.agent.store import first_row
 
 __all__ = [
     "ANOMALY_COLUMNS",
@@ -36,7 +37,7 @@ def insert_anomalies(cur: duckdb.DuckDBPyConnection, rows: Sequence[Sequence[Any
 
 def scored_until(cur: duckdb.DuckDBPyConnection) -> int | None:
     """The stored scoring watermark: every bucket before it was scored (None: never)."""
-    row = cur.execute("SELECT value FROM meta WHERE key = ?", [WATERMARK_KEY]).fetchone()
+    row = first_row(cur.execute("SELECT value FROM meta WHERE key = ?", [WATERMARK_KEY]))
     return int(row[0]) if row else None
 
 

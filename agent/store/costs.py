@@ -36,6 +36,7 @@ from typing import Any, Final
 
 import duckdb
 import pyarrow as pa
+from strata.agent.store import first_row
 from strata.agent.units import HOUR_NS
 
 __all__ = [
@@ -258,7 +259,7 @@ def _int(value: Any) -> int | None:
 
 def rollup_watermark(cur: duckdb.DuckDBPyConnection) -> int:
     """The received_ns up to which spans are in ``cost_hourly`` (-1: never refreshed)."""
-    row = cur.execute("SELECT value FROM meta WHERE key = ?", [ROLLUP_WATERMARK_KEY]).fetchone()
+    row = first_row(cur.execute("SELECT value FROM meta WHERE key = ?", [ROLLUP_WATERMARK_KEY]))
     return int(row[0]) if row else -1
 
 
@@ -272,9 +273,9 @@ def spans_received_since(
 ) -> tuple[int | None, set[int]]:
     """(latest received_ns, hour starts of their start times) of the spans received at or
     after *received_since_ns*; (None, empty) when there are none."""
-    row = cur.execute(
+    row = first_row(cur.execute(
         "SELECT max(received_ns) FROM spans WHERE received_ns >= ?", [received_since_ns]
-    ).fetchone()
+    ))
     hours = cur.execute(
         f"SELECT DISTINCT start_ns - start_ns % {HOUR_NS} FROM spans "  # noqa: S608 - constant
         "WHERE received_ns >= ?",

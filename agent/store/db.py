@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 from strata.agent.errors import StoreError
 from strata.agent.model import Deployment, LogRecord, Sample, SpanRecord
 from strata.agent.store import deployments as deployment_store
+from strata.agent.store import first_row
 from strata.agent.store.columns import SPAN_SCHEMA, json_text
 from strata.agent.store.columns import CostColumns as CostColumns  # re-exported
 from strata.agent.store.logs import insert_logs
@@ -190,7 +191,7 @@ class DuckDBStore:
 
     def _migrate(self, cur: duckdb.DuckDBPyConnection) -> None:
         cur.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
-        row = cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        row = first_row(cur.execute("SELECT value FROM meta WHERE key = 'schema_version'"))
         version = int(row[0]) if row else 0
         if version > SCHEMA_VERSION:
             msg = f"store {self.path} has schema v{version}; this agent knows v{SCHEMA_VERSION}"
@@ -207,7 +208,7 @@ class DuckDBStore:
 
     def _ensure_salt(self, cur: duckdb.DuckDBPyConnection) -> str:
         """A per-install salt for hashing redacted content (never leaves the store)."""
-        row = cur.execute("SELECT value FROM meta WHERE key = 'content_salt'").fetchone()
+        row = first_row(cur.execute("SELECT value FROM meta WHERE key = 'content_salt'"))
         if row:
             return str(row[0])
         salt = secrets.token_hex(16)
@@ -318,7 +319,7 @@ class DuckDBStore:
         cur = self.cursor()
         result = {}
         for table in ("spans", "samples", "incidents", "deployments", "logs"):
-            row = cur.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608 - fixed
+            row = first_row(cur.execute(f"SELECT count(*) FROM {table}"))  # noqa: S608 - fixed
             result[table] = int(row[0]) if row else 0
         return result
 

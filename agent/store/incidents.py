@@ -20,6 +20,7 @@ from strata.agent.model import (
     Suggestion,
     SuspectedCause,
 )
+from strata.agent.store import first_row
 
 INCIDENT_COLUMNS = ("id, kind, layer, service, host, status, severity, started_ns, detected_ns, "
             "resolved_ns, summary, evidence, suspected_cause, suggestion")
@@ -74,9 +75,9 @@ def get_incident(
     cur: duckdb.DuckDBPyConnection, incident_id: str, *, with_events: bool = True
 ) -> Incident | None:
     """One incident (with its timeline), or None."""
-    row = cur.execute(
+    row = first_row(cur.execute(
         f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?", [incident_id]  # noqa: S608 - fixed
-    ).fetchone()
+    ))
     if row is None:
         return None
     return incident_from_row(row, events_of(cur, incident_id) if with_events else ())
@@ -146,11 +147,11 @@ def add_events(
     """Append the events not already on the timeline (same time, event and detail)."""
     added = 0
     for e in events:
-        exists = cur.execute(
+        exists = first_row(cur.execute(
             "SELECT 1 FROM incident_events WHERE incident_id = ? AND time_ns = ? AND event = ? "
             "AND detail = ?",
             [incident_id, e.time_unix_nano, e.event, e.detail],
-        ).fetchone()
+        ))
         if exists is None:
             cur.execute("INSERT INTO incident_events VALUES (?, ?, ?, ?)",
                         [incident_id, e.time_unix_nano, e.event, e.detail])
@@ -159,11 +160,11 @@ def add_events(
 
 
 def manually_resolved(cur: duckdb.DuckDBPyConnection, incident_id: str) -> bool:
-    row = cur.execute(
+    row = first_row(cur.execute(
         "SELECT 1 FROM incident_events WHERE incident_id = ? AND event = 'resolved' "
         "AND starts_with(detail, ?)",
         [incident_id, MANUAL_RESOLVE],
-    ).fetchone()
+    ))
     return row is not None
 
 

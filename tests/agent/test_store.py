@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import duckdb
@@ -154,3 +155,29 @@ def test_a_failed_commit_is_not_rolled_back_twice(store: DuckDBStore) -> None:
     assert refused.value.__context__ is None
     store.write_batch([span(1)])
     assert store.counts()["spans"] == 1
+
+
+def test_a_read_on_another_thread_never_blocks_the_checkpoint(store: DuckDBStore) -> None:
+    """A one-row read (health's counts, an incident lookup) is read to the end: left open on
+    the API thread's cursor, it kept CHECKPOINT (and so close) from running once another
+    thread had updated a row."""
+    with store.transaction() as cur:
+        cur.execute("INSERT INTO meta VALUES ('k', '1')")
+    read, done = threading.Event(), threading.Event()
+
+    def api_thread() -> None:  # a pooled thread: it and its cursor outlive the request
+        store.counts()  # its last one-row read stayed open
+        read.set()
+        done.wait(10)
+
+    reader = threading.Thread(target=api_thread)
+    reader.start()
+    try:
+        assert read.wait(10)
+        with store.transaction() as cur:
+            cur.execute("INSERT INTO meta VALUES ('k', '2') ON CONFLICT (key) DO UPDATE SET "
+                        "value = excluded.value")
+        store.checkpoint()
+    finally:
+        done.set()
+        reader.join()
