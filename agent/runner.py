@@ -19,6 +19,7 @@ from strata.agent.analysis.series_scoring import SeriesScoring
 from strata.agent.config import Settings
 from strata.agent.finops.budgets import record_budget_alerts
 from strata.agent.finops.gpu import apply_gpu_attribution, pending_gpu_window
+from strata.agent.finops.held_spans import HeldSpans, split_at_commit
 from strata.agent.finops.report import ROLLUP_SLACK_NS, refresh_cost_rollup
 from strata.agent.ingest.decoding import Decoder
 from strata.agent.ingest.normalize import IngestPolicy
@@ -29,7 +30,7 @@ from strata.agent.model import Incident, Sample, SpanRecord
 from strata.agent.store.db import CostColumns, DuckDBStore
 from strata.agent.store.memory import container_limit_bytes, duckdb_limit_bytes
 from strata.agent.store.seam import report_reads
-from strata.agent.units import DAY_NS
+from strata.agent.units import DAY_NS, NS_PER_S
 from strata.analytics.attribution import IngestPricer
 from strata.analytics.pricing import PriceTable
 from strata.collectors.build import build_collectors
@@ -70,6 +71,11 @@ class Agent:
         self.analyzer = Analyzer(self.store, price=self._token_rates, scoring=SeriesScoring(
             threshold=settings.anomaly_threshold, max_series=settings.anomaly_max_series))
         self._finops_received_ns = 0
+        # Spans only the GPU pass can price are forwarded after it (an analysis interval
+        # plus a minute for the energy samples after their end to arrive).
+        self.held_spans = HeldSpans(
+            self.store, self._pricer, started_ns=clock(),
+            hold_ns=int((settings.analyze_interval_s + 60) * NS_PER_S))
         self.receiver_stats = ReceiverStats()
         collectors, intervals = build_collectors(settings, socket.gethostname())
         self.scheduler = CollectorScheduler(collectors, self.write_samples, intervals=intervals,
@@ -136,8 +142,10 @@ class Agent:
                 if commits != analysed_commits:
                     analysed_commits = commits
                     self.analyze_once()
-                elif self.writer.queued_items == 0:
-                    self.store.checkpoint()  # idle: keep the WAL short for fast restarts
+                else:
+                    self.forward_held_spans()  # the last pass priced them already
+                    if self.writer.queued_items == 0:
+                        self.store.checkpoint()  # idle: keep the WAL short for fast restarts
                 if time.monotonic() >= next_retention:
                     next_retention = time.monotonic() + 3600
                     cutoff = self.clock() - int(self.settings.retention_days * DAY_NS)
@@ -159,8 +167,9 @@ class Agent:
 
         Event time only: *now_ns* defaults to the latest stored event, so a replay of old
         telemetry yields the same incidents as watching it live. *full* reads everything
-        stored instead of the analyzer's lookback. New, updated and resolved incidents, and
-        budget alerts, go to the webhooks.
+        stored instead of the analyzer's lookback. The spans held for the GPU pass that are
+        due go to the forwarders; new, updated and resolved incidents, and budget alerts, to
+        the webhooks.
         """
         started = self.clock()
         pending = pending_gpu_window(self.store.cursor(),
@@ -170,12 +179,17 @@ class Agent:
                                   settings=self.settings, prices=self.prices)
         refresh_cost_rollup(self.store)
         self._finops_received_ns = started - ROLLUP_SLACK_NS
+        self.forward_held_spans()
         report = self.analyzer.analyze(now_ns, full=full)
         changed = [*report.new, *report.updated, *report.resolved, *self._budget_alerts()]
         if changed:
             for exporter in self.exporters.incidents:
                 exporter.export(changed)
         return report
+
+    def forward_held_spans(self) -> int:
+        """Forward the spans held for the GPU pass that are due (``finops.held_spans``)."""
+        return self.held_spans.forward_due(self.exporters.records, now_ns=self.clock())
 
     def _budget_alerts(self) -> list[Incident]:
         """Budgets whose burn rate will exceed them this month: stored once, alerted once."""
@@ -189,7 +203,11 @@ class Agent:
         """Called by the receiver after a request's records are committed (with their costs)."""
         if not self.exporters.records:
             return  # (result.spans builds the SpanRecords: only when something needs them)
-        committed = [Records(result.spans, result.samples, costs)]
+        spans = result.spans
+        # the spans the GPU pass may price are forwarded after it, with its figures
+        spans, costs = split_at_commit(spans, costs if costs is not None
+                                       else self._pricer(spans))
+        committed = [Records(spans, result.samples, costs)]
         for exporter in self.exporters.records:
             exporter.export(committed)
 

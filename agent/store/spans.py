@@ -15,6 +15,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 from strata.agent.model import Layer, SpanRecord
+from strata.agent.store import first_row
+from strata.agent.store.columns import CostColumns
 from strata.agent.units import HOUR_NS
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "span_bucket_stats",
     "span_record",
     "span_resources",
+    "spans_received_between",
     "trace_spans",
     "update_span_costs",
     "usage_received_after",
@@ -107,13 +110,18 @@ def span_record(row: dict[str, Any]) -> SpanRecord:
         status=row.get("status", "unset"),
         service=row.get("service", ""),
         layer=Layer(row.get("layer", "orchestration")),
+        service_version=row.get("service_version"),
+        operation=row.get("operation"),
         provider=row.get("provider"),
         request_model=row.get("request_model"),
         response_model=row.get("response_model"),
         input_tokens=row.get("input_tokens"),
         output_tokens=row.get("output_tokens"),
         cache_read_tokens=row.get("cache_read_tokens"),
+        reasoning_tokens=row.get("reasoning_tokens"),
+        error_type=row.get("error_type"),
         host=row.get("host"),
+        team=row.get("team"),
         attributes=json.loads(attributes) if isinstance(attributes, str) else attributes,
         resource=json.loads(resource) if isinstance(resource, str) else resource,
     )
@@ -336,11 +344,11 @@ def service_dependencies(
 
 def event_time_range(cur: duckdb.DuckDBPyConnection) -> tuple[int, int] | None:
     """(earliest, latest) event time stored in spans and samples, or None when empty."""
-    row = cur.execute(
+    row = first_row(cur.execute(
         "SELECT min(t0), max(t1) FROM ("
         "SELECT min(start_ns) AS t0, max(start_ns) AS t1 FROM spans "
         "UNION ALL SELECT min(time_ns), max(time_ns) FROM samples)"
-    ).fetchone()
+    ))
     if row is None or row[0] is None:
         return None
     return int(row[0]), int(row[1])
@@ -400,7 +408,7 @@ def gpu_received_range(
     """(min, max) event time of spans that may run on a GPU (as ``gpu_candidates``) and
     *energy_signal* samples received at or after *received_since_ns*, or None when none
     arrived."""
-    row = cur.execute(
+    row = first_row(cur.execute(
         "SELECT min(lo), max(hi) FROM ("  # noqa: S608 - module constant only
         "  SELECT min(start_ns) AS lo, max(start_ns) AS hi FROM spans WHERE received_ns >= $r "
         f"    AND {_MAY_RUN_ON_GPU}"
@@ -409,7 +417,7 @@ def gpu_received_range(
         "    AND canonical = $signal"
         ")",
         {"r": received_since_ns, "signal": energy_signal, "hosts": [h.lower() for h in hosts]},
-    ).fetchone()
+    ))
     if row is None or row[0] is None:
         return None
     return int(row[0]), int(row[1])
@@ -435,6 +443,28 @@ def update_span_costs(
         [since_ns, until_ns],
     )
     cur.unregister("_gpu_costs")
+
+
+def spans_received_between(
+    cur: duckdb.DuckDBPyConnection, after_ns: int, until_ns: int, *, limit: int
+) -> list[tuple[SpanRecord, CostColumns, int]]:
+    """The first spans naming a model or a GPU received in ``(after_ns, until_ns]``, oldest
+    receipt first, each as a record with its stored cost columns and its ``received_ns``:
+    about *limit* of them, and whole commits only (all the spans of the last
+    ``received_ns`` are in), so a caller pages on by the last ``received_ns``.
+    ``finops.held_spans`` reads them to forward after the GPU pass."""
+    query = (f"SELECT {', '.join(TRACE_SPAN_COLUMNS)}, resource, received_ns FROM spans "  # noqa: S608
+             "WHERE received_ns > ? AND received_ns <= ? AND (request_model IS NOT NULL "
+             "OR response_model IS NOT NULL OR attributes LIKE '%\"gpu.%' "
+             "OR resource LIKE '%\"gpu.%') ORDER BY received_ns")
+    rows = _dicts(cur.execute(query + " LIMIT ?", [after_ns, until_ns, limit]))
+    if len(rows) == limit:  # the last commit may go on: read it whole
+        last = int(rows[-1]["received_ns"])
+        rows = [r for r in rows if r["received_ns"] != last]
+        rows += _dicts(cur.execute(query, [last - 1, last]))
+    return [(span_record(row), (row["cost_usd"], row["cost_source"], row["energy_wh"],
+                                row["energy_source"], row["co2e_g"]), int(row["received_ns"]))
+            for row in rows]
 
 
 # -- /metrics (exporters.prometheus) ----------------------------------------------------------
