@@ -99,10 +99,11 @@ def _reason(
             hosts = ", ".join(sorted({h for h, _ in join.gpus}))
             return (f"its GPUs ({hosts}) report no energy counter "
                     "(DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION or NVML)")
-        if on_hub:  # no GPU pass here, and a sidecar forwards spans before its pass runs
+        if on_hub:  # no GPU pass here: a sidecar forwards such spans after its own
             return ("on a GPU with an energy counter: measured energy is attributed by that "
-                    "node's sidecar (its GPU pass runs after it forwarded these spans), not by "
-                    "the hub; see GET /api/v1/energy on that sidecar")
+                    "node's sidecar before it forwards the span, not by the hub; the span "
+                    "came without a sidecar (e.g. a Collector), or its sidecar's GPU pass "
+                    "found no counter samples bracketing it (see GET /api/v1/energy there)")
         return ("on a GPU with an energy counter, not attributed yet: no counter samples "
                 "bracket it, or the GPU pass has not run since it arrived")
     price = prices.lookup(provider, model)
