@@ -72,10 +72,12 @@ class Agent:
             threshold=settings.anomaly_threshold, max_series=settings.anomaly_max_series))
         self._finops_received_ns = 0
         # Spans only the GPU pass can price are forwarded after it (an analysis interval
-        # plus a minute for the energy samples after their end to arrive).
+        # plus a minute for the energy samples after their end to arrive). Only when
+        # forwarding: its mark is a write, and a write at start checkpoints a long WAL.
         self.held_spans = HeldSpans(
             self.store, self._pricer, started_ns=clock(),
-            hold_ns=int((settings.analyze_interval_s + 60) * NS_PER_S))
+            hold_ns=int((settings.analyze_interval_s + 60) * NS_PER_S),
+        ) if self.exporters.records else None
         self.receiver_stats = ReceiverStats()
         collectors, intervals = build_collectors(settings, socket.gethostname())
         self.scheduler = CollectorScheduler(collectors, self.write_samples, intervals=intervals,
@@ -189,6 +191,8 @@ class Agent:
 
     def forward_held_spans(self) -> int:
         """Forward the spans held for the GPU pass that are due (``finops.held_spans``)."""
+        if self.held_spans is None:
+            return 0
         return self.held_spans.forward_due(self.exporters.records, now_ns=self.clock())
 
     def _budget_alerts(self) -> list[Incident]:

@@ -28,6 +28,7 @@ from tests.waiting import wait_until
 S = 1_000_000_000
 T0 = 1_767_225_600 * S  # 2026-01-01T00:00:00Z: event time and, at first, the agent's clock
 PB = {"Content-Type": "application/x-protobuf"}
+HOLD_NS = (60 + 60) * S  # the default analysis interval plus a minute
 
 
 class Clock:
@@ -119,7 +120,7 @@ def test_gpu_served_spans_are_forwarded_after_the_gpu_pass_with_its_figures(
         assert set(at_commit) == {TRACES["haiku"]}
         assert client.post("/api/v1/analyze").status_code == 200  # the GPU pass runs
         assert agent.forward_held_spans() == 0  # not held long enough yet
-        clock.now += agent.held_spans.hold_ns
+        clock.now += HOLD_NS
         assert agent.forward_held_spans() == 3
         assert agent.forward_held_spans() == 0  # each once
         spans = wait_for(upstream, lambda f: len(f) == 4, "the held spans")
@@ -158,7 +159,7 @@ def test_held_spans_survive_a_restart(tmp_path: Path, upstream: RecordingUpstrea
         post(client, "/v1/traces", trace_body())
         wait_for(upstream, lambda f: TRACES["haiku"] in f, "the hosted span")
     # stopped before the held spans were due; the next process forwards them, once
-    clock.now += 10 * agent.held_spans.hold_ns
+    clock.now += 10 * HOLD_NS
     again = edge_agent(tmp_path, upstream, clock)
     with TestClient(create_app(again), base_url="http://127.0.0.1"):
         assert again.forward_held_spans() == 3
