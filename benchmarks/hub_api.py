@@ -5,8 +5,10 @@
 ``ReportReads`` behind a route is timed ``--repeats`` times (median and p95): the cost
 report by team over 7 days (``GET /api/v1/cost``, aggregated from ``otel_traces`` on each
 call), by service per hour over a day, the trace list of the last hour, one trace's detail
-with its layer samples, a service's timeline over 6 h and the GPU metric series of one node
-over an hour.
+with its layer samples, a service's timeline over 6 h, the GPU metric series of one node
+over an hour, the energy view's reads over a day (each GPU's counter energy, the requests
+without energy) and the ``/metrics`` collector (its first scrape counts every stored span;
+later ones only what arrived since).
 
     .venv/bin/python benchmarks/hub_api.py [--spans 10000000 --samples 10000000] [--markdown]
 """
@@ -28,6 +30,7 @@ from strata.agent.analysis.layer_reads import correlate_trace  # noqa: E402
 from strata.agent.store.clickhouse.engine import ChdbEngine  # noqa: E402
 from strata.agent.store.clickhouse.store import ClickHouseStore  # noqa: E402
 from strata.agent.units import DAY_NS, HOUR_NS, MINUTE_NS  # noqa: E402
+from strata.exporters.prometheus import StrataCollector  # noqa: E402
 
 from benchmarks.fleet_data import Fleet, fill  # noqa: E402
 from benchmarks.hub import peak_rss_mib  # noqa: E402
@@ -74,8 +77,16 @@ def main() -> None:
                                           step_ns=5 * MINUTE_NS)),
             "GET /api/v1/metrics (one node, 1 h)": lambda: reads.metric_series(
                 since_ns=end - HOUR_NS, until_ns=end, labels={"host": "node-3"}),
+            "GET /api/v1/energy (1 day): each GPU's counter energy": lambda: (
+                reads.gpu_energy_summary(since_ns=end - DAY_NS, until_ns=end)),
+            "GET /api/v1/energy (1 day): requests without energy": lambda: (
+                reads.unknown_energy_groups(since_ns=end - DAY_NS, until_ns=end, limit=50)),
         }
-        results = {name: timed(fn, args.repeats) for name, fn in cases.items()}
+        collector = StrataCollector(store.metrics_reads())
+        results = {"GET /metrics, first scrape (every stored span)": timed(
+            lambda: list(collector.collect()), 1)}
+        cases["GET /metrics (later scrapes)"] = lambda: list(collector.collect())
+        results |= {name: timed(fn, args.repeats) for name, fn in cases.items()}
         rss = peak_rss_mib()
         store.close()
     if args.markdown:
