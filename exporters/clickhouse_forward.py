@@ -11,13 +11,16 @@ while a batch fills (a put that may fill one wakes it), inserts them in one stat
 commits the queue only after ClickHouse acknowledged. A ClickHouse that is down, slow or
 overloaded is retried with the same backoff (``delivery.Backoff``, jittered doubling);
 a batch ClickHouse refuses as bad data (``ClickHouseError.retryable`` false) is dropped and
-counted, as the OTLP forwarder drops a 400. Nothing acknowledged is ever lost: a restart
-resends at most the batch in flight (duplicates, never gaps).
+counted, as the OTLP forwarder drops a 400. Nothing acknowledged is ever lost: a retry, in
+this process or after a restart, resends the batch in flight with exactly its items (its
+end is kept on disk, ``inflight``) and so its insert token, which ClickHouse's insert
+deduplication stores once.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import struct
 import threading
@@ -36,7 +39,7 @@ from strata.agent.store.clickhouse.rows import SAMPLE_TABLE, SPAN_TABLE, samples
 from strata.agent.store.clickhouse.store import migrate
 from strata.exporters.base import ExportResult, Records
 from strata.exporters.delivery import Backoff, Worker
-from strata.exporters.disk_queue import DiskQueue, QueuedItem
+from strata.exporters.disk_queue import Cursor, DiskQueue, QueuedItem
 
 if TYPE_CHECKING:
     from strata.agent.store.db import CostColumns
@@ -64,6 +67,29 @@ class ClickHouseForwarderStats:
     retries: int = 0
     dropped_rows: int = 0  # refused by ClickHouse as bad data
     last_error: str | None = None
+
+
+def _read_inflight(queue: DiskQueue) -> Cursor | None:
+    """The end of the batch *queue*'s sender had sent but not committed, if any."""
+    try:
+        segment, offset = (queue.directory / "inflight").read_text("ascii").split()
+    except (FileNotFoundError, ValueError):
+        return None
+    return Cursor(int(segment), int(offset))
+
+
+def _write_inflight(queue: DiskQueue, end: Cursor | None) -> None:
+    """Persist (fsync, then rename) or clear the end of the batch about to be sent."""
+    path = queue.directory / "inflight"
+    if end is None:
+        path.unlink(missing_ok=True)
+        return
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="ascii") as handle:
+        handle.write(f"{end.segment} {end.offset}\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
 
 
 def _queue_id(directory: Path) -> str:
@@ -138,6 +164,10 @@ class ClickHouseForwarder:
                               random.Random())  # noqa: S311 - jitter, not security
         self._failures = 0
         self._first_seen: dict[bytes, float] = {}
+        # The end of each table's batch sent but not committed: a retry, in this process or
+        # after a restart, resends exactly those items, so their token matches and
+        # ClickHouse stores a batch whose acknowledgement was lost once.
+        self._inflight = {table: _read_inflight(queue) for table, queue in self.queues.items()}
         # rows of a batch the sender saw filling, and rows put since it last looked: the
         # producer wakes the sender only when a batch may be full (or a queue it saw empty
         # got rows), so it never spins re-reading a filling batch
@@ -212,15 +242,20 @@ class ClickHouseForwarder:
         if not items:
             self._first_seen.pop(table, None)
             return None
+        inflight = self._inflight[table]
+        if inflight is not None and all(item.end != inflight for item in items):
+            inflight = self._inflight[table] = None  # not in the queue (cut off as torn)
         batch: list[QueuedItem] = []
         rows = size = 0
         for item in items:
             (count,) = _ITEM_HEADER.unpack_from(item.payload)
-            if batch and rows + count > self._batch_rows:
+            if inflight is None and batch and rows + count > self._batch_rows:
                 break
             batch.append(item)
             rows += count
             size += len(item.payload)
+            if item.end == inflight:
+                return batch, rows  # the batch sent before, whatever arrived since
         now = time.monotonic()
         first = self._first_seen.setdefault(table, now)
         if not (flush or rows >= self._batch_rows or len(batch) < len(items)
@@ -257,6 +292,9 @@ class ClickHouseForwarder:
             data = pa.concat_tables([_decode(item.payload) for item in batch])
             # the same items resent (a lost acknowledgement, a restart) carry the same token
             first, last = batch[0].end, batch[-1].end
+            if self._inflight[table] != last:
+                _write_inflight(self.queues[table], last)
+                self._inflight[table] = last
             token = (f"{self._queue_id}:{table.decode()}:{first.segment}.{first.offset}:"
                      f"{last.segment}.{last.offset}")
             self._engine.insert(_TABLES[table], data, token=token)
@@ -273,6 +311,8 @@ class ClickHouseForwarder:
             self.stats.sent_rows += rows
             self.stats.sent_inserts += 1
         self.queues[table].commit(batch[-1].end, items=len(batch))
+        _write_inflight(self.queues[table], None)
+        self._inflight[table] = None
         self._failures = 0
         self._first_seen.pop(table, None)
         return 0.0

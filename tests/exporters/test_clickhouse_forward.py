@@ -166,6 +166,37 @@ def test_a_retry_after_a_lost_acknowledgement_stores_the_batch_once(
     forwarder.shutdown()
 
 
+def test_a_lost_acknowledgement_retried_after_more_rows_arrived_is_stored_once(
+    tmp_path: Path, engine: Engine
+) -> None:
+    flaky = _AckLostOnce(engine)
+    forwarder = _forwarder(tmp_path, lambda: flaky)  # batch_rows 1000
+    assert forwarder.enqueue(Records(_records(0, 600).spans, [], None))
+    assert forwarder.send_once(flush=True) not in (None, 0.0)  # stored, the caller saw an error
+    # more arrived before the retry: a batch regathered from the queue would now hold 1,000
+    # rows, a new token, and store the first 600 again
+    assert forwarder.enqueue(Records(_records(600, 400).spans, [], None))
+    while forwarder.send_once(flush=True) is not None:
+        pass
+    assert ClickHouseStore(engine).counts()["spans"] == 1000
+    forwarder.shutdown()
+
+
+def test_a_restart_resends_the_batch_in_flight_as_it_was(tmp_path: Path, engine: Engine) -> None:
+    flaky = _AckLostOnce(engine)
+    forwarder = _forwarder(tmp_path, lambda: flaky)
+    assert forwarder.enqueue(Records(_records(0, 600).spans, [], None))
+    assert forwarder.send_once(flush=True) not in (None, 0.0)  # stored; then the process ends
+    forwarder.shutdown()
+    again = _forwarder(tmp_path, lambda: engine)
+    assert again.enqueue(Records(_records(600, 400).spans, [], None))
+    while again.send_once(flush=True) is not None:
+        pass
+    assert ClickHouseStore(engine).counts()["spans"] == 1000
+    assert not (tmp_path / "queue" / "traces" / "inflight").exists()  # cleared once committed
+    again.shutdown()
+
+
 def test_the_sender_sleeps_while_a_batch_fills_and_wakes_when_it_is_full(
     tmp_path: Path, engine: Engine
 ) -> None:
