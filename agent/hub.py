@@ -39,6 +39,7 @@ from strata.agent.store.clickhouse.alerts import AlertLedger
 from strata.agent.store.clickhouse.engine import open_engine
 from strata.agent.store.clickhouse.store import ClickHouseStore
 from strata.agent.store.db import CostColumns
+from strata.agent.units import NS_PER_S
 from strata.analytics.attribution import IngestPricer
 from strata.analytics.pricing import PriceTable
 from strata.exporters.build import build_webhooks
@@ -105,7 +106,7 @@ class Hub:
         self.last_report: AnalysisReport | None = None  # of the periodic analysis
         self.webhooks = build_webhooks(settings)
         # A sender is live while it analyses: three missed intervals hand over the alerts.
-        live_ns = int(max(3 * settings.analyze_interval_s, 30.0) * 1e9)
+        live_ns = int(max(3 * settings.analyze_interval_s, 30.0) * NS_PER_S)
         self.alerts = AlertLedger(
             self.store.engine, f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}",
             live_ns=live_ns, started_ns=self.clock())

@@ -46,7 +46,7 @@ from strata.agent.model import Layer, Sample, SpanRecord
 from strata.agent.store import spans as span_store
 from strata.agent.store.costs import upsert_gpu_energy
 from strata.agent.store.db import DuckDBStore
-from strata.agent.store.samples import energy_counter_samples
+from strata.agent.store.samples import ENERGY_SIGNAL, energy_counter_samples
 from strata.agent.store.seam import DuckDBReports, ReportReads
 from strata.agent.units import HOUR_NS, MINUTE_NS, WH_PER_UNIT
 from strata.analytics.attribution import (
@@ -69,7 +69,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ENERGY_SIGNAL: Final = "gpu.energy.consumed"
 DEFAULT_PAD_NS: Final = 10 * MINUTE_NS  # how far to look for the bracketing energy samples
 MAX_SPAN_NS: Final = 6 * HOUR_NS  # longer GPU spans are not looked for before the window
 _COL = {name: i for i, name in enumerate(span_store.GPU_CANDIDATE_COLUMNS)}

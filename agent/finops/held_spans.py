@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from strata.agent.model import SpanRecord
+from strata.agent.store import meta_value, set_meta
 from strata.agent.store.db import CostColumns, DuckDBStore
 from strata.agent.store.spans import spans_received_between
 from strata.analytics.attribution import gpu_keys_of
@@ -73,10 +74,9 @@ class HeldSpans:
         self._store = store
         self._price = price
         self.hold_ns = hold_ns
-        found = store.cursor().execute("SELECT value FROM meta WHERE key = ?",
-                                       [MARK_KEY]).fetchall()
-        self.mark_ns = int(found[0][0]) if found else started_ns - 1  # marks are inclusive
-        if not found:  # stored now: a restart before anything is due keeps it
+        found = meta_value(store.cursor(), MARK_KEY)
+        self.mark_ns = started_ns - 1 if found is None else int(found)  # marks are inclusive
+        if found is None:  # stored now: a restart before anything is due keeps it
             self._set_mark(self.mark_ns)
 
     def forward_due(self, exporters: Sequence[Exporter[Records]], *, now_ns: int) -> int:
@@ -104,5 +104,4 @@ class HeldSpans:
     def _set_mark(self, received_ns: int) -> None:
         self.mark_ns = received_ns
         with self._store.transaction() as cur:
-            cur.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
-                        "value = excluded.value", [MARK_KEY, str(received_ns)])
+            set_meta(cur, MARK_KEY, str(received_ns))

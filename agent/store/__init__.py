@@ -13,3 +13,14 @@ def first_row(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
     has updated a row it could still see."""
     rows = result.fetchall()
     return rows[0] if rows else None
+
+
+def meta_value(cur: duckdb.DuckDBPyConnection, key: str) -> str | None:
+    """The value stored under *key* in ``meta``, or None."""
+    row = first_row(cur.execute("SELECT value FROM meta WHERE key = ?", [key]))
+    return None if row is None else str(row[0])
+
+
+def set_meta(cur: duckdb.DuckDBPyConnection, key: str, value: str) -> None:
+    """Store *value* under *key* in ``meta`` (replacing any)."""
+    cur.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])

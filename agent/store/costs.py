@@ -36,7 +36,7 @@ from typing import Any, Final
 
 import duckdb
 import pyarrow as pa
-from strata.agent.store import first_row
+from strata.agent.store import first_row, meta_value, set_meta
 from strata.agent.units import HOUR_NS
 
 __all__ = [
@@ -259,13 +259,12 @@ def _int(value: Any) -> int | None:
 
 def rollup_watermark(cur: duckdb.DuckDBPyConnection) -> int:
     """The received_ns up to which spans are in ``cost_hourly`` (-1: never refreshed)."""
-    row = first_row(cur.execute("SELECT value FROM meta WHERE key = ?", [ROLLUP_WATERMARK_KEY]))
-    return int(row[0]) if row else -1
+    value = meta_value(cur, ROLLUP_WATERMARK_KEY)
+    return -1 if value is None else int(value)
 
 
 def set_rollup_watermark(cur: duckdb.DuckDBPyConnection, received_ns: int) -> None:
-    cur.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [ROLLUP_WATERMARK_KEY,
-                                                              str(received_ns)])
+    set_meta(cur, ROLLUP_WATERMARK_KEY, str(received_ns))
 
 
 def spans_received_since(

@@ -16,6 +16,7 @@ from strata.agent.model import Layer, Sample
 from strata.agent.store.costs import ATTRIBUTE_KEY
 
 __all__ = [
+    "ENERGY_SIGNAL",
     "NOT_HISTOGRAM",
     "bucketed_samples",
     "clock_reason_fractions",
@@ -27,6 +28,9 @@ __all__ = [
     "samples_near",
 ]
 
+# The GPU energy counter's canonical name (DCGM's and Triton's counters map to it): what the
+# GPU pass and both engines' energy reads measure
+ENERGY_SIGNAL: Final = "gpu.energy.consumed"
 # SQL filter: not a histogram/summary part (those are read through their derived signals)
 NOT_HISTOGRAM: Final = (
     r"NOT regexp_matches(coalesce(canonical, name), '[._](bucket|count|sum|created)$')"

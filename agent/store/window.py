@@ -196,13 +196,10 @@ class Window:
             return priced, priced_n, {}
         position = {k: i for i, k in enumerate(keys)}
         group = np.fromiter((position.get(k, -1) for k in usage["gkey"]), np.int64, rows)
-        pair_ids: dict[tuple[str, str], int] = {}
-        pair = np.fromiter((pair_ids.setdefault((m, p), len(pair_ids))
-                            for m, p in zip(usage["model"], usage["provider"], strict=True)),
-                           np.int64, rows)
-        pairs = sorted(pair_ids)
-        rank = np.empty(len(pairs), np.int64)
-        rank[[pair_ids[p] for p in pairs]] = np.arange(len(pairs))
+        # (model, provider) pairs in sorted order (_SEP sorts before any printable character)
+        joined, pair = _factorize([f"{m}{_SEP}{p}" for m, p in
+                                   zip(usage["model"], usage["provider"], strict=True)])
+        pairs = [tuple(k.split(_SEP)) for k in joined]
         rates = [self._rates(provider, model) for model, provider in pairs]
         has_rate = np.array([r is not None for r in rates])
         rate_in = np.array([r[0] if r else 0.0 for r in rates])
@@ -210,14 +207,14 @@ class Window:
         bucket = (np.asarray(usage["bucket"], np.int64) - self.start_ns) // self.bucket_ns
         count = np.asarray(usage["n_tok"], float)
         known = group >= 0
-        hit = known & has_rate[rank[pair]]
+        hit = known & has_rate[pair]
         at = (group[hit], bucket[hit])
-        p = rank[pair[hit]]  # np.add.at adds in row order, as a loop over the rows would
+        p = pair[hit]  # np.add.at adds in row order, as a loop over the rows would
         np.add.at(priced, at, (np.asarray(usage["in_tok"], float)[hit] * rate_in[p]
                                + np.asarray(usage["out_tok"], float)[hit] * rate_out[p]) / 1e6)
         np.add.at(priced_n, at, count[hit])
         per_pair = np.zeros((len(keys), len(pairs)))
-        np.add.at(per_pair, (group[known], rank[pair[known]]), count[known])
+        np.add.at(per_pair, (group[known], pair[known]), count[known])
         best = per_pair.argmax(axis=1)
         names = {int(g): pairs[best[g]] for g in np.flatnonzero(per_pair.max(axis=1) > 0)}
         return priced, priced_n, names

@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Any, Final
 
 from strata.agent.store.clickhouse.engine import Engine, rows
+from strata.agent.store.samples import ENERGY_SIGNAL
 from strata.agent.units import MINUTE_NS, WH_PER_UNIT
 
-ENERGY_SIGNAL: Final = "gpu.energy.consumed"  # finops.gpu.ENERGY_SIGNAL (not importable here)
 # How far past the window to look for the reading that closes its last interval: the GPU
 # pass's DEFAULT_PAD_NS, so both close the same intervals.
 NEXT_READING_NS: Final = 10 * MINUTE_NS
