@@ -49,7 +49,8 @@ def start_agent(workdir: Path, *, module: str, config: Path | None = None,
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRATA_")}
     args = [sys.executable, "-m", module, *(["agent"] if cli else []),
             "--db", str(workdir / "agent.duckdb"), "--otlp-port", str(otlp),
-            "--api-port", str(api), "--log-level", "warning"]
+            "--api-port", str(api), "--otlp-grpc-port", "0",  # two agents: no shared 4317
+            "--log-level", "warning"]
     if config is not None:
         args += ["--config", str(config)]
     log = (workdir / "agent.log").open("ab")
