@@ -75,7 +75,8 @@ def edge_run(bodies: list[bytes], args: argparse.Namespace, workdir: Path, *,
     proc, otlp, _api = start_agent(workdir, module="strata.agent.cli", config=config,
                                    cli=True)
     try:
-        result = run_load(f"{otlp}/v1/traces", bodies, args.seconds, args.connections)
+        result = run_load(f"{otlp}/v1/traces", bodies, args.seconds, args.connections,
+                          proc.pid)
         result["rss_mib"], result["peak_rss_mib"] = rss_mib(proc.pid)
         if upstream_api is not None:
             result["upstream_at_end"] = span_count(upstream_api) - before
