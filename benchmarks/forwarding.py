@@ -121,11 +121,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--bodies", type=int, default=32)
+    parser.add_argument("--rate", type=float, default=40,
+                        help="payloads generated per second of load (the most it can send)")
     args = parser.parse_args()
     rng = random.Random(0)
     start_ns = time.time_ns() - 3600 * 10**9
-    bodies = [realistic_batch(rng, start_ns) for _ in range(args.bodies)]
+    count = int(args.seconds * args.rate)
+    # Each body is posted once, so a round needs enough for its seconds; each round its own
+    # (new span ids), or the shared upstream would count a later round's spans as stored.
+    rounds = [[realistic_batch(rng, start_ns + k * 10**9 // int(args.rate)) for k in range(count)]
+              for _ in range(args.rounds)]
+    bodies = rounds[0]
     print(f"payload: {SPANS_PER_BATCH} spans, {sum(map(len, bodies)) / len(bodies) / 1024:.0f} "
           f"KiB gzip per request; {args.rounds} rounds x {args.seconds:g} s per mode, "
           f"{args.connections} connections, {os.cpu_count()} CPUs", flush=True)
@@ -141,7 +147,7 @@ def main() -> None:
                 for mode in ("off", "queue", "on"):
                     on = mode == "on"
                     target = {"off": None, "queue": dead, "on": up_otlp}[mode]
-                    result = edge_run(bodies, args, root / f"{mode}-{i}",
+                    result = edge_run(rounds[i], args, root / f"{mode}-{i}",
                                       upstream_api=up_api if on else None,
                                       upstream_otlp=target)
                     runs[mode].append(result)
