@@ -22,6 +22,16 @@ SPAN_SCHEMA: Final = pa.schema([
     for c in SPAN_COLUMNS
 ])
 
+
+
+def trace_key_sql(trace_id: str) -> str:
+    """SQL for ``spans.trace_key`` of the trace id *trace_id* (a column or a parameter): its
+    first 15 hex digits as a BIGINT, NULL when they are not hex. Computed by DuckDB at insert
+    and at lookup, so the two cannot disagree; lookups compare it ``IS NOT DISTINCT FROM``
+    (a non-hex id has a NULL key) and then the id itself."""
+    return f"TRY_CAST('0x' || left({trace_id}, 15) AS BIGINT)"
+
+
 CostColumns = tuple[float | None, str | None, float | None, str | None, float | None]
 """(cost_usd, cost_source, energy_wh, energy_source, co2e_g) of one span."""
 
@@ -43,4 +53,4 @@ def _json_encoder() -> Callable[[Any], str]:
 json_text = _json_encoder()
 """The JSON text of an attribute, resource or label map, as the store keeps it."""
 
-__all__ = ["SPAN_COLUMNS", "SPAN_SCHEMA", "CostColumns", "json_text"]
+__all__ = ["SPAN_COLUMNS", "SPAN_SCHEMA", "CostColumns", "json_text", "trace_key_sql"]

@@ -25,14 +25,20 @@ from strata.agent.errors import StoreError
 from strata.agent.model import Deployment, LogRecord, Sample, SpanRecord
 from strata.agent.store import deployments as deployment_store
 from strata.agent.store import first_row
-from strata.agent.store.columns import SPAN_SCHEMA, json_text
+from strata.agent.store.columns import SPAN_SCHEMA, json_text, trace_key_sql
 from strata.agent.store.columns import CostColumns as CostColumns  # re-exported
 from strata.agent.store.logs import insert_logs
 from strata.agent.store.memory import DEFAULT_LIMIT_BYTES
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3  # v2: table anomalies; v3: table logs
+# DuckDB checkpoints when the WAL reaches this. Its default, 16 MiB, is about 15k spans:
+# at 20k spans/s a checkpoint a second, and each one stalls the commits behind it (230-880
+# ms measured), which doubled the store's cost per span (benchmarks/store_insert.py). 256
+# MiB is what RELIABILITY D3 replays after a crash within the memory cap; SIGTERM still
+# ends with a checkpoint.
+CHECKPOINT_THRESHOLD = "256MiB"
+SCHEMA_VERSION = 4  # v2: table anomalies; v3: table logs; v4: spans.trace_key, no index
 _SAMPLE_SCHEMA = pa.schema([
     ("time_ns", pa.int64()), ("name", pa.string()), ("canonical", pa.string()),
     ("layer", pa.string()), ("unit", pa.string()), ("value", pa.float64()),
@@ -132,14 +138,15 @@ def samples_to_arrow(samples: Sequence[Sample], received_ns: int) -> pa.Table:
 # (trace_id, span_id) once. The start_ns bounds let DuckDB's zone maps skip every row group
 # outside the batch's time span (bounds passed as constants, which DuckDB pushes into the
 # scan), so the check reads a few row groups, not the whole table.
-_INSERT_NEW_SPANS = """
+_INSERT_NEW_SPANS = f"""
 INSERT INTO spans
-SELECT * FROM (SELECT DISTINCT ON (trace_id, span_id) * FROM _span_batch) b
+SELECT *, {trace_key_sql("trace_id")}
+FROM (SELECT DISTINCT ON (trace_id, span_id) * FROM _span_batch) b
 WHERE NOT EXISTS (
     SELECT 1 FROM spans s
     WHERE s.trace_id = b.trace_id AND s.span_id = b.span_id
       AND s.start_ns BETWEEN ? AND ?)
-"""
+"""  # noqa: S608 - a fixed expression, no input
 
 
 class DuckDBStore:
@@ -167,6 +174,7 @@ class DuckDBStore:
                 config={
                     "memory_limit": f"{memory_limit_bytes}B",
                     "threads": threads,
+                    "checkpoint_threshold": CHECKPOINT_THRESHOLD,
                     "enable_external_access": False,
                     "autoinstall_known_extensions": False,
                     "autoload_known_extensions": False,
@@ -202,6 +210,9 @@ class DuckDBStore:
             cur.execute("BEGIN")
             for statement in filter(str.strip, ddl.split(";")):
                 cur.execute(statement)
+            # v4's key for the spans stored before it (once: later inserts compute it)
+            cur.execute(f"UPDATE spans SET trace_key = {trace_key_sql('trace_id')} "  # noqa: S608
+                        "WHERE trace_key IS NULL")
             cur.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                         [str(SCHEMA_VERSION)])
             cur.execute("COMMIT")

@@ -240,7 +240,8 @@ for b in range(int(sys.argv[2])):
       1700000000000000000 + range, 1700000000000000000 + range + 1000, 1000, 'ok', 'svc', NULL,
       'model', 'chat', 'openai', 'gpt-4o', 'gpt-4o', 100, 10, NULL, NULL, NULL, 'h', NULL, NULL,
       NULL, NULL, NULL, NULL, '{"app.blob":"' || repeat(md5(range::VARCHAR), 30) || '"}', '{}',
-      1700000000000000000 FROM range(?, ?)""", [b * per, (b + 1) * per])
+      1700000000000000000, TRY_CAST('0x' || left(md5(range::VARCHAR), 15) AS BIGINT)
+      FROM range(?, ?)""", [b * per, (b + 1) * per])
 os._exit(0)  # like kill -9: everything is only in the WAL
 '''
 

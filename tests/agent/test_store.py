@@ -138,6 +138,39 @@ def test_a_v1_store_is_migrated_on_open(tmp_path: Path) -> None:
     reopened.close()
 
 
+def test_a_v3_store_gets_trace_keys_and_loses_the_trace_id_index(tmp_path: Path) -> None:
+    """v4 replaced the ART index on spans(trace_id), which every checkpoint rewrote whole,
+    by the BIGINT trace_key: a v3 file's spans get their keys on open (else trace lookups,
+    which filter on the key, would miss them) and the index is dropped."""
+    path = tmp_path / "old.duckdb"
+    store = DuckDBStore(path)
+    store.write_batch([span(1, trace="0123456789abcdef" * 2), span(2, trace="f" * 32)])
+    with store.transaction() as cur:  # as a v3 agent left it
+        cur.execute("ALTER TABLE spans DROP COLUMN trace_key")
+        cur.execute("CREATE INDEX spans_trace_id ON spans (trace_id)")
+        cur.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    store.close()
+    reopened = DuckDBStore(path)
+    cur = reopened.cursor()
+    assert cur.execute("SELECT count(*) FROM duckdb_indexes() WHERE table_name = 'spans'"
+                       ).fetchone() == (0,)
+    assert cur.execute("SELECT trace_key FROM spans ORDER BY trace_key").fetchall() == [
+        (int("0123456789abcde", 16),), (int("f" * 15, 16),)]
+    assert [s["span_id"] for s in trace_spans(cur, "0123456789abcdef" * 2)] == [f"{1:016x}"]
+    reopened.close()
+
+
+def test_a_trace_whose_id_is_not_hex_is_still_found(store: DuckDBStore) -> None:
+    """Its key is NULL (the lookup compares keys with IS NOT DISTINCT FROM), and two traces
+    whose ids share the key's 15 digits stay apart (the id itself is compared too)."""
+    store.write_batch([span(1, trace="trace-from-a-test"), span(2, trace="a" * 31 + "b"),
+                       span(3, trace="a" * 32)])
+    cur = store.cursor()
+    assert [s["span_id"] for s in trace_spans(cur, "trace-from-a-test")] == [f"{1:016x}"]
+    assert [s["span_id"] for s in trace_spans(cur, "a" * 31 + "b")] == [f"{2:016x}"]
+    assert trace_spans(cur, "a" * 31 + "c") == []
+
+
 def test_a_failed_commit_is_not_rolled_back_twice(store: DuckDBStore) -> None:
     """A COMMIT that DuckDB refuses (here a real conflict: another transaction committed the
     same primary key first) raises that error itself, not "cannot rollback - no transaction
