@@ -25,11 +25,17 @@ SPAN_SCHEMA: Final = pa.schema([
 
 
 def trace_key_sql(trace_id: str) -> str:
-    """SQL for ``spans.trace_key`` of the trace id *trace_id* (a column or a parameter): its
-    first 15 hex digits as a BIGINT, NULL when they are not hex. Computed by DuckDB at insert
-    and at lookup, so the two cannot disagree; lookups compare it ``IS NOT DISTINCT FROM``
-    (a non-hex id has a NULL key) and then the id itself."""
+    """SQL for the ``trace_key`` column (of ``spans`` and ``logs``) of the trace id *trace_id*
+    (a column or a parameter): its first 15 hex digits as a BIGINT, NULL when they are not
+    hex. DuckDB computes it at insert and at lookup, so the two cannot disagree; lookups
+    compare it ``IS NOT DISTINCT FROM`` (a non-hex id has a NULL key), then the id itself."""
     return f"TRY_CAST('0x' || left({trace_id}, 15) AS BIGINT)"
+
+
+ONE_TRACE_SQL: Final = f"trace_key IS NOT DISTINCT FROM {trace_key_sql('?')} AND trace_id = ?"
+"""The rows of one trace (``spans`` or ``logs``), parameters (trace_id, trace_id): the BIGINT
+key narrows the scan to a row or two per million, where comparing every 32-character id
+costs about ten times as much."""
 
 
 CostColumns = tuple[float | None, str | None, float | None, str | None, float | None]
@@ -53,4 +59,5 @@ def _json_encoder() -> Callable[[Any], str]:
 json_text = _json_encoder()
 """The JSON text of an attribute, resource or label map, as the store keeps it."""
 
-__all__ = ["SPAN_COLUMNS", "SPAN_SCHEMA", "CostColumns", "json_text", "trace_key_sql"]
+__all__ = ["ONE_TRACE_SQL", "SPAN_COLUMNS", "SPAN_SCHEMA", "CostColumns", "json_text",
+           "trace_key_sql"]

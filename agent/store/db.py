@@ -210,9 +210,10 @@ class DuckDBStore:
             cur.execute("BEGIN")
             for statement in filter(str.strip, ddl.split(";")):
                 cur.execute(statement)
-            # v4's key for the spans stored before it (once: later inserts compute it)
-            cur.execute(f"UPDATE spans SET trace_key = {trace_key_sql('trace_id')} "  # noqa: S608
-                        "WHERE trace_key IS NULL")
+            # v4's key for the rows stored before it (once: later inserts compute it)
+            for table in ("spans", "logs"):
+                cur.execute(f"UPDATE {table} SET trace_key = {trace_key_sql('trace_id')} "  # noqa: S608
+                            "WHERE trace_key IS NULL")
             cur.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                         [str(SCHEMA_VERSION)])
             cur.execute("COMMIT")

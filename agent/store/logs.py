@@ -1,4 +1,4 @@
-"""The ``logs`` table: OTLP log records and GenAI events (schema v3).
+"""The ``logs`` table: OTLP log records and GenAI events (schema v3; v4: ``trace_key``).
 
 ``insert_logs`` runs inside ``DuckDBStore.write_batch``'s transaction; the reads take a
 cursor. Every value from a caller is a bound parameter.
@@ -13,6 +13,7 @@ from typing import Any, Final
 import duckdb
 import pyarrow as pa
 from strata.agent.model import LogRecord
+from strata.agent.store.columns import ONE_TRACE_SQL, trace_key_sql
 
 __all__ = ["TRACE_LOG_COLUMNS", "insert_logs", "trace_logs"]
 
@@ -54,7 +55,7 @@ def insert_logs(cur: duckdb.DuckDBPyConnection, logs: Sequence[LogRecord],
         "received_ns": [received_ns] * len(logs),
     }, schema=_SCHEMA)
     cur.register("_log_batch", table)
-    cur.execute("INSERT INTO logs SELECT * FROM _log_batch")
+    cur.execute(f"INSERT INTO logs SELECT *, {trace_key_sql('trace_id')} FROM _log_batch")  # noqa: S608
     cur.unregister("_log_batch")
 
 
@@ -63,8 +64,8 @@ def trace_logs(cur: duckdb.DuckDBPyConnection, trace_id: str) -> list[dict[str, 
     decoded; a record stored twice (a client resent a committed batch) is returned once."""
     rows = cur.execute(
         f"SELECT DISTINCT {', '.join(TRACE_LOG_COLUMNS)} FROM logs "  # noqa: S608 - fixed
-        "WHERE trace_id = ? ORDER BY time_ns, span_id, event_name",
-        [trace_id],
+        f"WHERE {ONE_TRACE_SQL} ORDER BY time_ns, span_id, event_name",
+        [trace_id, trace_id],
     ).fetchall()
     out = []
     for row in rows:

@@ -169,8 +169,10 @@ CREATE TABLE IF NOT EXISTS logs (
     attributes VARCHAR NOT NULL,        -- JSON object, content redacted unless capture is on
     resource VARCHAR NOT NULL,          -- JSON object
     span_event BOOLEAN NOT NULL,        -- an event of a span (sent with traces), not a log
-    received_ns BIGINT NOT NULL
+    received_ns BIGINT NOT NULL,
+    trace_key BIGINT                    -- as spans.trace_key
 );
 
--- Trace detail looks a trace's logs up by trace_id.
-CREATE INDEX IF NOT EXISTS logs_trace_id ON logs (trace_id);
+-- Trace detail looks a trace's logs up as its spans (v1-v3: an index, like spans').
+DROP INDEX IF EXISTS logs_trace_id;
+ALTER TABLE logs ADD COLUMN IF NOT EXISTS trace_key BIGINT;

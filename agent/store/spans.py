@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 from strata.agent.model import Layer, SpanRecord
 from strata.agent.store import first_row
-from strata.agent.store.columns import CostColumns, trace_key_sql
+from strata.agent.store.columns import ONE_TRACE_SQL, CostColumns
 from strata.agent.units import HOUR_NS
 
 __all__ = [
@@ -168,16 +168,11 @@ def list_traces(
     ))
 
 
-# One trace's spans, parameters (trace_id, trace_id): the BIGINT key narrows the scan to a
-# row or two per million, where comparing every 32-character id costs ten times as much.
-_ONE_TRACE: Final = f"trace_key IS NOT DISTINCT FROM {trace_key_sql('?')} AND trace_id = ?"
-
-
 def trace_spans(cur: duckdb.DuckDBPyConnection, trace_id: str) -> list[dict[str, Any]]:
     """Every span of one trace, in start order, attributes decoded."""
     rows = cur.execute(
         f"SELECT {', '.join(TRACE_SPAN_COLUMNS)} FROM spans "  # noqa: S608 - fixed column list
-        f"WHERE {_ONE_TRACE} ORDER BY start_ns, span_id",
+        f"WHERE {ONE_TRACE_SQL} ORDER BY start_ns, span_id",
         [trace_id, trace_id],
     ).fetchall()
     spans = []
@@ -190,7 +185,7 @@ def trace_spans(cur: duckdb.DuckDBPyConnection, trace_id: str) -> list[dict[str,
 
 def span_resources(cur: duckdb.DuckDBPyConnection, trace_id: str) -> dict[str, str]:
     """span_id -> resource (JSON text) of every span of one trace."""
-    rows = cur.execute(f"SELECT span_id, resource FROM spans WHERE {_ONE_TRACE}",  # noqa: S608
+    rows = cur.execute(f"SELECT span_id, resource FROM spans WHERE {ONE_TRACE_SQL}",  # noqa: S608
                        [trace_id, trace_id])
     return dict(rows.fetchall())
 

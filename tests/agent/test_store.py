@@ -10,8 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 from strata.agent.errors import StoreError
-from strata.agent.model import Deployment, Layer, Sample, SpanRecord
+from strata.agent.model import Deployment, Layer, LogRecord, Sample, SpanRecord
 from strata.agent.store.db import SCHEMA_VERSION, DuckDBStore
+from strata.agent.store.logs import trace_logs
 from strata.agent.store.spans import list_traces, trace_spans
 
 
@@ -138,25 +139,29 @@ def test_a_v1_store_is_migrated_on_open(tmp_path: Path) -> None:
     reopened.close()
 
 
-def test_a_v3_store_gets_trace_keys_and_loses_the_trace_id_index(tmp_path: Path) -> None:
-    """v4 replaced the ART index on spans(trace_id), which every checkpoint rewrote whole,
-    by the BIGINT trace_key: a v3 file's spans get their keys on open (else trace lookups,
-    which filter on the key, would miss them) and the index is dropped."""
+def test_a_v3_store_gets_trace_keys_and_loses_the_trace_id_indexes(tmp_path: Path) -> None:
+    """v4 replaced the ART indexes on spans(trace_id) and logs(trace_id), which every
+    checkpoint rewrote whole, by the BIGINT trace_key: a v3 file's rows get their keys on
+    open (else trace lookups, which filter on the key, would miss them) and the indexes go."""
     path = tmp_path / "old.duckdb"
+    trace = "0123456789abcdef" * 2
     store = DuckDBStore(path)
-    store.write_batch([span(1, trace="0123456789abcdef" * 2), span(2, trace="f" * 32)])
+    store.write_batch([span(1, trace=trace), span(2, trace="f" * 32)], logs=[
+        LogRecord(5, "rag-api", event_name="exception", trace_id=trace, span_id=f"{1:016x}")])
     with store.transaction() as cur:  # as a v3 agent left it
-        cur.execute("ALTER TABLE spans DROP COLUMN trace_key")
-        cur.execute("CREATE INDEX spans_trace_id ON spans (trace_id)")
+        for table in ("spans", "logs"):
+            cur.execute(f"ALTER TABLE {table} DROP COLUMN trace_key")
+            cur.execute(f"CREATE INDEX {table}_trace_id ON {table} (trace_id)")
         cur.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     store.close()
     reopened = DuckDBStore(path)
     cur = reopened.cursor()
-    assert cur.execute("SELECT count(*) FROM duckdb_indexes() WHERE table_name = 'spans'"
-                       ).fetchone() == (0,)
+    assert cur.execute("SELECT count(*) FROM duckdb_indexes() WHERE table_name IN "
+                       "('spans', 'logs')").fetchone() == (0,)
     assert cur.execute("SELECT trace_key FROM spans ORDER BY trace_key").fetchall() == [
         (int("0123456789abcde", 16),), (int("f" * 15, 16),)]
-    assert [s["span_id"] for s in trace_spans(cur, "0123456789abcdef" * 2)] == [f"{1:016x}"]
+    assert [s["span_id"] for s in trace_spans(cur, trace)] == [f"{1:016x}"]
+    assert [r["event_name"] for r in trace_logs(cur, trace)] == ["exception"]
     reopened.close()
 
 
