@@ -1,6 +1,6 @@
 """Query latency of the FinOps and trace views on a large store (issue 5).
 
-Builds a DuckDB store (real schema, indexes and rollup) in a temporary directory with
+Builds a DuckDB store (real schema, trace keys and rollup) in a temporary directory with
 ``--spans`` spans (default 10M, 5 per trace, over 8 days) and ``--samples`` samples (default
 50M: 128 GPUs x 6 signals, 16 vLLM servers x 4, 8 vector-DB shards x 3, evenly over the same
 8 days), generated as Arrow tables with numpy and inserted in time order. Then it measures:
@@ -37,6 +37,7 @@ from strata.agent.api import cost, traces
 from strata.agent.config import Settings
 from strata.agent.finops.report import refresh_cost_rollup, summarize
 from strata.agent.runner import Agent
+from strata.agent.store.columns import trace_key_sql
 from strata.agent.store.costs import cost_report
 from strata.agent.store.db import DuckDBStore
 from strata.agent.store.seam import DuckDBReports
@@ -225,7 +226,8 @@ def sample_batch(rng: np.random.Generator, series: dict[str, list[Any]], steps: 
 def insert(store: DuckDBStore, table_name: str, batch: pa.Table) -> None:
     with store.transaction() as cur:
         cur.register("_bench_batch", batch)
-        cur.execute(f"INSERT INTO {table_name} BY NAME SELECT * FROM _bench_batch")  # noqa: S608
+        key = f", {trace_key_sql('trace_id')} AS trace_key" if table_name == "spans" else ""
+        cur.execute(f"INSERT INTO {table_name} BY NAME SELECT *{key} FROM _bench_batch")  # noqa: S608
         cur.unregister("_bench_batch")
 
 
@@ -308,7 +310,7 @@ def main() -> None:
             "SELECT trace_id FROM (SELECT trace_id FROM spans WHERE cost_source = 'gpu_time') "
             "USING SAMPLE reservoir(100 ROWS) REPEATABLE (1)").fetchall()]
         warm, gpu_traces = gpu_traces[:20], gpu_traces[20:]
-        for trace_id in warm:  # a running agent has the index's upper levels cached
+        for trace_id in warm:  # a running agent has recently read row groups cached
             correlate_trace(DuckDBReports(agent.store), trace_spans(cur, trace_id))
         it = iter(gpu_traces * 4)
 

@@ -27,15 +27,17 @@ SPAN_SCHEMA: Final = pa.schema([
 def trace_key_sql(trace_id: str) -> str:
     """SQL for the ``trace_key`` column (of ``spans`` and ``logs``) of the trace id *trace_id*
     (a column or a parameter): its first 15 hex digits as a BIGINT, NULL when they are not
-    hex. DuckDB computes it at insert and at lookup, so the two cannot disagree; lookups
-    compare it ``IS NOT DISTINCT FROM`` (a non-hex id has a NULL key), then the id itself."""
+    hex. DuckDB computes it at insert and at lookup, so the two cannot disagree."""
     return f"TRY_CAST('0x' || left({trace_id}, 15) AS BIGINT)"
 
 
-ONE_TRACE_SQL: Final = f"trace_key IS NOT DISTINCT FROM {trace_key_sql('?')} AND trace_id = ?"
-"""The rows of one trace (``spans`` or ``logs``), parameters (trace_id, trace_id): the BIGINT
+ONE_TRACE_SQL: Final = (f"(trace_key = {trace_key_sql('?')} OR trace_key IS NULL) "
+                        "AND trace_id = ?")
+"""The rows of one trace (``spans`` or ``logs``), parameters (trace_id, trace_id). The BIGINT
 key narrows the scan to a row or two per million, where comparing every 32-character id
-costs about ten times as much."""
+costs about ten times as much; then the id itself is compared. A row without a key (a
+non-hex id, or one inserted by a path that did not compute it) is still found, only slower.
+DuckDB drops the ``IS NULL`` arm for row groups whose statistics say they hold no NULL."""
 
 
 CostColumns = tuple[float | None, str | None, float | None, str | None, float | None]
