@@ -7,10 +7,10 @@ through ``DuckDBStore.write_batch`` until ``--spans``. Layouts, each on a new fi
 
 - ``v3``: schema v3's ART index on ``spans(trace_id)`` and DuckDB's default 16 MiB
   checkpoint threshold;
-- ``v4-16MiB``: no index (lookups filter on ``trace_key``), the default threshold;
-- ``v4``: no index and the store's threshold (``db.CHECKPOINT_THRESHOLD``).
+- ``v4@N``: no index (lookups filter on ``trace_key``), checkpoint threshold N MiB (the
+  store's is ``db.CHECKPOINT_THRESHOLD_BYTES``).
 
-    .venv/bin/python benchmarks/store_insert.py --spans 2000000
+    .venv/bin/python benchmarks/store_insert.py --spans 2000000 --layouts v3 v4@16 v4@256
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def fresh(table: pa.Table, shift_ns: int) -> pa.Table:
 
 
 def run(layout: str, spans: int, tables: list[pa.Table], workdir: Path) -> dict[str, object]:
-    db.CHECKPOINT_THRESHOLD = "16MiB" if layout in ("v3", "v4-16MiB") else THRESHOLD
+    mib = 16 if layout == "v3" else int(layout.partition("@")[2])
+    db.CHECKPOINT_THRESHOLD_BYTES = mib * 2**20
     store = db.DuckDBStore(workdir / f"{layout}.duckdb")
     if layout == "v3":
         store.cursor().execute("CREATE INDEX spans_trace_id ON spans (trace_id)")
@@ -104,14 +105,11 @@ def run(layout: str, spans: int, tables: list[pa.Table], workdir: Path) -> dict[
     }
 
 
-THRESHOLD = db.CHECKPOINT_THRESHOLD
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=2_000_000)
-    parser.add_argument("--layouts", nargs="+", default=["v3", "v4-16MiB", "v4"],
-                        choices=["v3", "v4-16MiB", "v4"])
+    parser.add_argument("--layouts", nargs="+",
+                        default=["v3", "v4@16", f"v4@{db.CHECKPOINT_THRESHOLD_BYTES >> 20}"])
     args = parser.parse_args()
     tables = request_tables(16)
     with tempfile.TemporaryDirectory(dir=REPO) as tmp:

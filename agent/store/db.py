@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 # ms measured), which doubled the store's cost per span (benchmarks/store_insert.py). 256
 # MiB is what RELIABILITY D3 replays after a crash within the memory cap; SIGTERM still
 # ends with a checkpoint.
-CHECKPOINT_THRESHOLD = "256MiB"
+CHECKPOINT_THRESHOLD_BYTES = 256 * 2**20
 SCHEMA_VERSION = 4  # v2: table anomalies; v3: table logs; v4: spans.trace_key, no index
 _SAMPLE_SCHEMA = pa.schema([
     ("time_ns", pa.int64()), ("name", pa.string()), ("canonical", pa.string()),
@@ -174,7 +174,7 @@ class DuckDBStore:
                 config={
                     "memory_limit": f"{memory_limit_bytes}B",
                     "threads": threads,
-                    "checkpoint_threshold": CHECKPOINT_THRESHOLD,
+                    "checkpoint_threshold": f"{CHECKPOINT_THRESHOLD_BYTES}B",
                     "enable_external_access": False,
                     "autoinstall_known_extensions": False,
                     "autoload_known_extensions": False,
