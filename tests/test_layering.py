@@ -253,3 +253,12 @@ def test_import_strata_agent_is_light(tmp_path: Path) -> None:
             "assert not heavy, heavy; assert threading.active_count() == 1")
     result = run_fresh(code, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_decode_worker_loads_no_duckdb(tmp_path: Path) -> None:
+    """What a decode worker process imports (the decoder, and the pricer it unpickles) loads
+    no DuckDB: each worker would hold its ~15 MiB for nothing (issue 18)."""
+    code = ("import sys, strata.agent.ingest.decoding, strata.analytics.attribution; "
+            "assert 'duckdb' not in sys.modules, 'duckdb'")
+    result = run_fresh(code, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
