@@ -23,7 +23,6 @@ SPAN_SCHEMA: Final = pa.schema([
 ])
 
 
-
 def trace_key_sql(trace_id: str) -> str:
     """SQL for the ``trace_key`` column (of ``spans`` and ``logs``) of the trace id *trace_id*
     (a column or a parameter): its first 15 hex digits as a BIGINT, NULL when they are not
