@@ -20,7 +20,6 @@ deduplication stores once.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import struct
 import threading
@@ -39,7 +38,7 @@ from strata.agent.store.clickhouse.rows import SAMPLE_TABLE, SPAN_TABLE, samples
 from strata.agent.store.clickhouse.store import migrate
 from strata.exporters.base import ExportResult, Records
 from strata.exporters.delivery import Backoff, Worker
-from strata.exporters.disk_queue import Cursor, DiskQueue, QueuedItem
+from strata.exporters.disk_queue import Cursor, DiskQueue, QueuedItem, read_cursor, write_cursor
 
 if TYPE_CHECKING:
     from strata.agent.store.db import CostColumns
@@ -71,25 +70,17 @@ class ClickHouseForwarderStats:
 
 def _read_inflight(queue: DiskQueue) -> Cursor | None:
     """The end of the batch *queue*'s sender had sent but not committed, if any."""
-    try:
-        segment, offset = (queue.directory / "inflight").read_text("ascii").split()
-    except (FileNotFoundError, ValueError):
-        return None
-    return Cursor(int(segment), int(offset))
+    return read_cursor(queue.directory / "inflight")
 
 
 def _write_inflight(queue: DiskQueue, end: Cursor | None) -> None:
-    """Persist (fsync, then rename) or clear the end of the batch about to be sent."""
+    """Persist (as the queue persists its commits) or clear the end of the batch about to be
+    sent."""
     path = queue.directory / "inflight"
     if end is None:
         path.unlink(missing_ok=True)
-        return
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="ascii") as handle:
-        handle.write(f"{end.segment} {end.offset}\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+    else:
+        write_cursor(path, end, fsync=queue.fsync)
 
 
 def _queue_id(directory: Path) -> str:

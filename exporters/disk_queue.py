@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["Cursor", "DiskQueue", "DiskQueueStats", "QueuedItem"]
+__all__ = ["Cursor", "DiskQueue", "DiskQueueStats", "QueuedItem", "read_cursor", "write_cursor"]
 
 logger = logging.getLogger(__name__)
 
@@ -122,12 +122,7 @@ class DiskQueue:
         return head
 
     def _read_committed(self) -> Cursor | None:
-        try:
-            text = (self.directory / "committed").read_text(encoding="ascii")
-            segment, offset = (int(x) for x in text.split())
-        except (FileNotFoundError, ValueError, UnicodeDecodeError):
-            return None
-        return Cursor(segment, offset) if segment >= 0 and offset >= 0 else None
+        return read_cursor(self.directory / "committed")
 
     def _validate(self, segment: int) -> int:
         """Length of the valid prefix of *segment*; a corrupt tail is cut off and counted."""
@@ -259,12 +254,7 @@ class DiskQueue:
 
     def commit(self, end: Cursor, *, items: int = 1) -> None:
         """Consume everything before *end* (persisted before returning)."""
-        tmp = self.directory / "committed.tmp"
-        tmp.write_text(f"{end.segment} {end.offset}\n", encoding="ascii")
-        if self.fsync:
-            with tmp.open("rb+") as handle:
-                os.fsync(handle.fileno())
-        tmp.replace(self.directory / "committed")
+        write_cursor(self.directory / "committed", end, fsync=self.fsync)
         with self._lock:
             self._head = end
             self.stats.committed_items += items
@@ -284,6 +274,25 @@ class DiskQueue:
             self._closed = True
             os.close(self._write_fd)
             self._nonempty.notify_all()
+
+
+def read_cursor(path: Path) -> Cursor | None:
+    """The cursor ``write_cursor`` stored at *path*, or None (missing or unreadable)."""
+    try:
+        segment, offset = (int(x) for x in path.read_text(encoding="ascii").split())
+    except (FileNotFoundError, ValueError, UnicodeDecodeError):
+        return None
+    return Cursor(segment, offset) if segment >= 0 and offset >= 0 else None
+
+
+def write_cursor(path: Path, cursor: Cursor, *, fsync: bool) -> None:
+    """Store *cursor* at *path* atomically: write a temporary file, fsync it, rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"{cursor.segment} {cursor.offset}\n", encoding="ascii")
+    if fsync:
+        with tmp.open("rb+") as handle:
+            os.fsync(handle.fileno())
+    tmp.replace(path)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import duckdb
-from strata.agent.store import first_row
+from strata.agent.store import meta_value
 
 __all__ = [
     "ANOMALY_COLUMNS",
@@ -37,8 +37,8 @@ def insert_anomalies(cur: duckdb.DuckDBPyConnection, rows: Sequence[Sequence[Any
 
 def scored_until(cur: duckdb.DuckDBPyConnection) -> int | None:
     """The stored scoring watermark: every bucket before it was scored (None: never)."""
-    row = first_row(cur.execute("SELECT value FROM meta WHERE key = ?", [WATERMARK_KEY]))
-    return int(row[0]) if row else None
+    value = meta_value(cur, WATERMARK_KEY)
+    return None if value is None else int(value)
 
 
 def advance_watermark(cur: duckdb.DuckDBPyConnection, scored_until_ns: int) -> None:
