@@ -262,3 +262,12 @@ def test_a_decode_worker_loads_no_duckdb(tmp_path: Path) -> None:
             "assert 'duckdb' not in sys.modules, 'duckdb'")
     result = run_fresh(code, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_agent_loads_scikit_learn_only_to_fit_a_forest(tmp_path: Path) -> None:
+    """The multivariate outlier detector imports scikit-learn at its first fit, which needs a
+    day of traffic: ~24 MiB an agent would otherwise hold from its start."""
+    code = ("import sys, strata.agent.runner, strata.analytics.detectors; "
+            "assert 'sklearn' not in sys.modules, 'sklearn'")
+    result = run_fresh(code, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]

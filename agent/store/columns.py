@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Final
 
+import orjson
 import pyarrow as pa
 
 SPAN_COLUMNS: Final = (
@@ -44,7 +45,7 @@ CostColumns = tuple[float | None, str | None, float | None, str | None, float | 
 
 
 
-def _json_encoder() -> Callable[[Any], str]:
+def _stdlib_encoder() -> Callable[[Any], str]:
     """Compact JSON text (non-ASCII kept, unknown types as ``str``) from one reused C
     encoder: ``json.dumps`` with these options builds a new encoder on every call, a third
     of its cost on an attribute map. No circular-reference check: the values are decoded
@@ -57,8 +58,23 @@ def _json_encoder() -> Callable[[Any], str]:
     return lambda value: join(encode(value, 0))
 
 
-json_text = _json_encoder()
-"""The JSON text of an attribute, resource or label map, as the store keeps it."""
+_stdlib_json_text = _stdlib_encoder()
+
+
+def json_text(value: Any) -> str:
+    """The JSON text of an attribute, resource or label map, as the store keeps it: compact,
+    non-ASCII kept, unknown types as ``str``.
+
+    orjson writes it, about 8x faster than the stdlib's C encoder (once per span on the
+    ingest path). What orjson refuses (an int past 64 bits, a lone surrogate, a key that is
+    not a string) goes to the stdlib's encoder, and so does any text with a ``null`` in it:
+    orjson writes NaN and infinities as null, where the store keeps them as DuckDB's JSON
+    reads them (``NaN``, ``Infinity``)."""
+    try:
+        text = orjson.dumps(value, default=str)
+    except orjson.JSONEncodeError:
+        return _stdlib_json_text(value)
+    return _stdlib_json_text(value) if b"null" in text else text.decode()
 
 __all__ = ["ONE_TRACE_SQL", "SPAN_COLUMNS", "SPAN_SCHEMA", "CostColumns", "json_text",
            "trace_key_sql"]

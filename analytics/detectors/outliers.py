@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.ensemble import IsolationForest
 from strata.agent.model import Finding, Layer
 from strata.agent.units import DAY_NS
 from strata.analytics.baseline import _first_run
@@ -30,6 +29,10 @@ _FEATURES = (("data", "p95"), ("model", "p95"), ("model", "tokens"),
 def fit_and_score(train: np.ndarray, test: np.ndarray) -> np.ndarray:
     """Outlier scores of *test* rows (higher = stranger) from a forest fitted on *train*,
     relative to the strangest training row (> 0: stranger than anything seen)."""
+    # Imported at the first fit, not with the agent: scikit-learn's ensemble adds ~24 MiB to
+    # the agent, which a stack without a full day of two-layer traffic never needs.
+    from sklearn.ensemble import IsolationForest
+
     center = np.median(train, axis=0)
     scale = np.maximum(np.median(np.abs(train - center), axis=0) * 1.4826, 1e-9)
     forest = IsolationForest(n_estimators=25, random_state=0)  # info only: cheap is enough

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 from strata.agent.errors import StoreError
 from strata.agent.model import Deployment, Layer, LogRecord, Sample, SpanRecord
-from strata.agent.store.db import SCHEMA_VERSION, DuckDBStore
+from strata.agent.store.db import SCHEMA_VERSION, DuckDBStore, spans_to_arrow
 from strata.agent.store.logs import trace_logs
 from strata.agent.store.spans import list_traces, trace_spans
 
@@ -62,6 +62,16 @@ def test_a_resent_span_is_stored_once(store: DuckDBStore) -> None:
     rows = store.cursor().execute(
         "SELECT trace_id, span_id, count(*) FROM spans GROUP BY ALL ORDER BY ALL").fetchall()
     assert rows == [("a" * 32, f"{i:016x}", 1) for i in (1, 2, 3)] + [("b" * 32, f"{1:016x}", 1)]
+
+
+def test_a_span_in_two_requests_of_one_commit_is_stored_once(store: DuckDBStore) -> None:
+    """D8 for decode workers' tables: a sender's retry can share a group commit with its
+    original, so the same span arrives in two Arrow tables of one ``write_batch``."""
+    request = spans_to_arrow([span(1), span(2)], 0)
+    store.write_batch(span_tables=[request, request, spans_to_arrow([span(3)], 0)])
+    rows = store.cursor().execute(
+        "SELECT span_id, count(*) FROM spans GROUP BY ALL ORDER BY ALL").fetchall()
+    assert rows == [(f"{i:016x}", 1) for i in (1, 2, 3)]
 
 
 def test_external_file_access_is_disabled(store: DuckDBStore) -> None:
