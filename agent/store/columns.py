@@ -76,5 +76,6 @@ def json_text(value: Any) -> str:
         return _stdlib_json_text(value)
     return _stdlib_json_text(value) if b"null" in text else text.decode()
 
+
 __all__ = ["ONE_TRACE_SQL", "SPAN_COLUMNS", "SPAN_SCHEMA", "CostColumns", "json_text",
            "trace_key_sql"]
