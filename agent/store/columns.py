@@ -44,7 +44,6 @@ CostColumns = tuple[float | None, str | None, float | None, str | None, float | 
 """(cost_usd, cost_source, energy_wh, energy_source, co2e_g) of one span."""
 
 
-
 def _stdlib_encoder() -> Callable[[Any], str]:
     """Compact JSON text (non-ASCII kept, unknown types as ``str``) from one reused C
     encoder: ``json.dumps`` with these options builds a new encoder on every call, a third
