@@ -266,8 +266,26 @@ def test_a_decode_worker_loads_no_duckdb(tmp_path: Path) -> None:
 
 def test_the_agent_loads_scikit_learn_only_to_fit_a_forest(tmp_path: Path) -> None:
     """The multivariate outlier detector imports scikit-learn at its first fit, which needs a
-    day of traffic: ~24 MiB an agent would otherwise hold from its start."""
+    day of traffic: ~70 MiB an agent would otherwise hold from its start."""
     code = ("import sys, strata.agent.runner, strata.analytics.detectors; "
             "assert 'sklearn' not in sys.modules, 'sklearn'")
+    result = run_fresh(code, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_deploy_detectors_run_without_scipy_stats(tmp_path: Path) -> None:
+    """The deploy and pooled detectors take their tails from scipy.special: scipy.stats
+    would add ~46 MiB to the agent."""
+    code = ("import sys, numpy as np, strata.agent.runner\n"
+            "from strata.analytics.detectors import deploys, pooled\n"
+            "failed = np.zeros(600, dtype=bool)\n"
+            "failed[0] = True\n"  # the type is known, so the rate (not novelty) test decides
+            "failed[500:] = np.arange(100) % 2 == 0\n"
+            "types = np.where(failed, 'E', '').astype(object)\n"
+            "assert pooled.error_episodes(failed, types)\n"
+            "verdict = deploys.error_verdict('errors', failed[:500], types[:500], failed[500:],\n"
+            "                                types[500:], np.arange(100))\n"
+            "assert verdict is not None\n"
+            "assert 'scipy.stats' not in sys.modules, 'scipy.stats'\n")
     result = run_fresh(code, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -34,8 +34,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.special import ndtr  # type: ignore[import-untyped]
-from scipy.stats import beta, binom  # type: ignore[import-untyped]
+
+# scipy.special, not scipy.stats: the distributions' functions themselves (what
+# binom.sf/cdf and beta.ppf call), without the ~46 MiB that scipy.stats adds to the agent.
+from scipy.special import bdtr, bdtrc, betaincinv, ndtr  # type: ignore[import-untyped]
 from strata.agent.model import Finding, Layer
 from strata.agent.units import DAY_NS, HOUR_NS
 from strata.analytics.base import format_value
@@ -77,7 +79,7 @@ def rate_bound(failed: np.ndarray) -> float:
     errors = int(failed.sum())
     if errors >= len(failed):
         return 1.0
-    return float(beta.ppf(0.95, errors + 1, len(failed) - errors))
+    return float(betaincinv(errors + 1, len(failed) - errors, 0.95))  # beta.ppf
 
 
 def greater_p(new: np.ndarray, old: np.ndarray) -> float:
@@ -154,10 +156,10 @@ def error_verdict(
         rate = errors / n
         if errors < MIN_ERRORS or rate < old_rate + MIN_ERROR_DELTA or rate < 2 * old_rate:
             continue
-        p = min(binom.sf(errors - 1, n, p_old), binom.sf(novel - 1, n, p_unseen) if novel
-                else 1.0)
+        p = min(bdtrc(errors - 1, n, p_old), bdtrc(novel - 1, n, p_unseen) if novel
+                else 1.0)  # binom.sf
         half = n // 2
-        if p < ALPHA and binom.cdf(int(new_failed[:half].sum()), half, rate) >= ONSET_P:
+        if p < ALPHA and bdtr(int(new_failed[:half].sum()), half, rate) >= ONSET_P:  # cdf
             return Verdict("errors", signal, "1", old_rate, rate, int(ends[n - 1]))
     return None
 

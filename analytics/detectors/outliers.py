@@ -29,8 +29,9 @@ _FEATURES = (("data", "p95"), ("model", "p95"), ("model", "tokens"),
 def fit_and_score(train: np.ndarray, test: np.ndarray) -> np.ndarray:
     """Outlier scores of *test* rows (higher = stranger) from a forest fitted on *train*,
     relative to the strangest training row (> 0: stranger than anything seen)."""
-    # Imported at the first fit, not with the agent: scikit-learn's ensemble adds ~24 MiB to
-    # the agent, which a stack without a full day of two-layer traffic never needs.
+    # Imported at the first fit, not with the agent: scikit-learn's ensemble (with the
+    # scipy.stats it imports) adds ~70 MiB to the agent, which a stack without a full day of
+    # two-layer traffic never needs.
     from sklearn.ensemble import IsolationForest
 
     center = np.median(train, axis=0)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.stats import binom  # type: ignore[import-untyped]
+from scipy.special import bdtrc  # type: ignore[import-untyped]  # binom.sf; see deploys
 from strata.agent.model import Finding, Layer
 from strata.analytics.base import format_value
 from strata.analytics.baseline import Episode  # request indexes here, not buckets
@@ -171,11 +171,11 @@ def _test_errors(failed: np.ndarray, type_of: np.ndarray, first_seen: dict[str, 
         errors = int(head.sum())
         return (len(head) == CURRENT and errors >= MIN_ERRORS
                 and errors / CURRENT >= max(old_rate + MIN_ERROR_DELTA, 2 * old_rate)
-                and binom.sf(errors - 1, CURRENT, bound) < ALPHA)
+                and bdtrc(errors - 1, CURRENT, bound) < ALPHA)
 
     head = np.flatnonzero(failed[i - CURRENT:i]) + i - CURRENT
     novel = sum(1 for j in head if first_seen[type_of[j]] >= i - CURRENT)
-    p_novel = binom.sf(novel - 1, CURRENT, 0.5 / (i - CURRENT + 1)) if novel else 1.0
+    p_novel = bdtrc(novel - 1, CURRENT, 0.5 / (i - CURRENT + 1)) if novel else 1.0
     if novel >= MIN_ERRORS and p_novel < ALPHA_NOVEL:
         detect = i
     elif rate_passes(i) and rate_passes(i + CONFIRM):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.stats import mannwhitneyu
+from scipy.stats import beta, mannwhitneyu
 from strata.analytics.detectors.deploys import error_verdict, greater_p, looks, rate_bound
 
 
@@ -26,6 +26,15 @@ def test_rate_bound_is_the_upper_bound_not_the_observed_rate() -> None:
     some = np.zeros(100, dtype=bool)
     some[:5] = True
     assert 0.05 < rate_bound(some) < 0.12
+
+
+@pytest.mark.parametrize(("errors", "n"), [(0, 8), (1, 8), (5, 100), (37, 240), (299, 300)])
+def test_rate_bound_is_scipy_beta_quantile(errors: int, n: int) -> None:
+    """The Clopper-Pearson bound from scipy.special's inverse incomplete beta, which the
+    detector uses instead of scipy.stats, equals scipy.stats' beta.ppf."""
+    failed = np.arange(n) < errors
+    assert rate_bound(failed) == pytest.approx(beta.ppf(0.95, errors + 1, n - errors),
+                                               rel=1e-12)
 
 
 def test_looks_grow_by_half_and_end_with_everything() -> None:
