@@ -33,7 +33,12 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 from strata.agent.errors import ConfigError
 from strata.agent.model import SpanRecord
-from strata.agent.store.clickhouse.engine import ClickHouseError, Engine, open_engine
+from strata.agent.store.clickhouse.engine import (
+    ClickHouseError,
+    Engine,
+    chdb_session,
+    open_engine,
+)
 from strata.agent.store.clickhouse.rows import SAMPLE_TABLE, SPAN_TABLE, samples_table, spans_table
 from strata.agent.store.clickhouse.store import migrate
 from strata.exporters.base import ExportResult, Records
@@ -140,6 +145,8 @@ class ClickHouseForwarder:
             msg = (f"[forward.clickhouse] batch_rows must be at least {MIN_BATCH_ROWS}, "
                    f"got {batch_rows}")
             raise ConfigError(msg)
+        if connect is None and target.startswith("chdb:"):
+            chdb_session()  # a missing chdb is a startup error, not a retry loop
         # one queue per table: a batch is a prefix of one queue, whatever the other holds
         self.queues = {table: DiskQueue(Path(queue_dir) / name, max_bytes=max_queue_bytes // 2,
                                         fsync=fsync)

@@ -17,6 +17,7 @@ The rule, lowest layer first:
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -24,6 +25,8 @@ import tomllib
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
+
+from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 FOLDERS = ("agent", "analytics", "collectors", "exporters")
@@ -289,3 +292,38 @@ def test_the_deploy_detectors_run_without_scipy_stats(tmp_path: Path) -> None:
             "assert 'scipy.stats' not in sys.modules, 'scipy.stats'\n")
     result = run_fresh(code, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_chdb_and_so_pandas_are_an_extra_not_a_requirement() -> None:
+    """chdb requires pandas, which pyarrow imports at its first array once installed: ~30 MiB
+    in every agent, ~45 MiB in every decode worker. Only ``strata-agent[chdb]`` brings it."""
+    requires = importlib.metadata.requires("strata-agent") or []
+    chdb = [r for r in requires if r.split(";")[0].strip().startswith("chdb")]
+    assert chdb, requires
+    assert all('extra == "chdb"' in r for r in chdb), chdb
+    assert not any(r.startswith("pandas") and ";" not in r for r in requires), requires
+
+
+def test_a_chdb_target_without_chdb_says_how_to_install_it(tmp_path: Path) -> None:
+    """Without chdb, ``--clickhouse chdb:DIR`` and a forwarder to ``chdb:DIR`` stop at
+    start-up with the pip command (not a retry loop), and the CLI exits with its error code."""
+    code = ("import runpy, sys\n"
+            "sys.modules['chdb'] = None  # as if not installed: importing it fails\n"
+            "from strata.agent.store.clickhouse.engine import ClickHouseError, open_engine\n"
+            "from strata.exporters.clickhouse_forward import ClickHouseForwarder\n"
+            "for attempt in (lambda: open_engine('chdb:' + sys.argv[1] + '/ch'),\n"
+            "                lambda: ClickHouseForwarder('chdb:' + sys.argv[1] + '/ch',\n"
+            "                                            sys.argv[1] + '/queue', start=False)):\n"
+            "    try:\n"
+            "        attempt()\n"
+            "    except ClickHouseError as exc:\n"
+            "        assert \"pip install 'strata-agent[chdb]'\" in str(exc), exc\n"
+            "    else:\n"
+            "        raise AssertionError('no error without chdb')\n"
+            "sys.argv = ['strata', 'hub', '--clickhouse', 'chdb:' + sys.argv[1] + '/ch',\n"
+            "            '--otlp-port', sys.argv[2], '--api-port', sys.argv[3],\n"
+            "            '--otlp-grpc-port', '0']\n"
+            "runpy.run_module('strata.agent.cli', run_name='__main__')\n")
+    result = run_fresh(code, tmp_path, str(tmp_path), str(free_port()), str(free_port()))
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])  # the CLI's error
+    assert "strata-agent[chdb]" in result.stdout + result.stderr, result.stderr[-2000:]

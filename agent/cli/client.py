@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 __all__ = ["DEFAULT_API", "ApiOption", "TokenOption", "api_call", "api_get", "api_post",
            "fail"]
@@ -29,7 +30,8 @@ err_console = Console(stderr=True)
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print *message* as an error; the caller raises the returned ``typer.Exit``."""
-    err_console.print(f"[bold red]error:[/] {message}")
+    # escaped: messages name config sections ("[forward.clickhouse] ..."), not markup
+    err_console.print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code)
 
 

@@ -107,6 +107,22 @@ def param_text(value: Any) -> str:
     return str(int(value) if isinstance(value, bool) else value)
 
 
+def chdb_session() -> Any:
+    """chdb's ``session`` module, imported here (heavy: only where chdb is used).
+
+    Raises:
+        ClickHouseError: chdb is not installed; it is an optional dependency, since it (and
+            the pandas it requires) would add ~30-45 MiB to every agent and decode worker.
+    """
+    try:
+        from chdb import session
+    except ImportError:
+        msg = ("chdb:DIR needs chdb, an optional dependency: "
+               "pip install 'strata-agent[chdb]'")
+        raise ClickHouseError(msg) from None
+    return session
+
+
 class ChdbEngine:
     """ClickHouse's engine in this process, its data in *directory*.
 
@@ -114,8 +130,7 @@ class ChdbEngine:
     """
 
     def __init__(self, directory: str | Path, database: str = "otel") -> None:
-        from chdb import session  # heavy: only where chdb is used
-
+        session = chdb_session()
         self.database = database
         Path(directory).mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock = threading.Lock()
