@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from strata.agent.config import load
 from strata.agent.errors import ConfigError
-from strata.agent.store.columns import SPAN_SCHEMA
+from strata.agent.model import SpanRecord
 from strata.agent.store.db import DuckDBStore
 from strata.agent.store.memory import container_limit_bytes, duckdb_limit_bytes
+
+from tests.agent.store.rows import span
 
 MIB = 1024**2
 
@@ -54,22 +55,11 @@ def test_store_opens_with_the_limit(tmp_path: Path) -> None:
     assert setting[0] in ("200.0 MiB", "209.7 MB"), setting
 
 
-def _wide_spans(batch: int, count: int) -> pa.Table:
-    """*count* spans of ~1 KiB each (random attribute text), the store's columns."""
-    start = 1_700_000_000 * 10**9 + batch * count
-    columns = {field.name: pa.nulls(count, field.type) for field in SPAN_SCHEMA}
-    columns.update(
-        trace_id=pa.array([os.urandom(16).hex() for _ in range(count)]),
-        span_id=pa.array([os.urandom(8).hex() for _ in range(count)]),
-        name=pa.array(["chat"] * count), kind=pa.array(["client"] * count),
-        start_ns=pa.array(range(start, start + count), pa.int64()),
-        end_ns=pa.array(range(start + 1, start + count + 1), pa.int64()),
-        duration_ns=pa.array([1] * count, pa.int64()), status=pa.array(["ok"] * count),
-        service=pa.array(["svc"] * count), layer=pa.array(["model"] * count),
-        attributes=pa.array([f'{{"note":"{os.urandom(480).hex()}"}}' for _ in range(count)]),
-        resource=pa.array(['{"service.name":"svc"}'] * count),
-        received_ns=pa.array([start] * count, pa.int64()))
-    return pa.table(columns, schema=SPAN_SCHEMA)
+def _wide_spans(batch: int, count: int) -> list[SpanRecord]:
+    """*count* spans of ~1 KiB each (random attribute text)."""
+    return [span(os.urandom(8).hex(), batch * count + i, batch * count + i + 1,
+                 trace=os.urandom(16).hex(), attributes={"note": os.urandom(480).hex()})
+            for i in range(count)]
 
 
 def test_rows_not_yet_checkpointed_spill_past_the_limit(tmp_path: Path) -> None:
@@ -78,7 +68,7 @@ def test_rows_not_yet_checkpointed_spill_past_the_limit(tmp_path: Path) -> None:
     what docs/operations.md tells operators to size the agent by."""
     store = DuckDBStore(tmp_path / "s.duckdb", memory_limit_bytes=64 * MIB)
     for batch in range(12):  # ~130 MiB of WAL: past the limit, short of the checkpoint
-        store.write_batch(span_tables=[_wide_spans(batch, 10_000)])
+        store.write_batch(_wide_spans(batch, 10_000))
     with store._con.cursor() as cur:
         held = cur.execute("SELECT memory_usage_bytes, temporary_storage_bytes "
                            "FROM duckdb_memory() WHERE tag = 'IN_MEMORY_TABLE'").fetchone()
