@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,14 @@ from strata.agent.store.incidents import insert_incident
 from strata.agent.store.recovery import open_with_recovery, recovery_incident
 
 logger = logging.getLogger(__name__)
+
+# The GIL's turn in the agent process (not the hub's: not measured there). A DuckDB or
+# pyarrow call releases the GIL and takes it back several times, about sixteen for one group
+# commit; while another thread runs Python, each take waits out that thread's turn. At
+# CPython's 5 ms, a commit that takes 9 ms alone took 103 ms beside one busy thread; at
+# 0.5 ms, 22 ms (benchmarks/commit_beside_python.py). Chosen on tuning runs, checked on
+# others: docs/benchmarks.md, "Issue 18: the GIL's turn".
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 __all__ = ["RunningServer", "StoreWatchdog", "bind", "check_exposure", "is_loopback",
            "open_agent", "serve", "serve_hub", "start_in_thread"]
@@ -149,6 +158,7 @@ def serve(settings: Settings, *, on_ready: object = None) -> None:
     """Run the agent until SIGTERM/SIGINT. Prints the bound ports once ready."""
     preflight(settings)
     os.umask(0o077)  # the WAL, quarantine and queue files hold the same data as the DB
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     otlp_sock = bind(settings.host, settings.otlp_port)
     api_sock = bind(settings.host, settings.api_port)
     agent = open_agent(settings)

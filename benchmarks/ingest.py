@@ -2,9 +2,11 @@
 
 Starts a real `strata agent` on a temporary DuckDB, then a separate load process posts
 gzip'd protobuf batches of realistic GenAI spans over a few keep-alive connections for a
-fixed time. Reports acked spans/s, p50/p99 request latency, the agent's peak RSS, and checks
-that every acked span is queryable through the API afterwards. With ``--phoenix`` it sends
-the same payloads to Arize Phoenix (its default SQLite store) as the peer.
+fixed time. Reports acked spans/s, p50/p99 request latency, the agent's peak RSS (and peak
+PSS, sampled every 0.25 s: with decode workers, the pages they share with the agent are
+counted once), and checks that every acked span is queryable through the API afterwards.
+With ``--phoenix`` it sends the same payloads to Arize Phoenix (its default SQLite store) as
+the peer.
 
 Every request carries new trace ids (the agent stores a resent span once, so cycling a few
 payloads would measure deduplication, not ingest), and each payload's spans start a little
@@ -158,6 +160,18 @@ def rss_mib(pid: int) -> tuple[float, float]:
     return current, peak
 
 
+def pss_mib(pid: int) -> float:
+    """Proportional set size of *pid* and its child processes in MiB: the pages they share
+    (a decode worker maps the same libraries as the agent) are split between them, where the
+    sum of their RSS counts them in each."""
+    total = 0
+    for proc in (pid, *children(pid)):
+        for line in Path(f"/proc/{proc}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
 def cpu_s(pid: int) -> float:
     """CPU seconds (user + system) used so far by *pid* and its live child processes."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -184,11 +198,23 @@ def run_load(url: str, bodies: list[bytes], seconds: float, connections: int,
     queue: mp.Queue = mp.Queue()  # type: ignore[type-arg]
     proc = mp.Process(target=load_process, args=(url, bodies, seconds, connections, queue))
     cpu_before = cpu_s(server_pid)
+    peak_pss = [0.0]
+    done = threading.Event()
+
+    def sample_pss() -> None:
+        while not done.wait(0.25):
+            peak_pss[0] = max(peak_pss[0], pss_mib(server_pid))
+
+    sampler = threading.Thread(target=sample_pss, daemon=True)
     started = time.monotonic()
     proc.start()
+    sampler.start()
     results = queue.get()
     proc.join()
+    done.set()
+    sampler.join()
     result = summarize(results, time.monotonic() - started, len(bodies))
+    result["peak_pss_mib"] = peak_pss[0]
     spent = cpu_s(server_pid) - cpu_before
     result["server_cpu_s"] = spent
     result["server_cpu_us_per_span"] = spent / max(result["acked_spans"], 1) * 1e6
@@ -379,8 +405,10 @@ def main() -> None:
                              "(the figures named spans are then points)")
     parser.add_argument("--decode-workers", type=int, nargs="+", default=[0],
                         help="[agent] decode_workers; several values run one after another")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="of the payloads (models, services, sizes, start times)")
     args = parser.parse_args()
-    rng = random.Random(0)
+    rng = random.Random(args.seed)
     start_ns = time.time_ns() - 3600 * 10**9
     count = int(args.seconds * args.rate)
     print(f"generating {count} payloads ...", flush=True)

@@ -154,6 +154,25 @@ _INSERT_NEW_SPANS_ONCE = _NEW_SPANS.format(
     batch="(SELECT DISTINCT ON (trace_id, span_id) * FROM _span_batch)")
 
 
+def _insert_spans(cur: duckdb.DuckDBPyConnection, span_table: pa.Table) -> None:
+    """Insert the spans not stored yet (``_NEW_SPANS``), in the caller's transaction. (After
+    a failed insert the view is left for the next batch to replace: an aborted transaction
+    refuses even the unregister.)"""
+    cur.register("_span_batch", span_table)
+    bounds = pc.min_max(span_table["start_ns"])
+    repeats = span_table.group_by(["trace_id", "span_id"]).aggregate(
+        []).num_rows < span_table.num_rows
+    cur.execute(_INSERT_NEW_SPANS_ONCE if repeats else _INSERT_NEW_SPANS,
+                [bounds["min"].as_py(), bounds["max"].as_py()])
+    cur.unregister("_span_batch")
+
+
+def _insert_samples(cur: duckdb.DuckDBPyConnection, sample_table: pa.Table) -> None:
+    cur.register("_sample_batch", sample_table)
+    cur.execute("INSERT INTO samples SELECT * FROM _sample_batch")
+    cur.unregister("_sample_batch")
+
+
 class DuckDBStore:
     """The agent's DuckDB file: schema, group-committed writes, retention, row counts.
 
@@ -283,20 +302,21 @@ class DuckDBStore:
         sample_table = samples_to_arrow(samples, received_ns) if samples else None
         with self._write_lock:
             cur = self.cursor()
+            if not deployments and not logs and (span_table is None or sample_table is None):
+                # Spans alone, or samples alone, are one statement: its own transaction in
+                # auto-commit, durable when it returns. BEGIN and COMMIT each take the GIL
+                # back several times, each time waiting out another thread's turn with it.
+                if span_table is not None:
+                    _insert_spans(cur, span_table)
+                if sample_table is not None:
+                    _insert_samples(cur, sample_table)
+                return
             cur.execute("BEGIN")
             try:
                 if span_table is not None:
-                    cur.register("_span_batch", span_table)
-                    bounds = pc.min_max(span_table["start_ns"])
-                    repeats = span_table.group_by(["trace_id", "span_id"]).aggregate(
-                        []).num_rows < span_table.num_rows
-                    cur.execute(_INSERT_NEW_SPANS_ONCE if repeats else _INSERT_NEW_SPANS,
-                                [bounds["min"].as_py(), bounds["max"].as_py()])
-                    cur.unregister("_span_batch")
+                    _insert_spans(cur, span_table)
                 if sample_table is not None:
-                    cur.register("_sample_batch", sample_table)
-                    cur.execute("INSERT INTO samples SELECT * FROM _sample_batch")
-                    cur.unregister("_sample_batch")
+                    _insert_samples(cur, sample_table)
                 for d in deployments:
                     deployment_store.insert_deployment(cur, d, received_ns)
                 insert_logs(cur, logs, received_ns)

@@ -14,8 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 from packaging.version import Version
+from strata.agent.server import GIL_SWITCH_INTERVAL_S
 
-from tests.conftest import LiveAgent
+from tests.conftest import LiveAgent, launch_agent
 from tests.otlp_factory import genai_attributes, make_span, trace_request
 from tests.waiting import loose
 
@@ -107,3 +108,18 @@ def test_installed_dependencies_are_past_known_cves(package: str) -> None:
     if isinstance(floor, dict):
         floor = floor.get(installed.major, "0")
     assert installed >= Version(floor), f"{package} {installed} < {floor}"
+
+
+def test_the_agent_process_takes_short_gil_turns(tmp_path: Path) -> None:
+    """The agent sets its GIL switch interval (DuckDB's calls wait out other threads' turns:
+    docs/benchmarks.md, "the GIL's turn"), read from the real process at its exit by a
+    sitecustomize hook."""
+    hook, seen = tmp_path / "hook", tmp_path / "interval.txt"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import atexit, sys\n"
+        f"atexit.register(lambda: open({str(seen)!r}, 'w').write(repr(sys.getswitchinterval())))\n")
+    path = os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")]))
+    live = launch_agent(tmp_path, env={"PYTHONPATH": path})
+    assert live.stop() == 0
+    assert float(seen.read_text()) == GIL_SWITCH_INTERVAL_S != sys.getswitchinterval()
