@@ -19,7 +19,7 @@ from strata.collectors.scrape import PrometheusScrapeCollector
 
 from tests.collectors.conftest import FixtureServer, free_port
 from tests.conftest import ensure_apt_binary
-from tests.waiting import wait_until
+from tests.waiting import responds, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -96,6 +96,8 @@ def _wait_all_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     def all_up() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"prometheus exited: {log.read_text()[-2000:]}")
+        if responds(f"{url}/-/ready") != 200:
+            return False  # it listens before its TSDB is open; the API answers 503 until then
         try:
             result = query(url, "count(up == 1)")
         except httpx.TransportError:
