@@ -18,6 +18,7 @@ after the previous one's, as live traffic does.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import multiprocessing as mp
@@ -203,7 +204,9 @@ def run_load(url: str, bodies: list[bytes], seconds: float, connections: int,
 
     def sample_pss() -> None:
         while not done.wait(0.25):
-            peak_pss[0] = max(peak_pss[0], pss_mib(server_pid))
+            # a process that exits between listing and reading skips one sample
+            with contextlib.suppress(OSError):
+                peak_pss[0] = max(peak_pss[0], pss_mib(server_pid))
 
     sampler = threading.Thread(target=sample_pss, daemon=True)
     started = time.monotonic()

@@ -155,9 +155,9 @@ _INSERT_NEW_SPANS_ONCE = _NEW_SPANS.format(
 
 
 def _insert_spans(cur: duckdb.DuckDBPyConnection, span_table: pa.Table) -> None:
-    """Insert the spans not stored yet (``_NEW_SPANS``), in the caller's transaction. (After
-    a failed insert the view is left for the next batch to replace: an aborted transaction
-    refuses even the unregister.)"""
+    """Insert the spans not stored yet (``_NEW_SPANS``): in the caller's transaction, or in
+    auto-commit as one of its own. (After a failed insert the view is left for the next batch
+    to replace: an aborted transaction refuses even the unregister.)"""
     cur.register("_span_batch", span_table)
     bounds = pc.min_max(span_table["start_ns"])
     repeats = span_table.group_by(["trace_id", "span_id"]).aggregate(
