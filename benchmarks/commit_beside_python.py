@@ -13,7 +13,6 @@ thread, divided by its time alone, counts those waits.
 from __future__ import annotations
 
 import argparse
-import gzip
 import random
 import sys
 import tempfile
@@ -39,8 +38,8 @@ def request_tables(count: int) -> list[pa.Table]:
     rng = random.Random(0)
     start = time.time_ns() - 3600 * 10**9
     policy = IngestPolicy(salt="0" * 32)
-    return [decode_traces(gzip.decompress(realistic_batch(rng, start + k * 25_000_000)), "",
-                          as_json=False, policy=policy, limit=1 << 30, price=None).span_table
+    return [decode_traces(realistic_batch(rng, start + k * 25_000_000), "gzip", as_json=False,
+                          policy=policy, limit=1 << 30, price=None).span_table
             for k in range(count)]
 
 
